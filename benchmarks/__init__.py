@@ -1,0 +1,1 @@
+"""Latency and throughput measurements: ``python -m benchmarks.NAME``."""

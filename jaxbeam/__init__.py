@@ -1,0 +1,57 @@
+"""jaxbeam: BERT4beam (learned MU-MISO beamforming) in JAX.
+
+The functional core re-exported here is the public API of ``shared/DESIGN.md``::
+
+    import jaxbeam as jb
+    H = jb.rayleigh(key, (B,), K, N)
+    W = jb.rzf(H, P, sigma2)
+    jb.sum_rate(H, W, sigma2)
+"""
+
+from jaxbeam import models  # noqa: F401  (jb.models.BERT, DESIGN.md)
+from jaxbeam.channels import csi_error, rayleigh
+from jaxbeam.power import gpa, project_power
+from jaxbeam.precoders import mrt, rzf, zf
+from jaxbeam.solvers import maxmin_exact, sca, wmmse, wmmse_init, wmmse_step
+from jaxbeam.tokenize import antenna_tokens, user_tokens
+from jaxbeam.utility import (
+    TASKS,
+    energy_efficiency,
+    gains,
+    min_rate,
+    performance,
+    rates,
+    sinr,
+    sum_rate,
+    transmit_power,
+    utility,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TASKS",
+    "antenna_tokens",
+    "csi_error",
+    "energy_efficiency",
+    "gains",
+    "gpa",
+    "maxmin_exact",
+    "min_rate",
+    "mrt",
+    "performance",
+    "project_power",
+    "rates",
+    "rayleigh",
+    "rzf",
+    "sca",
+    "sinr",
+    "sum_rate",
+    "transmit_power",
+    "user_tokens",
+    "utility",
+    "wmmse",
+    "wmmse_init",
+    "wmmse_step",
+    "zf",
+]

@@ -1,0 +1,3 @@
+from jaxbeam.cli import main
+
+raise SystemExit(main())

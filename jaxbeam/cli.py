@@ -1,0 +1,174 @@
+"""The ``jaxbeam`` command: one subcommand per job (``jaxbeam SUBCOMMAND --help``).
+
+User mistakes (bad values, missing files) end in a one-line error and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs; printed without a traceback."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+# ------------------------------------------------------------------------------------------------- linear
+def _linear(args) -> int:
+    import jax
+
+    import jaxbeam as jb
+    from jaxbeam.evaluate import linear_baselines, markdown_table
+
+    t0 = time.perf_counter()
+    key = jax.random.key(args.seed)
+    rows = []
+    for K, N in ((6, 12), (8, 16)):
+        H = jb.rayleigh(jax.random.fold_in(key, 100 * K + N), (args.samples,), K, N)
+        for P in args.P:
+            res = linear_baselines(H, P, args.sigma2, args.Pc)
+            for name in (n for n in ("mrt", "zf", "rzf") if n in res):
+                u = res[name]
+                rows.append((f"({K}, {N})", P, name.upper(), *(float(u[t].mean()) for t in jb.TASKS)))
+    table = markdown_table(["(K, N)", "P [W]", "precoder", "SR", "MR", "EE"], rows)
+    print(
+        f"Mean utilities of the linear precoders over {args.samples} Rayleigh channels per setting "
+        f"(sigma2 = {args.sigma2}, Pc = {args.Pc}; SR, MR in bit/s/Hz, EE in bit/s/Hz/W)\n"
+    )
+    print(table)
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _add_linear(sub) -> None:
+    p = sub.add_parser(
+        "linear",
+        help="mean SR / MR / EE of the closed-form precoders (MRT, ZF, RZF), in seconds",
+        description=(
+            "Print the mean SR / MR / EE of the MRT, ZF and RZF precoders over Rayleigh channels at the "
+            "paper's settings ((K, N) in {(6, 12), (8, 16)}, P in {1, 2, 3})."
+        ),
+        epilog="example: jaxbeam linear --samples 2000 --P 1 2 3",
+    )
+    p.add_argument("--samples", type=_positive_int, default=2000, help="channels per setting (default 2000)")
+    p.add_argument("--P", type=_positive_float, nargs="+", default=[1.0, 2.0, 3.0], help="power budgets [W]")
+    p.add_argument("--sigma2", type=_positive_float, default=0.1, help="noise power [W] (default 0.1)")
+    p.add_argument("--Pc", type=_positive_float, default=0.5, help="circuit power [W] (default 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=_linear)
+
+
+# -------------------------------------------------------------------------------------------------- label
+def _label(args) -> int:
+    from jaxbeam.labels import SOLVERS, generate_labels
+
+    solver = args.solver
+    if solver is not None and solver not in SOLVERS[args.utility]:
+        raise UserError(f"--solver for --utility {args.utility} must be one of {', '.join(SOLVERS[args.utility])}")
+    try:
+        labels = generate_labels(
+            args.out,
+            args.utility,
+            args.K,
+            args.N,
+            args.P,
+            args.samples,
+            args.seed,
+            sigma2=args.sigma2,
+            Pc=args.Pc,
+            tol=args.tol,
+            solver=solver,
+            chunk_size=args.chunk,
+            progress=not args.no_progress,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    m = labels.meta
+    means = ", ".join(f"P = {p} W: {u:.4f}" for p, u in m["mean_utility"].items())
+    print(f"wrote {len(labels)} {args.utility.upper()} labels ({m['solver']}, tol {m['tol']}) to {args.out}")
+    print(f"mean utility: {means}")
+    return 0
+
+
+def _add_label(sub) -> None:
+    p = sub.add_parser(
+        "label",
+        help="make a label data set with the batched solvers (chunked, resumable)",
+        description=(
+            "Solve SAMPLES Rayleigh channels per power level with the label solver of the utility "
+            "(SR: WMMSE, MR and EE: SCA) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
+            "numpy.load or jaxbeam.data.load_labels). Chunks are sharded over all local devices and saved "
+            "as they finish: run the same command again after an interruption to resume."
+        ),
+        epilog="example: jaxbeam label --utility sr --K 6 --N 12 --P 1 2 3 --samples 80000 --seed 0 --out data/sr_6_12",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--utility", choices=["sr", "mr", "ee"], required=True, help="system utility")
+    p.add_argument("--K", type=_positive_int, default=6, help="users")
+    p.add_argument("--N", type=_positive_int, default=12, help="transmit antennas")
+    p.add_argument("--P", type=_positive_float, nargs="+", default=[1.0, 2.0, 3.0], help="power budgets [W]")
+    p.add_argument("--samples", type=_positive_int, default=80000, help="samples per power level")
+    p.add_argument("--seed", type=int, default=0, help="channel and split seed")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--sigma2", type=_positive_float, default=0.1, help="noise power [W]")
+    p.add_argument("--Pc", type=_positive_float, default=0.5, help="circuit power [W] (EE)")
+    p.add_argument("--tol", type=_positive_float, default=1e-4, help="solver convergence tolerance")
+    p.add_argument(
+        "--solver", default=None, help="sr: wmmse|sca, mr: sca|exact, ee: sca (default: wmmse for sr, else sca)"
+    )
+    p.add_argument("--chunk", type=_positive_int, default=4096, help="samples per chunk (unit of resume)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_label)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxbeam", description="BERT4beam in JAX: learned beamforming, label solvers and experiments."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    from jaxbeam import cli_jobs
+
+    for add in cli_jobs.SUBCOMMANDS + _SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+# Each entry adds one subcommand; later jobs (label, pretrain, ...) append theirs here.
+_SUBCOMMANDS = [_add_linear, _add_label]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"jaxbeam {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\njaxbeam {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

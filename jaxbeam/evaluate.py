@@ -1,0 +1,62 @@
+"""Evaluation helpers shared by the CLI, experiments and benchmarks (training-shell side).
+
+``linear_baselines`` computes every utility of the closed-form precoders on one batch in a single
+jitted call; ``markdown_table`` renders rows of results for the terminal and for README/results files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from jaxbeam import precoders
+from jaxbeam.utility import TASKS, utility
+
+LINEAR = ("mrt", "zf", "rzf")
+
+
+@partial(jax.jit, static_argnames=("names",))
+def linear_baselines(H, P, sigma2=0.1, Pc=0.5, *, names: Sequence[str] = LINEAR, mask=None):
+    """Utilities of closed-form precoders: ``{name: {task: (...,) array}}``.
+
+    ZF is skipped (absent from the result) when ``K > N``, where it does not exist.
+    """
+    out = {}
+    K, N = H.shape[-2:]
+    for name in names:
+        if name == "mrt":
+            W = precoders.mrt(H, P, mask=mask)
+        elif name == "zf":
+            if K > N:
+                continue
+            W = precoders.zf(H, P, mask=mask)
+        elif name == "rzf":
+            W = precoders.rzf(H, P, sigma2, mask=mask)
+        else:
+            raise ValueError(f"names must be drawn from {LINEAR}; got {name!r}")
+        out[name] = {task: utility(task, H, W, sigma2, Pc, mask) for task in TASKS}
+    return out
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], floatfmt: str = ".3f") -> str:
+    """A GitHub-flavoured markdown table; floats formatted with ``floatfmt``."""
+
+    def fmt(v):
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            return format(float(v), floatfmt)
+        return str(v)
+
+    cells = [[str(h) for h in header]] + [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def mean(x) -> float:
+    return float(jnp.mean(x))

@@ -1,0 +1,111 @@
+r"""Small batched linear algebra written in plain XLA ops (no LAPACK custom calls).
+
+The beamforming problems here only ever need K x K Hermitian positive-definite systems with K
+of a few to a few tens. ``jnp.linalg.solve`` dispatches each to a LAPACK custom call on CPU, which in
+jaxlib 0.10 is slow for large batches of tiny matrices and, with two such calls in one jitted
+program, can deadlock XLA's CPU thread pool. Gauss-Jordan elimination as one ``fori_loop`` of K
+vectorised rank-1 updates avoids both, runs the same on CPU, GPU and TPU, and differentiates
+(forward and reverse) like any other loop.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def hpd_solve(A: jax.Array, B: jax.Array) -> jax.Array:
+    r"""Solve ``A X = B`` for Hermitian positive-definite ``A``, batched.
+
+    Gauss-Jordan elimination without pivoting (stable for HPD matrices: every pivot is a
+    Schur complement of ``A``, hence real and positive).
+
+    Args:
+      A: ``(..., K, K)`` Hermitian positive definite (real symmetric also works).
+      B: ``(..., K, M)`` right-hand sides.
+
+    Returns:
+      ``(..., K, M)``, the dtype of ``A`` and ``B`` combined.
+    """
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"A must be square (..., K, K); got shape {A.shape}")
+    if B.ndim < 2 or B.shape[-2] != A.shape[-1]:
+        raise ValueError(f"B must have shape (..., K={A.shape[-1]}, M); got shape {B.shape}")
+    K = A.shape[-1]
+    dtype = jnp.result_type(A.dtype, B.dtype)
+    batch = jnp.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    M = jnp.concatenate(
+        [
+            jnp.broadcast_to(A, batch + A.shape[-2:]).astype(dtype),
+            jnp.broadcast_to(B, batch + B.shape[-2:]).astype(dtype),
+        ],
+        axis=-1,
+    )
+    rows = jnp.arange(K)
+
+    def eliminate(j, M):
+        pivot_row = lax.dynamic_index_in_dim(M, j, axis=-2, keepdims=False)  # (..., K + m)
+        pivot = lax.dynamic_index_in_dim(pivot_row, j, axis=-1, keepdims=True)  # (..., 1)
+        pivot_row = pivot_row / pivot
+        col = lax.dynamic_index_in_dim(M, j, axis=-1, keepdims=False)  # (..., K)
+        col = jnp.where(rows == j, 0, col)  # the pivot row itself is replaced, not reduced
+        M = M - col[..., :, None] * pivot_row[..., None, :]
+        return jnp.where((rows == j)[:, None], pivot_row[..., None, :], M)
+
+    M = lax.fori_loop(0, K, eliminate, M, unroll=K <= 16)
+    return M[..., K:]
+
+
+def hpd_solve_batch_minor(A: jax.Array, B: jax.Array) -> jax.Array:
+    r""":func:`hpd_solve` laid out for large batches of tiny systems (same result, same requirements).
+
+    Moves the batch to the minor (fastest) axis so every elimination step is one long vectorised
+    update over the batch instead of many K-wide ones, and unrolls the K steps in Python. On CPU this is
+    about twice as fast as :func:`hpd_solve` for batches of thousands of 8 x 8 systems. Meant for
+    ``K`` up to a few tens (the program grows with ``K``).
+
+    Args:
+      A: ``(..., K, K)`` Hermitian positive definite (or any matrix whose leading principal minors
+        are non-zero, e.g. a non-singular M-matrix).
+      B: ``(..., K, M)`` right-hand sides.
+
+    Returns:
+      ``(..., K, M)``.
+    """
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"A must be square (..., K, K); got shape {A.shape}")
+    if B.ndim < 2 or B.shape[-2] != A.shape[-1]:
+        raise ValueError(f"B must have shape (..., K={A.shape[-1]}, M); got shape {B.shape}")
+    K, m = A.shape[-1], B.shape[-1]
+    dtype = jnp.result_type(A.dtype, B.dtype)
+    batch = jnp.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    A = jnp.broadcast_to(A, batch + (K, K)).astype(dtype).reshape(-1, K, K)
+    B = jnp.broadcast_to(B, batch + (K, m)).astype(dtype).reshape(-1, K, m)
+    M = jnp.moveaxis(jnp.concatenate([A, B], axis=-1), 0, -1)  # (K, K + m, batch)
+    rows = jnp.arange(K)[:, None, None]
+    for j in range(K):
+        pivot_row = M[j] / M[j, j][None]  # (K + m, batch)
+        col = jnp.where(rows[:, :, 0] == j, 0, M[:, j])  # (K, batch)
+        M = M - col[:, None, :] * pivot_row[None]
+        M = jnp.where(rows == j, pivot_row[None], M)
+    return jnp.moveaxis(M[:, K:], -1, 0).reshape(batch + (K, m))
+
+
+def gauss_jordan_inverse_bm(A: jax.Array) -> jax.Array:
+    r"""Inverse of HPD matrices stored batch-minor: ``A`` of shape ``(K, K, B)`` -> ``(K, K, B)``.
+
+    Gauss-Jordan without pivoting (as :func:`hpd_solve`), the K steps unrolled in Python, each one
+    vectorised over the minor batch axis. For solvers that keep their K x K work in this layout.
+    """
+    if A.ndim != 3 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must have shape (K, K, B); got shape {A.shape}")
+    K = A.shape[0]
+    M = jnp.concatenate([A, jnp.broadcast_to(jnp.eye(K, dtype=A.dtype)[:, :, None], A.shape)], axis=1)
+    rows = jnp.arange(K)[:, None, None]
+    for j in range(K):
+        pivot_row = M[j] / M[j, j][None]  # (2K, B)
+        col = jnp.where(rows[:, :, 0] == j, 0, M[:, j])  # (K, B)
+        M = M - col[:, None, :] * pivot_row[None]
+        M = jnp.where(rows == j, pivot_row[None], M)
+    return M[:, K:]

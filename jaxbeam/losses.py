@@ -1,0 +1,180 @@
+r"""Training losses of BERT4beam: eq. 17 (supervised pre-training) and eq. 18 (unsupervised fine-tuning).
+
+Per-sample functions (``(..., K, N) -> (...,)``) plus :func:`make_loss`, which builds the
+``loss_fn(W, batch) -> (loss (B,), metrics {name: (B,)})`` that the training engine
+(:mod:`jaxbeam.train`) expects.
+
+**The cosine term of eq. 17 for K x N matrices.** The paper writes
+``|W_cvx^H W_out|^2 / (||W_cvx||^2 ||W_out||^2)``, which for a single user (K = 1, vectors) is the
+squared cosine similarity of two complex vectors. For K x N matrices we evaluate it on the vectorised
+matrices (the Frobenius / trace inner product):
+
+.. math::
+    c(W_{cvx}, W_{out}) = \frac{|\langle \mathrm{vec}\,W_{cvx}, \mathrm{vec}\,W_{out}\rangle|^2}
+                               {\|W_{cvx}\|_F^2\, \|W_{out}\|_F^2}
+                        = \frac{|\mathrm{tr}(W_{cvx}^H W_{out})|^2}{\|W_{cvx}\|_F^2\, \|W_{out}\|_F^2}
+                        \in [0, 1].
+
+Why this form: it reduces to the paper's expression at K = 1; by Cauchy-Schwarz it is 1 exactly when
+``W_out = a W_cvx`` for some complex ``a != 0``, so the term ``1 - c`` is 0 at the label, is
+invariant to a common phase (and to a common scale, which the GPA of eq. 15 and the utility term fix);
+and it is a real scalar per sample, as a loss must be (the literal ``W_cvx^H W_out`` is an N x N
+matrix). ``similarity="per_user"`` offers the alternative mean over present users of the per-beam
+squared cosine ``|w_cvx,k^H w_out,k|^2 / (||w_cvx,k||^2 ||w_out,k||^2)``, which is also invariant to
+a separate phase per beam (the utilities are: ``|h_k^H w_i e^{j theta_i}|^2 = |h_k^H w_i|^2``).
+
+Absent users are removed (masked) from both matrices first. Squared magnitudes are written as
+``re^2 + im^2`` and the denominator is floored at ``eps^2``, so gradients are finite, also at ``W = 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxbeam import _checks
+from jaxbeam.utility import TASKS, utility
+
+SIMILARITIES = ("matrix", "per_user")
+
+
+def _abs2(z):
+    return z.real**2 + z.imag**2
+
+
+def cosine_similarity(
+    W_label: ArrayLike, W: ArrayLike, mask: ArrayLike | None = None, *, similarity: str = "matrix"
+) -> jax.Array:
+    r"""Squared cosine similarity of label and output beamformers (the fraction in eq. 17).
+
+    Args:
+      W_label: complex ``(..., K, N)`` label beamformers ``W_cvx``.
+      W: complex ``(..., K, N)`` model beamformers ``W_out``.
+      mask: optional bool ``(..., K)``, True for present users.
+      similarity: ``"matrix"`` (vectorised matrices, module docstring) or ``"per_user"``.
+
+    Returns:
+      float ``(...,)`` in ``[0, 1]``; 1 when ``W = a W_label`` (any complex ``a != 0``).
+    """
+    W_label = _checks.complex_kn("W_label", W_label)
+    W = _checks.complex_kn("W", W)
+    _checks.same_shape("W_label", W_label, "W", W)
+    batch = jnp.broadcast_shapes(W_label.shape[:-2], W.shape[:-2])
+    mask = _checks.user_mask(mask, batch, W.shape[-2])
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}; got {similarity!r}")
+    if mask is not None:
+        W_label = jnp.where(mask[..., None], W_label, 0)
+        W = jnp.where(mask[..., None], W, 0)
+    # Floor of the denominators (not an additive constant): where it binds, the numerator and its
+    # gradient vanish too, so the gradient is exactly 0; eps^2 keeps 1 / floor^2 finite in float32.
+    floor = jnp.finfo(W.real.dtype).eps ** 2
+    inner = jnp.sum(jnp.conj(W_label) * W, axis=-1)  # (..., K): w_cvx,k^H w_out,k
+    nl = jnp.sum(_abs2(W_label), axis=-1)
+    nw = jnp.sum(_abs2(W), axis=-1)
+    if similarity == "matrix":
+        return _abs2(jnp.sum(inner, axis=-1)) / jnp.maximum(jnp.sum(nl, axis=-1) * jnp.sum(nw, axis=-1), floor)
+    per_user = _abs2(inner) / jnp.maximum(nl * nw, floor)
+    if mask is None:
+        return jnp.mean(per_user, axis=-1)
+    count = jnp.maximum(jnp.sum(mask, axis=-1), 1)
+    return jnp.sum(jnp.where(mask, per_user, 0.0), axis=-1) / count
+
+
+def supervised_loss(
+    name: str,
+    H: ArrayLike,
+    W: ArrayLike,
+    W_label: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    Pc: ArrayLike = 0.5,
+    mask: ArrayLike | None = None,
+    *,
+    lambda1: float = 1.0,
+    lambda2: float = 0.1,
+    similarity: str = "matrix",
+) -> jax.Array:
+    r"""Supervised pre-training loss, eq. 17, per sample.
+
+    .. math:: \mathcal{L}_{pre} = \lambda_1 \left(1 - c(W_{cvx}, W_{out})\right) - \lambda_2\, U(W_{out})
+
+    Args:
+      name: the utility U, one of ``"sr"``, ``"mr"``, ``"ee"``.
+      H: complex ``(..., K, N)`` channels.
+      W: complex ``(..., K, N)`` model output ``W_out``.
+      W_label: complex ``(..., K, N)`` label ``W_cvx``.
+      sigma2: noise power [W]; Pc: circuit power [W] (EE only); mask: optional bool ``(..., K)``.
+      lambda1, lambda2: weights of the cosine and the utility term.
+      similarity: how the cosine term is evaluated (:func:`cosine_similarity`).
+
+    Returns:
+      float ``(...,)``.
+    """
+    c = cosine_similarity(W_label, W, mask, similarity=similarity)
+    return lambda1 * (1.0 - c) - lambda2 * utility(name, H, W, sigma2, Pc, mask)
+
+
+def unsupervised_loss(
+    name: str,
+    H: ArrayLike,
+    W: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    Pc: ArrayLike = 0.5,
+    mask: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Unsupervised fine-tuning loss, eq. 18: ``L_fin = -U(W_out)``, per sample ``(...,)``."""
+    return -utility(name, H, W, sigma2, Pc, mask)
+
+
+LossFn = Callable[[jax.Array, dict], tuple[jax.Array, dict]]
+
+
+def make_loss(
+    name: str,
+    *,
+    supervised: bool,
+    sigma2: float = 0.1,
+    Pc: float = 0.5,
+    lambda1: float = 1.0,
+    lambda2: float = 0.1,
+    similarity: str = "matrix",
+) -> LossFn:
+    """The engine-facing loss ``loss_fn(W, batch) -> (loss (B,), metrics)`` for one utility.
+
+    ``batch`` is a dict with ``"H"`` (complex ``(B, K, N)``), optional ``"mask"`` (bool ``(B, K)``),
+    ``"W_label"`` (complex ``(B, K, N)``, needed when ``supervised``) and optional ``"sigma2"``
+    (``(B,)``, overrides the default). ``metrics`` holds per-sample ``"utility"`` and, with labels in
+    the batch, ``"label_utility"`` and ``"cosine"``.
+
+    Args:
+      name: ``"sr"``, ``"mr"`` or ``"ee"``.
+      supervised: eq. 17 if True (the batch must carry ``"W_label"``), eq. 18 if False.
+      sigma2, Pc, lambda1, lambda2, similarity: as :func:`supervised_loss`.
+    """
+    if name not in TASKS:
+        raise ValueError(f"name must be one of {TASKS}; got {name!r}")
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}; got {similarity!r}")
+
+    def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        H, mask = batch["H"], batch.get("mask")
+        s2 = batch.get("sigma2", sigma2)
+        u = utility(name, H, W, s2, Pc, mask)
+        metrics = {"utility": u}
+        W_label = batch.get("W_label")
+        if W_label is not None:
+            c = cosine_similarity(W_label, W, mask, similarity=similarity)
+            metrics["cosine"] = c
+            metrics["label_utility"] = utility(name, H, W_label, s2, Pc, mask)
+        if supervised:
+            if W_label is None:
+                raise ValueError("a supervised loss (eq. 17) needs batch['W_label']")
+            loss = lambda1 * (1.0 - c) - lambda2 * u
+        else:
+            loss = -u
+        return loss, metrics
+
+    return loss_fn

@@ -1,0 +1,96 @@
+r"""BERT for single-task beamforming (BERT4beam Sec. IV-B, eqs. 4-16, Fig. 1).
+
+.. math::
+    T = [t_1, \dots, t_K]^T,\ t_k = [\Re h_k; \Im h_k]                       \quad (4) \\
+    T_{emb} = \mathrm{ELU}(\mathrm{LN}(T W_{fc}))                           \quad (7) \\
+    T_{sec} = \mathrm{TEB}_L \circ \dots \circ \mathrm{TEB}_1 (T_{emb})     \quad (8\text{-}13) \\
+    W_{out} = \mathrm{GPA}(T_{sec} W_{real} + j\, T_{sec} W_{imag})         \quad (14\text{-}16)
+
+The parameter tree has three top-level parts, so fine-tuning can address them by name
+(:mod:`jaxbeam.train.finetune`): ``embed`` (``fc``, ``ln``; depends on N), ``encoder``
+(``block_0 .. block_{L-1}``; independent of K and N) and ``head`` (the eq. 14 FC to ``2N`` outputs:
+the first N are real parts, the last N imaginary parts; depends on N).
+
+There is no positional encoding, so the model is permutation-equivariant over users and its parameters
+do not depend on K (Remark 1). Absent users (``mask == False``) are excluded from attention, get zero
+beams and do not change the present users' beams.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxbeam import _checks
+from jaxbeam.models.encoder import Encoder, attention_mask
+from jaxbeam.power import gpa
+from jaxbeam.tokenize import user_tokens
+
+
+class Embedding(nn.Module):
+    """Embedding block, eq. 7: ``ELU(LN(T W_fc))``, ``(..., K, 2N) -> (..., K, F)``."""
+
+    features: int
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, T: jax.Array) -> jax.Array:
+        x = nn.Dense(self.features, dtype=self.dtype, name="fc")(T)
+        x = nn.LayerNorm(dtype=self.dtype, name="ln")(x)
+        return nn.elu(x)
+
+
+class BERT(nn.Module):
+    """BERT beamformer of Fig. 1 for a fixed number of antennas N and any number of users K.
+
+    Attributes:
+      num_antennas: N, the number of transmit antennas (sets the input width 2N and output width 2N).
+      features: token width F (paper: 1024).
+      num_layers: number of Transformer encoder blocks L (paper: 12).
+      num_heads: attention heads C (paper: 16); must divide ``features``.
+      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (DESIGN.md: 4).
+      dtype: computation dtype of the embedding and encoder (e.g. ``jnp.bfloat16``); parameters, the
+        output FC and the power adapter stay float32.
+
+    Call: ``model.apply(variables, H, P, mask=None) -> W``.
+
+    Args:
+      H: complex ``(B, K, N)`` channels (any leading batch shape).
+      P: power budget [W], scalar or per sample ``(B,)``.
+      mask: optional bool ``(B, K)``, True for present users.
+
+    Returns:
+      complex ``(B, K, N)`` beamformers (the dtype of ``H``), ``||W||_F^2 <= P`` per sample (eq. 15),
+      zero rows for absent users.
+    """
+
+    num_antennas: int
+    features: int
+    num_layers: int
+    num_heads: int
+    mlp_ratio: int = 4
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        H = _checks.complex_kn("H", H)
+        N = self.num_antennas
+        if H.shape[-1] != N:
+            raise ValueError(f"H must have N = num_antennas = {N} columns; got shape {H.shape}")
+        mask = _checks.user_mask(mask, H.shape[:-2], H.shape[-2])
+        if mask is not None:
+            mask = jnp.broadcast_to(mask, H.shape[:-1])
+        T = user_tokens(H)  # eq. 4, (..., K, 2N)
+        if mask is not None:
+            T = jnp.where(mask[..., None], T, 0)
+        x = Embedding(self.features, self.dtype, name="embed")(T)  # eq. 7
+        x = Encoder(self.features, self.num_layers, self.num_heads, self.mlp_ratio, self.dtype, name="encoder")(
+            x, attention_mask(mask)
+        )  # eqs. 8-13
+        out = nn.Dense(2 * N, dtype=jnp.float32, name="head")(x.astype(jnp.float32))  # eq. 14
+        rdtype = H.real.dtype
+        W = jax.lax.complex(out[..., :N].astype(rdtype), out[..., N:].astype(rdtype))
+        return gpa(W, P, mask=mask)  # eq. 15

@@ -1,0 +1,281 @@
+r"""UBERT: one model for every utility, user count and antenna count (BERT4beam Sec. V, eqs. 19-28, Fig. 2).
+
+.. math::
+    T_a[k, n] = [\Re h_k[n], \Im h_k[n]]                                           \quad (19) \\
+    T_{pos}[k] = T_a[k] W_{embedding} + P_{cosine}                                 \quad (20, 21) \\
+    A[k, i, j] = \mathrm{ReLU}(a^T W_s T_{pos}[k, i] + a^T W_t T_{pos}[k, j])      \quad (22) \\
+    T_{ant}[k, i] = \mathrm{Softmax}_j(A[k, i])^T T_{pos}[k]                       \quad (23) \\
+    T_{user}[k] = W_{ext} \textstyle\sum_i T_{ant}[k, i]                           \quad (24) \\
+    T_{task} = [T_{user}; t_{task}] \in \mathbb{R}^{(K+1) \times F}                \quad (25) \\
+    T_{teb} = \mathrm{TEB}_L \circ \dots \circ \mathrm{TEB}_1(T_{task})            \quad (8\text{-}13) \\
+    \hat T_{ant}[k, i] = T_{ant}[k, i] + T_{teb}[k] + T_{teb}[K+1]                 \quad (26, 27) \\
+    W_{Uout} = \mathrm{GPA}(\hat T_{ant} w_{Urel} + j\, \hat T_{ant} w_{Uimg})     \quad (28, 15)
+
+Every parameter has a shape set by ``F`` alone (the tokens are per channel *element*), so one set of
+parameters runs for any number of users K and antennas N: pre-training and fine-tuning share the
+architecture and no layer is re-initialised (Sec. V-C, Remark 3). The parameter tree has four
+top-level parts: ``aeb`` (``embedding`` = W_embedding, ``W_s``, ``W_t``, ``a``, ``ext`` = W_ext),
+``task`` (the three task tokens, rows in the order of :data:`jaxbeam.TASKS`), ``encoder`` (the TEBs
+shared with BERT) and ``head`` (``[w_Urel, w_Uimg]`` as one ``(F, 2)`` kernel).
+
+**Eq. 21, index convention.** The paper writes ``cos(i / 10000^{2j/F})`` for even ``j`` and ``sin`` for
+odd ``j`` with ``i`` in ``{1..N}`` and ``j`` in ``{1..F}``. Read literally, the exponent ``2j/F`` runs up
+to 2, so the upper half of the feature dimensions would carry frequencies below ``10^-4`` rad per
+antenna, i.e. constants (cos = 1, sin = 0) over any realistic N. We read eq. 21 as the sinusoidal code
+of Vaswani et al. that it cites ([9]), where each (cos, sin) pair of dimensions shares one frequency:
+
+    P_cosine[n, j] = cos(i / 10000^(2 floor(j/2) / F))  for even j,
+                     sin(i / 10000^(2 floor(j/2) / F))  for odd j,
+
+with ``j = 0..F-1`` the 0-based feature index (so the even/odd assignment of cos/sin is as written in
+eq. 21) and ``i = n + 1`` the 1-based antenna index of eq. 21 for the 0-based array position ``n``.
+The code of antenna ``n`` does not depend on N, which is what makes padded (mixed-N) batches equal to
+unpadded runs. See :func:`cosine_positional_encoding`.
+
+**Eq. 23, residual.** The scores of eq. 22 are additive, ``A[k, i, j] = ReLU(s_i + t_j)``, so every
+query ``i`` ranks the keys ``j`` in the same order (the "static attention" of additive scoring), and
+eq. 23 has no residual: all N updated tokens of a user become nearly the same mixture of its antenna
+tokens and the beam loses its per-antenna structure (W[k, n] almost constant in n). We therefore add
+the standard residual, ``T_ant[k, i] = T_pos[k, i] + Softmax(A[k, i])^T T_pos[k]`` (``aeb_residual``,
+default on). Measured on a small multi-task fit (K = 4, N = 6, F = 32, 2 blocks, 400 Adam steps on
+RZF / ZF / MRT labels), the eq. 30 loss plateaus at 0.48 without it and at 0.27 with it.
+
+**Output layer, expressiveness.** With eq. 28 as written (a linear map per element) and eq. 27's sum,
+``W[k, n] = T_ant[k, n] . w + T_hat[k] . w``: other users reach user k's beam only through the term
+``T_hat[k] . w``, which is the same for every antenna n. Interference-aware beams (ZF-like, whose
+entry n mixes the other users' channels at antenna n) are then out of reach of the output layer itself.
+``head_hidden > 0`` puts a per-element GELU layer before the final map, so the antenna token (which
+carries the position code) and the user context interact; whether that closes the gap at paper scale is
+an experiment, not a given (it did not in the small fit above, within 400 steps).
+
+**Padding.** ``mask`` (bool ``(B, K)``) marks present users: absent users take no part in the
+encoder's attention and get zero beams. ``antenna_mask`` (bool ``(B, N)``) marks present antennas, so a
+batch may mix antenna counts: padded antennas have their channel entries zeroed, are excluded from
+the keys of the additive attention (eq. 23) and from the sum of eq. 24, and get zero beam entries. Pad
+at the *end* of the antenna axis: positions follow the array index, so trailing padding leaves the
+present antennas' positional codes (and hence the beams) equal to an unpadded run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbeam import _checks
+from jaxbeam.models.encoder import Encoder, attention_mask
+from jaxbeam.power import gpa
+from jaxbeam.tokenize import antenna_tokens
+from jaxbeam.utility import TASKS
+
+NUM_TASKS = len(TASKS)
+
+
+def cosine_positional_encoding(num_antennas: int, features: int, dtype: Any = jnp.float32) -> jax.Array:
+    r"""The cosine positional encoding matrix ``P_cosine`` of eq. 21, ``(N, F)``.
+
+    ``P[n, j] = cos(i w_j)`` for even ``j`` and ``sin(i w_j)`` for odd ``j``, with the 1-based antenna
+    index ``i = n + 1`` and ``w_j = 10000^{-2 floor(j/2) / F}`` (0-based feature index ``j``); see the
+    module docstring for why this reading of eq. 21's indices.
+
+    Args:
+      num_antennas: N (a static Python int).
+      features: F (a static Python int).
+      dtype: output dtype.
+
+    Returns:
+      ``(N, F)`` array with entries in ``[-1, 1]``; row ``n`` does not depend on N.
+    """
+    i = np.arange(1, num_antennas + 1, dtype=np.float64)[:, None]
+    j = np.arange(features)
+    freq = 10000.0 ** (-2.0 * (j // 2) / features)
+    angle = i * freq[None, :]
+    pe = np.where(j % 2 == 0, np.cos(angle), np.sin(angle))
+    return jnp.asarray(pe, dtype=dtype)
+
+
+def _antenna_mask(antenna_mask, batch_shape: tuple, N: int):
+    """Validate a boolean antenna mask broadcastable to ``batch_shape + (N,)``."""
+    if antenna_mask is None:
+        return None
+    antenna_mask = jnp.asarray(antenna_mask)
+    if antenna_mask.dtype != jnp.bool_:
+        raise ValueError(f"antenna_mask must be a boolean array of shape (..., N={N}); got dtype {antenna_mask.dtype}")
+    if antenna_mask.ndim < 1 or antenna_mask.shape[-1] != N:
+        raise ValueError(
+            f"antenna_mask must have shape (..., N={N}) (one flag per antenna); got shape {antenna_mask.shape}"
+        )
+    try:
+        jnp.broadcast_shapes(antenna_mask.shape[:-1], batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"antenna_mask batch shape {antenna_mask.shape[:-1]} does not broadcast to {batch_shape}"
+        ) from None
+    return jnp.broadcast_to(antenna_mask, batch_shape + (N,))
+
+
+def _task_ids(task, batch_shape: tuple):
+    """Validate integer task ids (indices into ``jb.TASKS``), broadcast to ``batch_shape``."""
+    task = jnp.asarray(task)
+    if not jnp.issubdtype(task.dtype, jnp.integer):
+        raise ValueError(
+            f"task must be an integer array of task ids (0..{NUM_TASKS - 1}, jb.TASKS); got dtype {task.dtype}"
+        )
+    try:
+        if jnp.broadcast_shapes(task.shape, batch_shape) != batch_shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"task must be a scalar or per sample, broadcastable to {batch_shape}; got shape {task.shape}"
+        ) from None
+    if not isinstance(task, jax.core.Tracer):  # concrete ids: check the range now (traced ids cannot be)
+        t = np.asarray(task)
+        if t.size and (t.min() < 0 or t.max() >= NUM_TASKS):
+            raise ValueError(f"task ids must lie in 0..{NUM_TASKS - 1} (jb.TASKS = {TASKS}); got {np.unique(t)}")
+    return jnp.broadcast_to(task, batch_shape)
+
+
+class AntennaEncoding(nn.Module):
+    """Antenna encoding block (AEB), eqs. 20-24: antenna tokens ``(..., K, N, 2)`` -> user tokens.
+
+    Attributes:
+      features: token width F.
+      positional_encoding: add ``P_cosine`` (eq. 21); False gives the ablation UBERT* of Table VIII.
+      residual: add ``T_pos[k, i]`` to the attention output of eq. 23 (see the module docstring).
+      dtype: computation dtype.
+
+    Call: ``aeb(Ta, antenna_mask=None) -> (T_user (..., K, F), T_ant (..., K, N, F))``; ``antenna_mask``
+    is bool ``(..., N)`` (already broadcast to the batch shape), True for present antennas.
+    """
+
+    features: int
+    positional_encoding: bool = True
+    dtype: Any = None
+    residual: bool = True
+
+    @nn.compact
+    def __call__(self, Ta: jax.Array, antenna_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        F = self.features
+        N = Ta.shape[-2]
+        # eq. 20: W_embedding in R^{2 x F} (no bias, as written) + P_cosine (eq. 21).
+        x = nn.Dense(F, use_bias=False, dtype=self.dtype, name="embedding")(Ta)  # (..., K, N, F)
+        if self.positional_encoding:
+            x = x + cosine_positional_encoding(N, F, x.dtype)
+        # eq. 22: a^T W_s x_i is a scalar per token; computed as x_i . (W_s a) (same parameters, one matvec).
+        init = nn.initializers.lecun_normal()
+        W_s = self.param("W_s", init, (F, F), jnp.float32)
+        W_t = self.param("W_t", init, (F, F), jnp.float32)
+        a = self.param("a", nn.initializers.normal(stddev=F**-0.5), (F,), jnp.float32)
+        cdt = x.dtype
+        s = x @ (W_s @ a).astype(cdt)  # source scores (..., K, N)
+        t = x @ (W_t @ a).astype(cdt)  # target scores (..., K, N)
+        sdt = jnp.promote_types(cdt, jnp.float32)  # softmax in >= float32 (bfloat16 runs), float64 under x64
+        A = nn.relu(s[..., :, None] + t[..., None, :]).astype(sdt)  # (..., K, N_i, N_j)
+        if antenna_mask is not None:  # padded antennas are no keys (j); their own rows are discarded later
+            A = jnp.where(antenna_mask[..., None, None, :], A, jnp.finfo(sdt).min)
+        alpha = jax.nn.softmax(A, axis=-1).astype(cdt)
+        T_ant = alpha @ x  # eq. 23, (..., K, N, F)
+        if self.residual:
+            T_ant = x + T_ant
+        if antenna_mask is not None:
+            T_ant = jnp.where(antenna_mask[..., None, :, None], T_ant, 0)
+        # eq. 24: sum over the (present) antennas, then W_ext in R^{F x F} (no bias, as written).
+        T_user = nn.Dense(F, use_bias=False, dtype=self.dtype, name="ext")(jnp.sum(T_ant, axis=-2))
+        return T_user, T_ant
+
+
+class UBERT(nn.Module):
+    """UBERT multi-task beamformer of Fig. 2: any utility (task token), any K and any N, one parameter set.
+
+    Attributes:
+      features: token width F (paper: 1024).
+      num_layers: number of Transformer encoder blocks L (paper: 12).
+      num_heads: attention heads C of the TEBs (paper: 16); must divide ``features``.
+      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (DESIGN.md: 4).
+      dtype: computation dtype of the AEB and encoder (e.g. ``jnp.bfloat16``); parameters, the output
+        mapping and the power adapter stay float32.
+      positional_encoding: ablation switch; False drops ``P_cosine`` (UBERT*, Table VIII).
+      task_embedding: ablation switch; False drops the task token of eq. 25 and its
+        addition in eq. 26 (UBERT-dagger, Table VIII); ``task`` is then accepted and ignored.
+      head_hidden: 0 (default) is eq. 28 as written, one linear map ``F -> 2`` per element; a positive
+        width inserts a per-element GELU layer of that width before it (module docstring, "Output layer").
+      aeb_residual: the residual of eq. 23 (default True; False is eq. 23 as written).
+
+    Call: ``model.apply(variables, H, P, task, mask=None, antenna_mask=None) -> W``.
+
+    Args:
+      H: complex ``(B, K, N)`` channels (any leading batch shape).
+      P: power budget [W], scalar or per sample ``(B,)``.
+      task: int, scalar or per sample ``(B,)``: index into ``jb.TASKS`` (0 = SR, 1 = MR, 2 = EE).
+      mask: optional bool ``(B, K)``, True for present users.
+      antenna_mask: optional bool ``(B, N)``, True for present antennas (pad at the end).
+
+    Returns:
+      complex ``(B, K, N)`` beamformers (dtype of ``H``), ``||W||_F^2 <= P`` per sample (eq. 15), zero
+      rows for absent users and zero columns for absent antennas. Equivariant to permutations of the
+      users.
+    """
+
+    features: int
+    num_layers: int
+    num_heads: int
+    mlp_ratio: int = 4
+    dtype: Any = None
+    positional_encoding: bool = True
+    task_embedding: bool = True
+    head_hidden: int = 0
+    aeb_residual: bool = True
+
+    @nn.compact
+    def __call__(
+        self,
+        H: jax.Array,
+        P: jax.Array,
+        task: jax.Array,
+        mask: jax.Array | None = None,
+        antenna_mask: jax.Array | None = None,
+    ) -> jax.Array:
+        H = _checks.complex_kn("H", H)
+        batch, K, N = H.shape[:-2], H.shape[-2], H.shape[-1]
+        mask = _checks.user_mask(mask, batch, K)
+        if mask is not None:
+            mask = jnp.broadcast_to(mask, batch + (K,))
+        antenna_mask = _antenna_mask(antenna_mask, batch, N)
+        task = _task_ids(task, batch)
+
+        Ta = antenna_tokens(H)  # eq. 19, (..., K, N, 2)
+        if mask is not None:
+            Ta = jnp.where(mask[..., :, None, None], Ta, 0)
+        if antenna_mask is not None:
+            Ta = jnp.where(antenna_mask[..., None, :, None], Ta, 0)
+        T_user, T_ant = AntennaEncoding(
+            self.features, self.positional_encoding, self.dtype, self.aeb_residual, name="aeb"
+        )(Ta, antenna_mask)  # eqs. 20-24
+
+        tokens, token_mask = T_user, mask
+        if self.task_embedding:  # eq. 25: the task token goes last (row K+1) and is always present
+            t_task = nn.Embed(NUM_TASKS, self.features, name="task")(task).astype(T_user.dtype)  # (..., F)
+            tokens = jnp.concatenate([T_user, t_task[..., None, :]], axis=-2)
+            if mask is not None:
+                token_mask = jnp.concatenate([mask, jnp.ones(batch + (1,), bool)], axis=-1)
+        T_teb = Encoder(self.features, self.num_layers, self.num_heads, self.mlp_ratio, self.dtype, name="encoder")(
+            tokens, attention_mask(token_mask)
+        )  # eqs. 8-13
+
+        T_hat = T_teb[..., :K, :]
+        if self.task_embedding:
+            T_hat = T_hat + T_teb[..., K:, :]  # eq. 26
+        T_hat_ant = T_ant + T_hat[..., :, None, :]  # eq. 27, (..., K, N, F)
+        z = T_hat_ant
+        if self.head_hidden:
+            z = nn.gelu(nn.Dense(self.head_hidden, dtype=self.dtype, name="head_hidden")(z), approximate=True)
+        # eq. 28: one (F, 2) kernel = [w_Urel, w_Uimg] per channel element (no bias, as written).
+        out = nn.Dense(2, use_bias=False, dtype=jnp.float32, name="head")(z.astype(jnp.float32))
+        rdtype = H.real.dtype
+        W = jax.lax.complex(out[..., 0].astype(rdtype), out[..., 1].astype(rdtype))
+        if antenna_mask is not None:
+            W = jnp.where(antenna_mask[..., None, :], W, 0)
+        return gpa(W, P, mask=mask)  # eq. 15

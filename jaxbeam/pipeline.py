@@ -1,0 +1,398 @@
+"""The jobs behind the ``jaxbeam`` command: labels -> pre-training -> evaluation (training shell).
+
+Each step is cached under a run directory and resumable: labels are made by
+:func:`jaxbeam.labels.generate_labels` (chunked), training by :func:`jaxbeam.train.fit` (orbax
+checkpoints). A finished step is reused, so a second call only re-evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxbeam as jb
+from jaxbeam import losses, train
+from jaxbeam.configs import Config
+from jaxbeam.data import LabelSet, load_labels
+from jaxbeam.labels import generate_labels
+from jaxbeam.losses_multitask import make_multitask_loss
+
+REFERENCES = ("mrt", "zf", "rzf", "wmmse")
+
+
+def labels_for(root: Path, cfg: Config, utility: str, K: int, samples: int, seed: int, progress=True) -> LabelSet:
+    """The cached label set ``root/labels/<utility>_<K>x<N>_s<seed>`` (made or finished if needed)."""
+    sy = cfg.system
+    path = Path(root) / "labels" / f"{utility}_{K}x{sy.N}_s{seed}"
+    if (path / "meta.json").is_file():
+        labels = load_labels(path)
+        if len(labels) == samples * len(sy.P) and sorted(set(labels.P.tolist())) == sorted(sy.P):
+            return labels
+    if progress:
+        print(f"labels: {utility.upper()} at (K, N) = ({K}, {sy.N}), P = {list(sy.P)}, {samples} per P -> {path}")
+    return generate_labels(path, utility, K, sy.N, sy.P, samples, seed, sigma2=sy.sigma2, Pc=sy.Pc, progress=progress)
+
+
+def bert_model(cfg: Config, N: int | None = None, dtype=None):
+    m = cfg.model
+    return jb.models.BERT(
+        num_antennas=cfg.system.N if N is None else N,
+        features=m.features,
+        num_layers=m.num_layers,
+        num_heads=m.num_heads,
+        mlp_ratio=m.mlp_ratio,
+        dtype=dtype,
+    )
+
+
+def loss_for(cfg: Config, utility: str | None = None):
+    tc, sy = cfg.train, cfg.system
+    return losses.make_loss(
+        utility or tc.utility,
+        supervised=tc.supervised,
+        sigma2=sy.sigma2,
+        Pc=sy.Pc,
+        lambda1=tc.lambda1,
+        lambda2=tc.lambda2,
+        similarity=tc.similarity,
+    )
+
+
+def steps_per_second(model, loss_fn, source, seconds: float = 4.0) -> float:
+    """Training throughput (steps/s) of ``model`` on this machine, compile excluded."""
+    eng = train.Engine(model, loss_fn, train.make_optimizer(1e-4, 100))
+    batches = [b for _, b in zip(range(8), source.epoch(0), strict=False)]
+    state = eng.init_state(jax.random.PRNGKey(0), batches[0])
+    state, m = eng.train_step(state, eng.put_batch(batches[0]))
+    jax.block_until_ready(m)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        state, m = eng.train_step(state, eng.put_batch(batches[n % len(batches)]))
+        n += 1
+    jax.block_until_ready(m)
+    return n / (time.perf_counter() - t0)
+
+
+def pretrain(
+    cfg: Config,
+    labels: LabelSet,
+    workdir: Path,
+    *,
+    minutes: float | None = None,
+    progress: bool = True,
+):
+    """Supervised (eq. 17) or unsupervised (eq. 18) pre-training of BERT on ``labels``; resumable.
+
+    With ``minutes``, the number of epochs (and so the cosine schedule) is sized once from a throughput
+    probe to fill that budget and recorded in ``workdir/config.json``, so a resumed or repeated run keeps
+    the same schedule. A finished run is not trained again. Returns the best-on-validation parameters.
+    """
+    workdir = Path(workdir)
+    tc = cfg.train
+    model, loss_fn = bert_model(cfg), loss_for(cfg)
+    source = train.ArraySource(
+        train.label_arrays(labels.split("train"), with_labels=tc.supervised),
+        tc.batch_size,
+        seed=tc.seed,
+        transform=train.symmetry_augment,
+    )
+    epochs = tc.epochs
+    cfg_file = workdir / "config.json"
+    if cfg_file.is_file() and "epochs_planned" in json.loads(cfg_file.read_text()):
+        epochs = int(json.loads(cfg_file.read_text())["epochs_planned"])
+    elif minutes is not None:
+        rate = steps_per_second(model, loss_fn, source)
+        epochs = max(1, math.ceil(minutes * 60 * rate / source.steps_per_epoch))
+        if progress:
+            print(f"  ~{rate:.0f} steps/s, {source.steps_per_epoch} steps/epoch -> {epochs} epochs in ~{minutes} min")
+    res = train.fit(
+        model,
+        loss_fn,
+        source,
+        epochs=epochs,
+        learning_rate=tc.learning_rate,
+        val=train.label_arrays(labels.split("val")),
+        workdir=workdir,
+        config={**cfg.to_dict(), "epochs_planned": epochs, "label_meta": labels.meta},
+        seed=tc.seed,
+        eval_batch_size=tc.eval_batch_size,
+        checkpoint_every=tc.checkpoint_every,
+        log_every=tc.log_every,
+        progress=progress,
+    )
+    return res.best_params
+
+
+def reference_beams(name: str, H, P, sigma2: float):
+    """Beams of a reference method on a batch: MRT, ZF (None where K > N), RZF or WMMSE (full power)."""
+    if name == "mrt":
+        return jb.mrt(H, P)
+    if name == "zf":
+        return None if H.shape[-2] > H.shape[-1] else jb.zf(H, P)
+    if name == "rzf":
+        return jb.rzf(H, P, sigma2)
+    if name == "wmmse":
+        return jb.wmmse(H, P, sigma2)
+    raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
+
+
+def _batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
+    fwd = jax.jit(model.apply)
+    if task is not None:  # UBERT: apply(v, H, P, task), one task id for every sample
+        T = jnp.full(len(H), task, jnp.int32)
+        out = [
+            fwd({"params": params}, H[i : i + batch_size], P[i : i + batch_size], T[i : i + batch_size])
+            for i in range(0, len(H), batch_size)
+        ]
+        return jnp.concatenate(out)
+    out = [fwd({"params": params}, H[i : i + batch_size], P[i : i + batch_size]) for i in range(0, len(H), batch_size)]
+    return jnp.concatenate(out)
+
+
+def performance_rows(
+    utility: str,
+    labels: LabelSet,
+    sigma2: float,
+    Pc: float,
+    *,
+    model=None,
+    params=None,
+    references: Sequence[str] = REFERENCES,
+    csi_error_db: float | None = None,
+    seed: int = 0,
+    task: int | None = None,
+    model_name: str = "bert",
+) -> list[dict]:
+    """Eq. 31 performance [%] of BERT and the references against the label solver, one row per P level.
+
+    With ``csi_error_db``, every method sees the erroneous estimate ``jb.csi_error(H, mu)`` while the
+    utility is evaluated on the true channel (Sec. VI-B4); the labels keep their perfect-CSI utility.
+    For UBERT pass ``task`` (the task id fed to ``model.apply(v, H, P, task)``, normally
+    ``jb.TASKS.index(utility)``); the model's column is named ``model_name`` (default ``"bert"``).
+    """
+    H, P = jnp.asarray(labels.H), jnp.asarray(labels.P)
+    U_label = jb.utility(utility, H, jnp.asarray(labels.W), sigma2, Pc)
+    H_seen = H if csi_error_db is None else jb.csi_error(jax.random.key(seed), H, csi_error_db)
+    beams = {}
+    if model is not None:
+        beams[model_name] = _batched_apply(model, params, H_seen, P, task=task)
+    for name in references:
+        W = reference_beams(name, H_seen, P, sigma2)
+        if W is not None:
+            beams[name] = W
+    rows = []
+    for p in sorted(set(np.asarray(labels.P).tolist())):
+        sel = np.asarray(labels.P) == p
+        row = {"utility": utility, "K": labels.K, "N": labels.N, "P": p, "samples": int(sel.sum())}
+        row["label"] = float(jnp.mean(U_label[sel]))
+        for name, W in beams.items():
+            u = jb.utility(utility, H[sel], W[sel], sigma2, Pc)
+            row[name] = float(jb.performance(u, U_label[sel]))
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- UBERT (Sec. V)
+def ubert_model(cfg: Config, dtype=None):
+    """UBERT of the preset's size (F, L, C, FFN ratio); its parameters fit every K and N."""
+    m = cfg.model
+    return jb.models.UBERT(
+        features=m.features, num_layers=m.num_layers, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, dtype=dtype
+    )
+
+
+def _task_label_sets(labels_by_task) -> dict[str, list[LabelSet]]:
+    """``{task name: [LabelSet, ...]}`` from a mapping keyed by task name (values a LabelSet or a list)."""
+    if not hasattr(labels_by_task, "items"):
+        raise ValueError(f"labels_by_task must be a mapping {{task name: LabelSet}}; got {type(labels_by_task)}")
+    out = {}
+    for name, value in labels_by_task.items():
+        if name not in jb.TASKS:
+            raise ValueError(f"labels_by_task keys must be task names in {jb.TASKS}; got {name!r}")
+        sets = list(value) if isinstance(value, list | tuple) else [value]
+        if not sets or not all(isinstance(x, LabelSet) for x in sets):
+            raise ValueError(f"labels_by_task[{name!r}] must be a LabelSet or a list of LabelSets")
+        out[name] = sets
+    if not out:
+        raise ValueError("labels_by_task is empty")
+    return out
+
+
+def ubert_batch_size(batch_size: int, num_devices: int | None = None) -> int:
+    """The preset batch size rounded down to a multiple of ``lcm(3, devices)`` (at least that): Algorithm 1
+    needs B / 3 samples per task, and the data-parallel step an equal share per device."""
+    q = math.lcm(3, jax.device_count() if num_devices is None else num_devices)
+    return max(q, batch_size - batch_size % q)
+
+
+def _multitask_setup(cfg: Config, sets: dict[str, list[LabelSet]], *, sampling: str, augment: bool, seed: int):
+    """Training source, validation arrays and the loss whose ``"utility"`` is mean eq. 31 / 100 over tasks."""
+    B = ubert_batch_size(cfg.train.batch_size)
+    transform = train.symmetry_augment if augment else None
+    if len(sets) == len(jb.TASKS):
+        source = train.MultiTaskSource(
+            {t: [x.split("train") for x in xs] for t, xs in sets.items()},
+            B,
+            seed=seed,
+            sampling=sampling,
+            transform=transform,
+        )
+    else:  # fine-tuning on a subset of the tasks: a shuffled pool (one task: plain single-task batches)
+        arrays = train.multitask_arrays({t: [x.split("train") for x in xs] for t, xs in sets.items()})
+        source = train.ArraySource(arrays, min(B, len(arrays["H"])), seed=seed, transform=transform)
+    val = train.multitask_arrays({t: [x.split("val") for x in xs] for t, xs in sets.items()})
+    # eq. 31 normaliser per task: the validation mean of the label utility (tasks not present: 1)
+    scale = [1.0] * len(jb.TASKS)
+    for t, xs in sets.items():
+        scale[jb.TASKS.index(t)] = float(np.mean(np.concatenate([x.split("val").U for x in xs])))
+    loss_fn = make_multitask_loss(sigma2=cfg.system.sigma2, Pc=cfg.system.Pc, utility_scale=scale)
+    return source, val, loss_fn, scale, B
+
+
+def pretrain_ubert(
+    cfg: Config,
+    labels_by_task,
+    workdir: Path,
+    *,
+    minutes: float | None = None,
+    sampling: str = "uniform",
+    augment: bool = True,
+    progress: bool = True,
+):
+    """Supervised multi-task pre-training of UBERT (eqs. 29-30, Algorithm 1) on one label set per task; resumable.
+
+    Args:
+      cfg: preset (model size, learning rate, epochs, seed; the batch size is rounded by
+        :func:`ubert_batch_size`).
+      labels_by_task: ``{"sr": LabelSet, "mr": ..., "ee": ...}`` (all three; a value may be a list of label
+        sets of several (K, N), padded with masks). Their ``"train"`` parts are trained on, their ``"val"``
+        parts select the best weights.
+      workdir: run directory (orbax checkpoints, ``config.json``, ``metrics.jsonl``).
+      minutes: size the number of epochs (and the cosine schedule) from a throughput probe to fill this
+        budget, as :func:`pretrain` does; recorded in ``config.json`` so a resumed run keeps it.
+      sampling: ``"uniform"`` (Algorithm 1) or ``"random"`` (Fig. 6 baseline).
+      augment: label-preserving symmetry augmentation (:func:`jaxbeam.train.symmetry_augment`).
+      progress: progress bar and messages.
+
+    The validation criterion is the mean over tasks of eq. 31 / 100 (``make_multitask_loss`` with
+    ``utility_scale`` = each task's mean validation label utility), so SR, MR and EE count equally despite
+    their different units. Returns the best-on-validation parameters.
+    """
+    sets = _task_label_sets(labels_by_task)
+    if sorted(sets) != sorted(jb.TASKS):
+        raise ValueError(f"labels_by_task must hold label sets for every task {jb.TASKS}; got {sorted(sets)}")
+    workdir = Path(workdir)
+    tc = cfg.train
+    model = ubert_model(cfg)
+    source, val, loss_fn, scale, B = _multitask_setup(cfg, sets, sampling=sampling, augment=augment, seed=tc.seed)
+    epochs = tc.epochs
+    cfg_file = workdir / "config.json"
+    if cfg_file.is_file() and "epochs_planned" in json.loads(cfg_file.read_text()):
+        epochs = int(json.loads(cfg_file.read_text())["epochs_planned"])
+    elif minutes is not None:
+        rate = steps_per_second(model, loss_fn, source)
+        epochs = max(1, math.ceil(minutes * 60 * rate / source.steps_per_epoch))
+        if progress:
+            print(f"  ~{rate:.1f} steps/s, {source.steps_per_epoch} steps/epoch -> {epochs} epochs in ~{minutes} min")
+    config = {
+        **cfg.to_dict(),
+        "model_kind": "ubert",
+        "epochs_planned": epochs,
+        "batch_size_used": B,
+        "sampling": sampling,
+        "augment": augment,
+        "utility_scale": scale,
+        "label_meta": {t: [x.meta for x in xs] for t, xs in sets.items()},
+    }
+    res = train.fit(
+        model,
+        loss_fn,
+        source,
+        epochs=epochs,
+        learning_rate=tc.learning_rate,
+        val=val,
+        workdir=workdir,
+        config=config,
+        seed=tc.seed,
+        eval_batch_size=tc.eval_batch_size,
+        checkpoint_every=tc.checkpoint_every,
+        log_every=tc.log_every,
+        progress=progress,
+    )
+    return res.best_params
+
+
+def finetune_ubert(
+    cfg: Config,
+    labels_by_task,
+    workdir: Path,
+    init_params,
+    *,
+    epochs: int = 10,
+    learning_rate: float = 2e-5,
+    sampling: str = "uniform",
+    augment: bool = False,
+    progress: bool = True,
+):
+    """Supervised fine-tuning of a pre-trained UBERT (Sec. V-C2): same architecture, same loss (eqs. 29-30).
+
+    Every parameter starts from ``init_params``; none is re-initialised, whatever K and N the new label
+    sets have (UBERT's parameter shapes depend on F only; checked against a fresh init, ``ValueError`` if
+    the trees differ, e.g. another F or L).
+
+    Args:
+      cfg: preset of the pre-trained model (its F, L, C; the batch size as in :func:`pretrain_ubert`).
+      labels_by_task: ``{task name: LabelSet or list}`` for one, two or all three tasks (all three: balanced
+        batches of Algorithm 1; fewer: a shuffled pool of their samples).
+      workdir: run directory of the fine-tuning.
+      init_params: the pre-trained parameters (``"params"`` collection).
+      epochs: epochs (paper: 10); learning_rate: initial Adam learning rate (paper: 2e-5, cosine decay).
+      sampling, augment, progress: as :func:`pretrain_ubert`.
+
+    Returns:
+      the best-on-validation parameters.
+    """
+    sets = _task_label_sets(labels_by_task)
+    model = ubert_model(cfg)
+    source, val, loss_fn, scale, B = _multitask_setup(
+        cfg, sets, sampling=sampling, augment=augment, seed=cfg.train.seed
+    )
+    example = {k: np.asarray(v)[:1] for k, v in next(source.epoch(0)).items()}
+    kw = {k: example[k] for k in ("mask", "antenna_mask") if k in example}
+    fresh = jax.eval_shape(
+        lambda: model.init(jax.random.PRNGKey(0), example["H"], example["P"], example["task"], **kw)
+    )["params"]
+    fresh_shapes = jax.tree.map(lambda x: tuple(x.shape), fresh)
+    if jax.tree.map(lambda x: tuple(np.shape(x)), init_params) != fresh_shapes:
+        raise ValueError("init_params do not fit this UBERT (another F, L, C or head?); nothing is re-initialised")
+    res = train.fit(
+        model,
+        loss_fn,
+        source,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        val=val,
+        workdir=workdir,
+        config={
+            **cfg.to_dict(),
+            "model_kind": "ubert",
+            "finetune": True,
+            "batch_size_used": B,
+            "utility_scale": scale,
+            "label_meta": {t: [x.meta for x in xs] for t, xs in sets.items()},
+        },
+        seed=cfg.train.seed,
+        init_params=init_params,
+        eval_batch_size=cfg.train.eval_batch_size,
+        checkpoint_every=cfg.train.checkpoint_every,
+        log_every=cfg.train.log_every,
+        progress=progress,
+    )
+    return res.best_params

@@ -1,0 +1,276 @@
+r"""Successive convex approximation (SCA) for SR, MR and EE with projected-gradient subproblems.
+
+Each outer iteration replaces every rate of eq. (2) by a concave minorant that is tight (same value and
+gradient) at the current beams :math:`W^{(t)}`. With :math:`a_k = h_k^H w_k^{(t)}` and
+:math:`y_k = \sum_{i \ne k} |h_k^H w_i^{(t)}|^2 + \sigma_k^2`, convexity of :math:`|a|^2 / y` gives
+
+.. math::
+    \mathrm{SINR}_k(W) \ge q_k(W) = \frac{2\,\mathrm{Re}\{a_k^* h_k^H w_k\}}{y_k}
+        - \frac{|a_k|^2}{y_k^2}\Big(\sum_{i \ne k} |h_k^H w_i|^2 + \sigma_k^2\Big),
+    \qquad \tilde R_k(W) = \log_2(1 + q_k(W)) \le R_k(W),
+
+concave in :math:`W` (a concave increasing function of a concave quadratic). The convex subproblem
+:math:`\max_{\|W\|_F^2 \le P} \tilde U(W)` is solved approximately by projected gradient ascent onto the
+power ball (:func:`jaxbeam.project_power`) with a per-sample step size found by backtracking
+(sufficient-ascent test, one trial per step, step grown by 1.5 after a success and halved after a
+failure). Because the surrogate is a tight minorant, any surrogate ascent is a true ascent; the solver
+also keeps the best iterate by the true utility, so it never returns less than its start.
+
+Utilities:
+
+* ``"sr"``: :math:`\tilde U = \sum_k \tilde R_k`; starts from :func:`jaxbeam.wmmse` and refines it.
+* ``"mr"``: the non-smooth :math:`\min_k` is replaced by the smoothed minimum
+  :math:`-\beta^{-1} \log \sum_k e^{-\beta \tilde R_k}` (concave, :math:`\le \min_k \tilde R_k`, within
+  :math:`\log(K)/\beta` of it) with a continuation schedule :math:`\beta_t = \min(\beta_0 g^t, \beta_{max})`:
+  small :math:`\beta` early gives smooth, well-conditioned subproblems far from the optimum and large
+  :math:`\beta` late makes the surrogate's maximiser approach the max-min point. Chosen over an epigraph
+  form because the epigraph constraints :math:`\tilde R_k \ge t` would need a constrained inner solver,
+  while the smoothed form keeps the feasible set the power ball, whose projection is a scaling.
+  Starts from the RZF beams.
+* ``"ee"``: Dinkelbach's method merged with SCA: with :math:`\lambda_t = \mathrm{EE}(W^{(t)})` the
+  surrogate is :math:`\sum_k \tilde R_k - \lambda_t (\|W\|_F^2 + P_c)`, zero at :math:`W^{(t)}`, so any
+  positive value certifies :math:`\mathrm{EE} > \lambda_t` (monotone). The power term lets the iterates
+  leave the sphere: the power level is searched, not fixed at ``P``. Starts from the WMMSE beams scaled
+  to the best power level on a grid (a line search over the budget).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+from jaxbeam import _checks
+from jaxbeam.solvers import _common as C
+from jaxbeam.solvers.wmmse import rzf_coef, wmmse
+
+UTILITIES = ("sr", "mr", "ee")
+_LN2 = 0.6931471805599453
+
+
+def _rates(G):
+    """Exact rates [bit/s/Hz] from gains ``G[k, i] = h~_k^H w_i`` (unit noise)."""
+    G2 = C.abs2(G)
+    s = jnp.diagonal(G2, axis1=-2, axis2=-1)
+    return jnp.log1p(s / (jnp.sum(G2, -1) - s + 1.0)) / _LN2
+
+
+def _gains(Hn, W):
+    return jnp.einsum("...kn,...in->...ki", jnp.conj(Hn), W)
+
+
+def _true_utility(name, Hn, W, mask_f, Pc):
+    r = _rates(_gains(Hn, W)) * mask_f
+    if name == "sr":
+        return jnp.sum(r, -1)
+    if name == "mr":
+        return C.min_over_present(r, mask_f)
+    return jnp.sum(r, -1) / (jnp.sum(C.abs2(W), (-2, -1)) + Pc)
+
+
+class _Lin(NamedTuple):
+    """Linearisation point of the rate minorants: ``a0 = h_k^H w_k``, ``y0`` interference + noise."""
+
+    a0: jax.Array
+    y0: jax.Array
+    lam: jax.Array  # Dinkelbach multiplier (EE) or unused
+    beta: jax.Array  # smoothing (MR) or unused
+
+
+def _linearise(name, Hn, W, mask_f, Pc, beta):
+    G = _gains(Hn, W)
+    G2 = C.abs2(G)
+    a0 = jnp.diagonal(G, axis1=-2, axis2=-1)
+    y0 = jnp.sum(G2, -1) - C.abs2(a0) + 1.0
+    lam = _true_utility("ee", Hn, W, mask_f, Pc) if name == "ee" else jnp.zeros(a0.shape[:-1], y0.dtype)
+    return _Lin(a0, y0, lam, beta)
+
+
+def _surrogate(name, Hn, W, lin, mask_f):
+    """Concave surrogate value per sample, and whether it is finite (1 + q_k > 0 for all users)."""
+    G = _gains(Hn, W)
+    G2 = C.abs2(G)
+    gkk = jnp.diagonal(G, axis1=-2, axis2=-1)
+    interf = jnp.sum(G2, -1) - C.abs2(gkk) + 1.0
+    q = (2 * jnp.real(jnp.conj(lin.a0) * gkk) - C.abs2(lin.a0) * interf / lin.y0) / lin.y0
+    arg = 1.0 + q
+    ok = jnp.all((arg > 0) | (mask_f == 0), -1)
+    r = jnp.log(jnp.where(arg > 0, arg, 1.0)) / _LN2 * mask_f
+    if name == "sr":
+        val = jnp.sum(r, -1)
+    elif name == "mr":
+        b = lin.beta[..., None]
+        z = jnp.where(mask_f > 0, -b * r, -jnp.inf)
+        zmax = jnp.max(z, -1, keepdims=True)
+        val = -(zmax[..., 0] + jnp.log(jnp.sum(jnp.exp(z - zmax), -1))) / lin.beta
+    else:
+        val = jnp.sum(r, -1) - lin.lam * jnp.sum(C.abs2(W), (-2, -1))
+    return jnp.where(ok, val, -jnp.inf), ok
+
+
+def _project(W, P, mask_f):
+    W = W * mask_f[..., None].astype(W.dtype)
+    p = jnp.sum(C.abs2(W), (-2, -1))
+    return W * jnp.sqrt(P / jnp.maximum(p, P))[..., None, None].astype(W.dtype)
+
+
+class SCAState(NamedTuple):
+    """Outer SCA state. ``W`` current beams, ``best_W``/``best`` the best by the true utility, ``step``
+    the per-sample projected-gradient step size, ``beta`` the MR smoothing, ``iteration``/``converged``."""
+
+    W: jax.Array
+    best_W: jax.Array
+    best: jax.Array
+    step: jax.Array
+    beta: jax.Array
+    iteration: jax.Array
+    converged: jax.Array
+
+
+def _inner(name, Hn, W, lin, P, mask_f, step, inner_steps):
+    """Projected-gradient ascent with one-trial backtracking on the surrogate, ``inner_steps`` steps."""
+
+    def f(W):
+        v, _ = _surrogate(name, Hn, W, lin, mask_f)
+        return jnp.sum(jnp.where(jnp.isfinite(v), v, 0.0)), v
+
+    grad_f = jax.grad(f, has_aux=True)
+
+    def body(_, c):
+        W, val, step = c
+        g, _ = grad_f(W)
+        g = jnp.conj(g)  # JAX returns the conjugate of the ascent direction for real f(W), W complex
+        Wn = _project(W + step[..., None, None].astype(W.dtype) * g, P, mask_f)
+        vn, okn = _surrogate(name, Hn, Wn, lin, mask_f)
+        d = Wn - W
+        model = val + jnp.sum(jnp.real(jnp.conj(g) * d), (-2, -1)) - jnp.sum(C.abs2(d), (-2, -1)) / (2 * step)
+        accept = okn & (vn >= model)
+        W = jnp.where(accept[..., None, None], Wn, W)
+        val = jnp.where(accept, vn, val)
+        step = jnp.where(accept, step * 1.5, step * 0.5)
+        return W, val, step
+
+    val0, _ = _surrogate(name, Hn, W, lin, mask_f)
+    W, _, step = lax.fori_loop(0, inner_steps, body, (W, val0, step))
+    return W, step
+
+
+def _initial_beams(name, Hn, P, sigma2_unit, mask_f, Pc, tol, wmmse_iters):
+    """Start points: WMMSE (SR), RZF (MR), WMMSE scaled to the best EE on a power grid (EE)."""
+    Gm = C.gram(Hn)
+    if name == "mr":
+        return C.beams(rzf_coef(Gm, P, mask_f), Hn)
+    mask = mask_f > 0
+    W = wmmse(Hn, P, sigma2_unit, tol=tol, max_iter=wmmse_iters, mask=mask)
+    if name == "sr":
+        return W
+    grid = jnp.asarray([1.0, 0.75, 0.5, 0.35, 0.25, 0.17, 0.12, 0.08, 0.05, 0.03], P.real.dtype)
+    Ws = W[None] * jnp.sqrt(grid)[(...,) + (None,) * W.ndim].astype(W.dtype)
+    ee = _true_utility("ee", Hn[None], Ws, mask_f[None], Pc[None])
+    best = jnp.argmax(ee, axis=0)
+    return jnp.take_along_axis(Ws, best[None, ..., None, None], axis=0)[0]
+
+
+def sca(
+    H: ArrayLike,
+    P: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    utility: str = "sr",
+    Pc: ArrayLike = 0.5,
+    tol: float = 1e-4,
+    mask: ArrayLike | None = None,
+    *,
+    init: ArrayLike | None = None,
+    max_iter: int | None = None,
+    inner_steps: int = 10,
+    beta0: float = 4.0,
+    beta_growth: float = 1.5,
+    beta_max: float = 1000.0,
+    wmmse_iters: int = 500,
+    return_info: bool = False,
+):
+    r"""SCA beamforming for the SR, MR or EE utility of problem (3), batched and jittable.
+
+    See the module docstring for the surrogate, the MR smoothing schedule and the Dinkelbach step.
+    A sample stops when the relative change of its best true utility over one outer iteration is at
+    most ``tol`` (and, for MR, the smoothing has reached ``beta_max``) or after ``max_iter`` outer
+    iterations; stopped samples are frozen inside one ``lax.while_loop``.
+
+    Args:
+      H: complex ``(..., K, N)`` channels.
+      P: power budget [W] (> 0), scalar or per sample ``(...,)``.
+      sigma2: noise power [W], scalar, per sample ``(...,)`` or per user ``(..., K)``.
+      utility: ``"sr"``, ``"mr"`` or ``"ee"``.
+      Pc: circuit power [W] (EE only), scalar or per sample.
+      tol: relative-change stopping tolerance (the paper's 1e-4).
+      mask: optional bool ``(..., K)``; absent users get zero beams and do not count.
+      init: optional complex ``(..., K, N)`` start beams (projected onto the power ball); default as above.
+      max_iter: outer-iteration cap (default 100 for SR/EE, 300 for MR).
+      inner_steps: projected-gradient steps per convex subproblem.
+      beta0, beta_growth, beta_max: the MR smoothing schedule (1 / bit).
+      wmmse_iters: iteration cap of the WMMSE start (SR, EE).
+      return_info: also return ``{"utility": (...,), "iterations": (...,), "converged": (...,)}``.
+
+    Returns:
+      complex ``(..., K, N)`` beamformers with ``||W||_F^2 <= P``; and the info dict if requested.
+    """
+    if utility not in UTILITIES:
+        raise ValueError(f"utility must be one of {UTILITIES}; got {utility!r}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0; got {tol!r}")
+    if inner_steps < 1:
+        raise ValueError(f"inner_steps must be >= 1; got {inner_steps!r}")
+    if max_iter is None:
+        max_iter = 300 if utility == "mr" else 100
+    Hn, P, mask_f, _ = C.prepare(H, P, sigma2, mask)
+    batch = P.shape
+    Pc = jnp.broadcast_to(_checks.real_param("Pc", Pc, batch).astype(P.dtype), batch)
+    if init is None:
+        W0 = _initial_beams(utility, Hn, P, jnp.ones((), P.dtype), mask_f, Pc, tol, wmmse_iters)
+    else:
+        init = _checks.complex_kn("init", init)
+        _checks.same_shape("H", Hn, "init", init)
+        W0 = jnp.broadcast_to(init, Hn.shape).astype(Hn.dtype)
+    W0 = _project(W0, P, mask_f)
+    U0 = _true_utility(utility, Hn, W0, mask_f, Pc)
+    # Initial step ~ 1 / (curvature of the rates): the channel gains scale like ||h||^2 ~ N / sigma2.
+    scale = jnp.sum(C.abs2(Hn), (-2, -1)) / jnp.maximum(jnp.sum(mask_f, -1), 1.0)
+    step0 = 0.1 * P / jnp.maximum(scale, 1e-30) / jnp.maximum(jnp.abs(U0), 1e-3)
+    beta_init = jnp.full(batch, beta0 if utility == "mr" else 0.0, P.dtype)
+    state = SCAState(W0, W0, U0, step0, beta_init, jnp.zeros(batch, jnp.int32), jnp.zeros(batch, bool))
+
+    def outer(s: SCAState, args) -> SCAState:
+        Hn, P, mask_f, Pc = args
+        lin = _linearise(utility, Hn, s.W, mask_f, Pc, s.beta)
+        W, step = _inner(utility, Hn, s.W, lin, P, mask_f, s.step, inner_steps)
+        U = _true_utility(utility, Hn, W, mask_f, Pc)
+        improved = U > s.best
+        best = jnp.where(improved, U, s.best)
+        best_W = jnp.where(improved[..., None, None], W, s.best_W)
+        rel = (best - s.best) <= tol * jnp.maximum(jnp.abs(s.best), jnp.finfo(U.dtype).tiny)
+        beta = jnp.minimum(s.beta * beta_growth, beta_max)
+        conv = rel & ((utility != "mr") | (s.beta >= beta_max))
+        done = s.converged
+        keep = lambda old, new: jnp.where(done.reshape(done.shape + (1,) * (new.ndim - done.ndim)), old, new)
+        return SCAState(
+            W=keep(s.W, W),
+            best_W=keep(s.best_W, best_W),
+            best=keep(s.best, best),
+            step=keep(s.step, step),
+            beta=keep(s.beta, beta),
+            iteration=s.iteration + jnp.where(done, 0, 1).astype(jnp.int32),
+            converged=done | conv,
+        )
+
+    # Flatten the batch and run with compaction of the converged samples (see _common.compacting_while).
+    flat = lambda x: x.reshape((-1,) + x.shape[len(batch) :])
+    args = jax.tree.map(flat, (Hn, P, mask_f, Pc))
+    state = C.compacting_while(outer, jax.tree.map(flat, state), args, int(max_iter))
+    state = jax.tree.map(lambda x: x.reshape(batch + x.shape[1:]), state)
+    W = state.best_W
+    if return_info:
+        return W, {"utility": state.best, "iterations": state.iteration, "converged": state.converged}
+    return W

@@ -1,0 +1,252 @@
+"""Train state, optimiser and the pure, jitted, data-parallel train / eval steps.
+
+Data parallelism follows the ``jit`` + ``NamedSharding`` idiom (DESIGN.md, "Decisions already taken";
+flax ``examples/lm1b``): the batch is sharded over a 1-D ``"data"`` mesh of all devices, the state is
+replicated, and the loss is a mean over the *global* batch, so XLA inserts the gradient all-reduce
+(the ``lax.pmean`` of the pmap idiom) itself. There is no explicit ``pmean`` to get wrong: under
+``shard_map``'s varying-axes check the gradient of a replicated parameter already comes out summed, and
+a further ``pmean`` would scale it by the device count. ``tests/test_train.py`` compares the gradients
+and one update on 8 devices against a single device.
+
+The train state is a plain dict pytree ``{"params", "opt_state", "step", "rng"}``.
+Batches are dicts of arrays with a leading batch axis: ``"H"`` and ``"P"`` always; ``"mask"``,
+``"antenna_mask"``, ``"task"`` go to the model; ``"W_label"``, ``"sigma2"`` to the loss; ``"weight"``
+(float ``(B,)``, 0 for padding) weights the mean. Unknown keys pass through to the loss function.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+Batch = dict[str, Any]
+State = dict[str, Any]
+LossFn = Callable[[jax.Array, Batch], tuple[jax.Array, dict]]
+Forward = Callable[[nn.Module, Any, Batch], jax.Array]
+
+MODEL_KEYWORDS = ("mask", "antenna_mask")
+
+
+def default_forward(model: nn.Module, params: Any, batch: Batch) -> jax.Array:
+    """``model.apply({"params": params}, H, P[, task], mask=..., antenna_mask=...)`` from a batch dict.
+
+    Fits BERT (``apply(v, H, P, mask=None)``) and UBERT (``apply(v, H, P, task, mask=None,
+    antenna_mask=None)``): ``"task"`` is passed positionally when present, the masks by keyword.
+    """
+    args = [batch["H"], batch["P"]]
+    if "task" in batch:
+        args.append(batch["task"])
+    kwargs = {k: batch[k] for k in MODEL_KEYWORDS if k in batch}
+    return model.apply({"params": params}, *args, **kwargs)
+
+
+def initialize_distributed(**kwargs) -> None:
+    """Multi-host set-up: ``jax.distributed.initialize(**kwargs)``. Call only for multi-process runs,
+    before any other JAX call; every process then runs the same program (one ``fit`` each)."""
+    jax.distributed.initialize(**kwargs)
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    """A 1-D mesh named ``"data"`` over ``devices`` (default: all devices of all processes).
+
+    Axis type ``Auto`` (``jax.make_mesh`` defaults to ``Explicit``, which would require every input to be
+    placed by hand): jit then propagates the shardings given in ``in_shardings``.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
+
+
+def make_optimizer(
+    learning_rate: float,
+    total_steps: int,
+    *,
+    labels: Any | None = None,
+) -> optax.GradientTransformation:
+    """Adam with cosine decay from ``learning_rate`` to 0 over ``total_steps`` (Sec. VI-A3).
+
+    Args:
+      learning_rate: initial learning rate (paper: 2e-4 pre-training, 2e-5 fine-tuning).
+      total_steps: steps of the whole run (epochs x steps per epoch).
+      labels: optional pytree like the params with leaves ``"train"`` / ``"frozen"``
+        (:func:`jaxbeam.train.finetune.trainable_labels`); frozen leaves get zero updates and no Adam state.
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0; got {learning_rate}")
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be > 0; got {total_steps}")
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, total_steps))
+    if labels is None:
+        return tx
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def init_state(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    key: jax.Array,
+    example_batch: Batch,
+    *,
+    params: Any | None = None,
+    forward: Forward = default_forward,
+) -> State:
+    """A fresh train state ``{"params", "opt_state", "step", "rng"}`` (params from ``model.init`` unless given).
+
+    ``key`` is a raw ``uint32`` key (``jax.random.PRNGKey``), checkpointable as a plain array.
+    """
+    init_key, rng = jax.random.split(key)
+    if params is None:
+
+        def _init(k, batch):
+            return model.init(k, *_init_args(batch), **{k2: batch[k2] for k2 in MODEL_KEYWORDS if k2 in batch})
+
+        params = _init(init_key, example_batch)["params"]
+    return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32), "rng": rng}
+
+
+def _init_args(batch):
+    args = [batch["H"], batch["P"]]
+    if "task" in batch:
+        args.append(batch["task"])
+    return args
+
+
+def _weighted_mean(x, weight):
+    if weight is None:
+        return jnp.mean(x)
+    return jnp.sum(x * weight) / jnp.maximum(jnp.sum(weight), 1e-12)
+
+
+def loss_and_metrics(params, batch: Batch, *, model, loss_fn: LossFn, forward: Forward = default_forward):
+    """Mean loss over the (global) batch and the mean of every per-sample metric."""
+    W = forward(model, params, batch)
+    loss, metrics = loss_fn(W, batch)
+    weight = batch.get("weight")
+    means = {k: _weighted_mean(v, weight) for k, v in metrics.items()}
+    return _weighted_mean(loss, weight), means
+
+
+def train_step(state: State, batch: Batch, *, model, tx, loss_fn: LossFn, forward: Forward = default_forward):
+    """One Adam step on ``batch``: ``(state, batch) -> (state, {"loss", <metric means>})``. Pure."""
+    grad_fn = jax.value_and_grad(
+        functools.partial(loss_and_metrics, model=model, loss_fn=loss_fn, forward=forward), has_aux=True
+    )
+    (loss, metrics), grads = grad_fn(state["params"], batch)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "rng": state["rng"]}
+    return new_state, {"loss": loss, **metrics}
+
+
+def eval_step(params, batch: Batch, *, model, loss_fn: LossFn, forward: Forward = default_forward) -> dict:
+    """Weighted sums over ``batch``: ``{"weight", "loss", <metrics>}`` (divide by ``"weight"`` for means)."""
+    W = forward(model, params, batch)
+    loss, metrics = loss_fn(W, batch)
+    weight = batch.get("weight", jnp.ones(loss.shape, loss.dtype))
+    out = {"weight": jnp.sum(weight), "loss": jnp.sum(weight * loss)}
+    out.update({k: jnp.sum(weight * v) for k, v in metrics.items()})
+    return out
+
+
+class Engine:
+    """The jitted, data-parallel steps of one (model, loss, optimiser) on one mesh.
+
+    Attributes:
+      train_step: ``(state, batch) -> (state, metrics)``, state donated, batch sharded over ``"data"``.
+      eval_step: ``(params, batch) -> sums`` (see :func:`eval_step`).
+      grads: ``(params, batch) -> grads`` of the mean loss (for tests and diagnostics).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        tx: optax.GradientTransformation,
+        *,
+        mesh: jax.sharding.Mesh | None = None,
+        forward: Forward = default_forward,
+    ):
+        self.model, self.loss_fn, self.tx, self.forward = model, loss_fn, tx, forward
+        self.mesh = data_mesh() if mesh is None else mesh
+        self.replicated = NamedSharding(self.mesh, P())
+        self.data_sharding = NamedSharding(self.mesh, P("data"))
+        kw = dict(model=model, loss_fn=loss_fn, forward=forward)
+        repl, data = self.replicated, self.data_sharding
+        self.train_step = jax.jit(
+            functools.partial(train_step, tx=tx, **kw),
+            in_shardings=(repl, data),
+            out_shardings=(repl, repl),
+            donate_argnums=0,
+        )
+        self.eval_step = jax.jit(functools.partial(eval_step, **kw), in_shardings=(repl, data), out_shardings=repl)
+
+        def _grads(params, batch):
+            return jax.grad(lambda p: loss_and_metrics(p, batch, **kw)[0])(params)
+
+        self.grads = jax.jit(_grads, in_shardings=(repl, data), out_shardings=repl)
+
+    @property
+    def num_shards(self) -> int:
+        return self.mesh.devices.size
+
+    def put_batch(self, batch: Batch) -> Batch:
+        """Place a host batch (numpy, the global batch) sharded over ``"data"``.
+
+        Each process contributes its contiguous slice of the global batch (multi-host safe).
+        """
+        B = len(batch["H"])
+        if B % self.num_shards:
+            raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
+        n, i = jax.process_count(), jax.process_index()
+        per = B // n
+
+        def put(x):
+            x = np.asarray(x)
+            return jax.make_array_from_process_local_data(self.data_sharding, x[i * per : (i + 1) * per], x.shape)
+
+        return {k: put(v) for k, v in batch.items()}
+
+    def put_state(self, state: State) -> State:
+        """Replicate a state (or any pytree) over the mesh."""
+        return jax.device_put(state, self.replicated)
+
+    def init_state(self, key: jax.Array, example_batch: Batch, *, params: Any | None = None) -> State:
+        """:func:`init_state`, placed replicated on the mesh."""
+        small = {k: np.asarray(v)[:1] for k, v in example_batch.items()}
+        state = init_state(self.model, self.tx, key, small, params=params, forward=self.forward)
+        return self.put_state(state)
+
+    def evaluate(self, params, arrays: Batch, *, batch_size: int = 1024) -> dict[str, float]:
+        """Means of loss and metrics over a whole data set (dict of arrays), padding the last batch."""
+        totals = None
+        for batch in eval_batches(arrays, batch_size, multiple=self.num_shards):
+            sums = self.eval_step(params, self.put_batch(batch))
+            totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        totals = jax.device_get(totals)
+        w = float(totals.pop("weight"))
+        return {k: float(v) / w for k, v in totals.items()}
+
+
+def eval_batches(arrays: Batch, batch_size: int, *, multiple: int = 1):
+    """Yield consecutive batches of ``arrays`` with a ``"weight"`` field; the last one is padded (weight 0)
+    up to a multiple of ``multiple`` (the device count) by repeating its first sample."""
+    S = len(arrays["H"])
+    batch_size = max(multiple, batch_size - batch_size % multiple)
+    for start in range(0, S, batch_size):
+        batch = {k: np.asarray(v[start : start + batch_size]) for k, v in arrays.items()}
+        n = len(batch["H"])
+        pad = (-n) % multiple
+        weight = np.ones(n + pad, np.float32)
+        if pad:
+            weight[n:] = 0
+            batch = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in batch.items()}
+        batch["weight"] = weight
+        yield batch

@@ -1,0 +1,90 @@
+"""The training jobs of the `jaxbeam` command end to end on the smoke preset, and their user errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxbeam import quickstart
+from jaxbeam.cli import main
+from jaxbeam.data import load_labels
+
+
+def _run_and_status(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pretrain", "--preset", "laptop", "--workdir", "x"], "--preset must be one of"),
+        (["pretrain", "--preset", "smoke", "--set", "nonsense=1", "--workdir", "x"], "unknown config field"),
+        (["pretrain", "--preset", "smoke", "--set", "epochs=abc", "--workdir", "x"], "--set epochs"),
+        (["pretrain", "--preset", "smoke", "--set", "epochs", "--workdir", "x"], "NAME=VALUE"),
+        (["pretrain", "--preset", "smoke", "--K", "0", "--workdir", "x"], "positive integer"),
+        (["pretrain", "--preset", "smoke", "--P", "-2", "--workdir", "x"], "positive number"),
+        (["evaluate", "does/not/exist", "--labels", "x"], "not a training run directory"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(argv, message, capsys):
+    code, out = _run_and_status(argv, capsys)
+    assert code == 2
+    assert message in out.err
+    assert "Traceback" not in out.err
+
+
+def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
+    labels_dir = tmp_path / "labels"
+    assert main(["label", "--utility", "sr", "--K", "3", "--N", "4", "--P", "1", "--samples", "160",
+                 "--out", str(labels_dir), "--no-progress", "--chunk", "80"]) == 0  # fmt: skip
+    # a data set whose K/N does not match the model is a user error, not a traceback
+    code, out = _run_and_status(
+        ["pretrain", "--preset", "smoke", "--labels", str(labels_dir), "--N", "5", "--workdir", str(tmp_path / "r")],
+        capsys,
+    )
+    assert code == 2 and "(K, N) = (3, 4)" in out.err
+    run = tmp_path / "run"
+    argv = ["pretrain", "--preset", "smoke", "--labels", str(labels_dir), "--workdir", str(run), "--set", "epochs=2"]
+    assert main(argv) == 0
+    assert (run / "model" / "config.json").is_file()
+    assert len((run / "model" / "metrics.jsonl").read_text().splitlines()) >= 2
+    out_json = tmp_path / "eval.json"
+    assert main(["evaluate", str(run / "model"), "--labels", str(labels_dir), "--out", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())
+    assert rows[0]["samples"] == int((load_labels(labels_dir).split_ids == 2).sum())
+    assert rows[0]["wmmse"] == pytest.approx(100.0, abs=1e-3)  # SR labels are WMMSE's own beams
+    assert 0 < rows[0]["bert"] < 100 and 0 < rows[0]["mrt"] < rows[0]["rzf"]
+    # fine-tune to another antenna count: encoder loaded, embedding and head re-initialised
+    ft = tmp_path / "ft"
+    argv = ["finetune", str(run / "model"), "--N", "5", "--workdir", str(ft), "--epochs", "1", "--steps-per-epoch", "4"]
+    assert main(argv) == 0
+    assert json.loads((ft / "config.json").read_text())["system"]["N"] == 5
+
+
+def test_quickstart_runs_end_to_end_and_a_second_run_only_reevaluates(tmp_path):
+    opts = quickstart.QuickstartOptions(
+        preset="smoke",
+        workdir=tmp_path,
+        samples_per_power=80,
+        kstar=(4,),
+        kstar_samples_per_power=16,
+        minutes_per_model=0.02,
+        utilities=("sr",),
+        progress=False,
+    )
+    first = quickstart.run(opts)
+    assert [(r["K"], r["P"]) for r in first["rows"]] == [(3, 1.0), (3, 2.0), (3, 3.0), (4, 1.0), (4, 2.0), (4, 3.0)]
+    for name in ("quickstart.md", "quickstart.json", "quickstart.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    ckpt_files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "bert_sr").rglob("*") if p.is_file())
+    second = quickstart.run(opts)
+    for a, b in zip(first["rows"], second["rows"], strict=True):
+        np.testing.assert_allclose([a["bert"], a["rzf"]], [b["bert"], b["rzf"]], rtol=1e-5)
+    metrics = [p for p in ckpt_files if p.name == "metrics.jsonl"]
+    assert metrics  # training wrote its log once; the second run added no training records
+    again = sorted(p.relative_to(tmp_path) for p in (tmp_path / "bert_sr").rglob("*") if p.is_file())
+    assert again == ckpt_files

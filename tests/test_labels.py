@@ -1,0 +1,73 @@
+"""Label data sets: exact resume after an interrupt, device-count independence, format, split, CLI."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxbeam import cli
+from jaxbeam.data import load_labels
+from jaxbeam.labels import generate_labels
+
+ARGS = dict(utility="sr", K=3, N=4, P_levels=[1.0, 2.0], samples=40, seed=5)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    return out, generate_labels(out, **ARGS, chunk_size=16, progress=False)
+
+
+def test_format_meta_and_split(full):
+    out, labels = full
+    assert len(labels) == 80 and labels.H.shape == (80, 3, 4) and labels.W.dtype == np.complex64
+    for name in ("H", "W", "P", "U", "split"):  # plain numpy loads every array
+        assert np.load(out / f"{name}.npy").shape[0] == 80
+    meta = json.loads((out / "meta.json").read_text())
+    for key in ("solver", "tol", "seed", "sigma2", "P", "Pc", "K", "N", "package_version", "mean_utility"):
+        assert key in meta, key
+    assert meta["solver"] == "wmmse" and meta["tol"] == 1e-4 and meta["P"] == [1.0, 2.0]
+    np.testing.assert_allclose(meta["mean_utility"]["2.0"], labels.U[labels.P == 2.0].mean(), rtol=1e-6)
+    assert np.bincount(labels.split_ids).tolist() == [64, 8, 8]
+    assert np.all(np.sum(np.abs(labels.W) ** 2, (1, 2)) <= labels.P * (1 + 1e-5))
+    assert not (out / "chunks").exists()
+    # power levels share nothing: different channels per level
+    assert not np.allclose(labels.H[:40], labels.H[40:])
+
+
+def test_resume_after_interrupt_is_identical(full, tmp_path):
+    _, ref = full
+    assert generate_labels(tmp_path, **ARGS, chunk_size=16, progress=False, max_chunks=2) is None
+    assert len(list((tmp_path / "chunks").glob("*.npz"))) == 2
+    # a crash mid-write leaves only a temporary file, which is ignored
+    (tmp_path / "chunks" / ".000_000002.npz.tmp").write_bytes(b"partial")
+    labels = generate_labels(tmp_path, **ARGS, chunk_size=16, progress=False)
+    for name in ("H", "W", "P", "U", "split_ids"):
+        np.testing.assert_array_equal(getattr(labels, name), getattr(ref, name), err_msg=name)
+    generate_labels(tmp_path / "x", **ARGS, chunk_size=16, progress=False, max_chunks=1)
+    with pytest.raises(ValueError, match="other settings"):
+        generate_labels(tmp_path / "x", **{**ARGS, "seed": 6}, chunk_size=16, progress=False)
+
+
+def test_result_does_not_depend_on_device_count(full, tmp_path):
+    _, ref = full
+    assert jax.local_device_count() == 8  # tests/conftest.py
+    one = generate_labels(tmp_path, **ARGS, chunk_size=16, devices=jax.local_devices()[:1], progress=False)
+    np.testing.assert_array_equal(one.H, ref.H)
+    np.testing.assert_allclose(one.U, ref.U, rtol=1e-5)
+    np.testing.assert_allclose(one.W, ref.W, atol=1e-4)
+
+
+def test_cli_label(tmp_path, capsys):
+    out = tmp_path / "mr"
+    argv = ["label", "--utility", "mr", "--K", "2", "--N", "3", "--P", "1", "--samples", "8", "--chunk", "8"]
+    assert cli.main(argv + ["--out", str(out), "--no-progress"]) == 0
+    labels = load_labels(out)
+    assert len(labels) == 8 and labels.meta["solver"] == "sca" and labels.meta["utility"] == "mr"
+    assert "mean utility" in capsys.readouterr().out
+    assert cli.main(argv + ["--out", str(tmp_path / "e"), "--solver", "wmmse"]) == 2
+    assert "--solver" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["label", "--help"])
+    assert "example: jaxbeam label" in capsys.readouterr().out

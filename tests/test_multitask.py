@@ -1,0 +1,168 @@
+"""UBERT training: the multi-task source (Algorithm 1), scale-free validation, data-parallel steps,
+pre-training and fine-tuning end to end (tiny configs)."""
+
+import json
+
+import chex
+import jax
+import numpy as np
+import optax
+import pytest
+
+import jaxbeam as jb
+from jaxbeam import configs, train
+from jaxbeam.data import LabelSet, split_ids
+from jaxbeam.losses_multitask import make_multitask_loss
+from jaxbeam.pipeline import finetune_ubert, performance_rows, pretrain_ubert, ubert_model
+
+
+def _labels(utility, S=60, K=3, N=4, seed=0):
+    """Stand-in label sets (RZF beams, EE at half power): fast and deterministic."""
+    H = np.asarray(jb.rayleigh(jax.random.key(seed), (S,), K, N))
+    P = np.ones(S, np.float32)
+    W = np.asarray(jb.rzf(H, P, 0.1)) * (0.5 if utility == "ee" else 1.0)
+    U = np.asarray(jb.utility(utility, H, W, 0.1))
+    return LabelSet(H=H, W=W, P=P, U=U, split_ids=split_ids(S, seed), meta={"utility": utility, "solver": "rzf"})
+
+
+def _arrays(S, K=3, N=4, seed=0):
+    return train.label_arrays(_labels("sr", S, K, N, seed))
+
+
+def _same(a, b):
+    return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_uniform_source_has_exactly_equal_task_counts_in_every_batch():
+    sizes = (30, 41, 35)
+    data = {u: _arrays(s, seed=i) for i, (u, s) in enumerate(zip(jb.TASKS, sizes, strict=True))}
+    src = train.MultiTaskSource(data, 12, seed=1)
+    assert src.steps_per_epoch == 30 // 4 and src.sizes == sizes
+    seen = {t: [] for t in range(3)}
+    for i, batch in enumerate(src.epoch(0)):
+        assert np.bincount(batch["task"], minlength=3).tolist() == [4, 4, 4]
+        np.testing.assert_array_equal(batch["task"][:3], [0, 1, 2])  # interleaved: device shards balanced
+        task, index = src.batch_indices(0, i)
+        for t in range(3):
+            rows = index[task == t]
+            seen[t] += rows.tolist()
+            np.testing.assert_array_equal(batch["H"][task == t], data[jb.TASKS[t]]["H"][rows])
+            np.testing.assert_array_equal(batch["W_label"][task == t], data[jb.TASKS[t]]["W_label"][rows])
+    for t in range(3):
+        assert len(seen[t]) == len(set(seen[t])) == 28  # without replacement within an epoch
+    rnd = train.MultiTaskSource(data, 12, seed=1, sampling="random")
+    counts = [np.bincount(b["task"], minlength=3).tolist() for b in rnd.epoch(0)]
+    assert any(c != [4, 4, 4] for c in counts) and all(sum(c) == 12 for c in counts)
+    with pytest.raises(ValueError, match="batch_size"):
+        train.MultiTaskSource(data, 10)
+    with pytest.raises(ValueError, match="every task"):
+        train.MultiTaskSource({"sr": data["sr"], "mr": data["mr"]}, 12)
+    with pytest.raises(ValueError, match="sampling"):
+        train.MultiTaskSource(data, 12, sampling="greedy")
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "random"])
+def test_multitask_source_resumes_exactly(sampling):
+    data = [_labels(u, 45, seed=0) for u in jb.TASKS]  # LabelSets sharing channels, in TASKS order
+    make = lambda: train.MultiTaskSource(data, 9, seed=7, sampling=sampling, transform=train.symmetry_augment)  # noqa: E731
+    full = {e: list(make().epoch(e)) for e in (0, 1)}
+    assert len(full[0]) == make().steps_per_epoch == 15
+    for e, start in ((0, 4), (1, 0), (1, 14)):
+        resumed = list(make().epoch(e, start=start))  # a fresh source, as after a restart
+        assert len(resumed) == len(full[e]) - start
+        assert all(_same(a, b) for a, b in zip(resumed, full[e][start:], strict=True))
+    assert not _same(full[0][0], full[1][0])  # a new order every epoch
+
+
+def test_mixed_K_and_N_are_padded_with_masks():
+    data = {
+        "sr": _arrays(12, 3, 4),
+        "mr": [_arrays(12, 2, 5, seed=1), _arrays(6, 3, 4, seed=2)],
+        "ee": _arrays(15, 3, 4),
+    }
+    src = train.MultiTaskSource(data, 6, seed=0)
+    batch = next(src.epoch(0))
+    assert batch["H"].shape == (6, 3, 5) and batch["mask"].shape == (6, 3) and batch["antenna_mask"].shape == (6, 5)
+    assert np.all(batch["H"][~batch["mask"]] == 0) and np.all(
+        np.swapaxes(batch["H"], 1, 2)[~batch["antenna_mask"]] == 0
+    )
+    sr = batch["task"] == 0
+    assert batch["antenna_mask"][sr].sum(1).tolist() == [4, 4]
+    with pytest.raises(ValueError, match="transform"):
+        train.MultiTaskSource(data, 6, transform=train.symmetry_augment)
+    model = jb.models.UBERT(features=8, num_layers=1, num_heads=2)
+    args = (batch["H"], batch["P"], batch["task"], batch["mask"], batch["antenna_mask"])
+    W = jax.jit(model.apply)(jax.jit(model.init)(jax.random.key(0), *args), *args)
+    loss, metrics = jax.jit(make_multitask_loss())(W, batch)
+    assert np.all(np.isfinite(np.asarray(loss))) and np.all(np.isfinite(np.asarray(metrics["utility"])))
+
+
+def test_validation_utility_is_scale_free():
+    labels = {u: _labels(u, 12, seed=3) for u in jb.TASKS}
+    arrays = train.multitask_arrays(labels)
+    _, m = make_multitask_loss()(arrays["W_label"], arrays)
+    np.testing.assert_allclose(m["utility"], 1.0, rtol=1e-5)  # the label scores 1 on every task
+    for t in range(3):
+        sel = arrays["task"] == t
+        np.testing.assert_allclose(m["task_utility"][sel], labels[jb.TASKS[t]].U, rtol=1e-5)
+    scale = [float(labels[u].U.mean()) for u in jb.TASKS]
+    _, m2 = make_multitask_loss(utility_scale=scale)(arrays["W_label"], arrays)
+    # mean over a balanced set = mean over tasks of eq. 31 / 100
+    np.testing.assert_allclose(np.mean(m2["utility"]), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="utility_scale"):
+        make_multitask_loss(utility_scale=(1.0, 2.0))
+
+
+def test_data_parallel_ubert_step_equals_single_device():
+    assert jax.device_count() == 8
+    model = jb.models.UBERT(features=16, num_layers=1, num_heads=2)
+    data = {u: _labels(u, 48, seed=5) for u in jb.TASKS}
+    batch = next(train.MultiTaskSource(data, 24, seed=0).epoch(0))
+    loss_fn = make_multitask_loss()
+    tx = optax.sgd(1e-2)  # SGD: see tests/test_train.py (Adam amplifies round-off of zero gradients)
+    e8 = train.Engine(model, loss_fn, tx)
+    e1 = train.Engine(model, loss_fn, tx, mesh=train.data_mesh(jax.devices()[:1]))
+    s8 = e8.init_state(jax.random.PRNGKey(0), batch)
+    s1 = e1.init_state(jax.random.PRNGKey(0), batch)
+    b8 = e8.put_batch(batch)
+    assert len(b8["task"].sharding.device_set) == 8
+    s8, m8 = e8.train_step(s8, b8)
+    s1, m1 = e1.train_step(s1, e1.put_batch(batch))
+    chex.assert_trees_all_close(jax.device_get(s8["params"]), jax.device_get(s1["params"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(m8["loss"]), float(m1["loss"]), rtol=1e-5)
+    np.testing.assert_allclose(float(m8["utility"]), float(m1["utility"]), rtol=1e-5)
+
+
+def test_pretrain_ubert_end_to_end_then_finetune_without_reinit(tmp_path):
+    cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=2)
+    labels = {u: _labels(u, 120, seed=0) for u in jb.TASKS}
+    params = pretrain_ubert(cfg, labels, tmp_path / "pre", progress=False)
+    conf = json.loads((tmp_path / "pre" / "config.json").read_text())
+    assert conf["model_kind"] == "ubert" and conf["batch_size_used"] == 24 and conf["epochs_planned"] == 2
+    assert len(conf["utility_scale"]) == 3
+    records = [json.loads(line) for line in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "val_utility" in r] == [0, 1]
+    assert all(0 < r["val_utility"] < 2 for r in records if "val_utility" in r)
+    model = ubert_model(cfg)
+    for t, u in enumerate(jb.TASKS):
+        (row,) = performance_rows(
+            u,
+            labels[u].split("test"),
+            0.1,
+            0.5,
+            model=model,
+            params=params,
+            task=t,
+            model_name="ubert",
+            references=("rzf",),
+        )
+        assert 0 < row["ubert"] < 150 and "bert" not in row
+    # fine-tuning at another (K, N) on one task: every parameter starts from the pre-trained ones
+    new = {"mr": _labels("mr", 60, K=4, N=6, seed=1)}
+    tuned = finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=1, learning_rate=1e-9, progress=False)
+    chex.assert_trees_all_close(tuned, jax.device_get(params), atol=1e-6)
+    wider = configs.get_preset("smoke", features=16, num_layers=1)
+    with pytest.raises(ValueError, match="init_params"):
+        finetune_ubert(wider, new, tmp_path / "ft2", params, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="every task"):
+        pretrain_ubert(cfg, {"sr": labels["sr"]}, tmp_path / "x", progress=False)

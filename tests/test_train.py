@@ -1,0 +1,195 @@
+"""Training engine: data-parallel gradients, exact resume, fine-tuning rules, frozen encoder, presets."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxbeam as jb
+from jaxbeam import configs, losses, train
+from jaxbeam.data import LabelSet, split_ids
+
+K, N = 3, 4
+
+
+def _model(N=N, features=16):
+    return jb.models.BERT(num_antennas=N, features=features, num_layers=2, num_heads=2)
+
+
+def _labels(S=120, seed=0, N=N):
+    H = np.asarray(jb.rayleigh(jax.random.key(seed), (S,), K, N))
+    P = np.ones(S, np.float32)
+    W = np.asarray(jb.rzf(H, P, 0.1))  # a stand-in label solver: fast and deterministic
+    U = np.asarray(jb.sum_rate(H, W, 0.1))
+    return LabelSet(H=H, W=W, P=P, U=U, split_ids=split_ids(S, seed), meta={"solver": "rzf"})
+
+
+def _max_rel_diff(a, b):
+    """max |a - b| / max |b| over a whole pytree (per-leaf ratios are meaningless for leaves whose exact
+    gradient is 0, e.g. the attention key bias, where both sides are round-off noise)."""
+    a, b = jax.device_get(a), jax.device_get(b)
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+    return diff / max(float(np.max(np.abs(y))) for y in jax.tree.leaves(b))
+
+
+def test_data_parallel_gradients_and_step_equal_single_device():
+    assert jax.device_count() == 8, "tests/conftest.py sets 8 host CPU devices"
+    model = _model()
+    loss_fn = losses.make_loss("sr", supervised=True, lambda1=1.0, lambda2=0.1)
+    # SGD for the one-step comparison: Adam divides by sqrt(v), which turns the round-off-level gradients
+    # of parameters whose exact gradient is 0 (the attention key bias) into full-size, sign-random steps.
+    tx = optax.sgd(1e-2)
+    batch = train.label_arrays(_labels(16))
+    e8 = train.Engine(model, loss_fn, tx)
+    e1 = train.Engine(model, loss_fn, tx, mesh=train.data_mesh(jax.devices()[:1]))
+    assert e8.num_shards == 8 and e1.num_shards == 1
+    s8 = e8.init_state(jax.random.PRNGKey(0), batch)
+    s1 = e1.init_state(jax.random.PRNGKey(0), batch)
+    b8 = e8.put_batch(batch)
+    assert len(b8["H"].sharding.device_set) == 8
+    g8 = e8.grads(s8["params"], b8)
+    g1 = e1.grads(s1["params"], e1.put_batch(batch))
+    assert _max_rel_diff(g8, g1) < 1e-5  # an extra pmean/psum would be off by a factor of 8
+    assert _max_rel_diff(jax.tree.map(lambda g: 8 * g, g8), g1) > 1  # ...and this check would see it
+    s8, m8 = e8.train_step(s8, b8)
+    s1, m1 = e1.train_step(s1, e1.put_batch(batch))
+    chex.assert_trees_all_close(jax.device_get(s8["params"]), jax.device_get(s1["params"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(m8["loss"]), float(m1["loss"]), rtol=1e-5)
+    assert int(s8["step"]) == 1
+
+
+def test_evaluate_pads_the_last_batch_and_weights_it_out():
+    model = _model()
+    loss_fn = losses.make_loss("sr", supervised=False)
+    arrays = train.label_arrays(_labels(13), with_labels=False)
+    eng = train.Engine(model, loss_fn, train.make_optimizer(1e-3, 10))
+    state = eng.init_state(jax.random.PRNGKey(1), arrays)
+    got = eng.evaluate(state["params"], arrays, batch_size=8)
+    W = model.apply({"params": state["params"]}, arrays["H"], arrays["P"])
+    np.testing.assert_allclose(got["utility"], float(jnp.mean(jb.sum_rate(arrays["H"], W, 0.1))), rtol=1e-5)
+
+
+def _fit(workdir, labels, **kw):
+    src = train.ArraySource(train.label_arrays(labels.split("train")), 16, seed=3)
+    val = train.label_arrays(labels.split("val"))
+    loss_fn = losses.make_loss("sr", supervised=True, lambda1=1.0, lambda2=0.1)
+    return train.fit(
+        _model(),
+        loss_fn,
+        src,
+        epochs=3,
+        learning_rate=3e-3,
+        val=val,
+        workdir=workdir,
+        checkpoint_every=4,
+        progress=False,
+        log_every=2,
+        config={"test": True},
+        **kw,
+    )
+
+
+def test_killed_and_restarted_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
+    labels = _labels(120)  # 96 train samples -> 6 steps per epoch, 18 in all
+    ref = _fit(tmp_path / "ref", labels)
+    assert [r["step"] for r in ref.history] == [6, 12, 18]
+    assert (tmp_path / "ref" / "config.json").is_file()
+    log = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
+    assert len(log) == 9 + 3  # every 2 steps + one record per epoch
+    for kill_at in (7, 12):  # mid-epoch (last checkpoint at 6), and right at an epoch end before validation
+        part = _fit(tmp_path / f"run{kill_at}", labels, max_steps=kill_at)
+        assert int(part.state["step"]) == kill_at
+        done = _fit(tmp_path / f"run{kill_at}", labels)
+        assert int(done.state["step"]) == 18
+        chex.assert_trees_all_equal(jax.device_get(done.state["params"]), jax.device_get(ref.state["params"]))
+        chex.assert_trees_all_equal(done.best_params, ref.best_params)
+        assert done.best_metric == ref.best_metric
+    best = train.load_params(tmp_path / "ref")
+    chex.assert_trees_all_equal(best, ref.best_params)
+    assert ref.best_metric == max(r["val_utility"] for r in ref.history)
+
+
+def test_finetune_loading_rules():
+    H4 = jb.rayleigh(jax.random.key(0), (2,), K, 4)
+    H6 = jb.rayleigh(jax.random.key(0), (2,), K, 6)
+    pre = _model(4).init(jax.random.key(1), H4, 1.0)["params"]
+    same = _model(4).init(jax.random.key(2), H4, 1.0)["params"]
+    chex.assert_trees_all_equal(train.transfer_params(pre, same), pre)
+    fresh = _model(6).init(jax.random.key(3), H6, 1.0)["params"]
+    out = train.transfer_params(pre, fresh)
+    chex.assert_trees_all_equal(out["encoder"], pre["encoder"])
+    chex.assert_trees_all_equal(out["embed"], fresh["embed"])
+    chex.assert_trees_all_equal(out["head"], fresh["head"])
+    _model(6).apply({"params": out}, H6, 1.0)  # fits the new model
+    wider = _model(6, features=32).init(jax.random.key(3), H6, 1.0)["params"]
+    with pytest.raises(ValueError, match="encoder"):
+        train.transfer_params(pre, wider)
+
+
+def test_frozen_encoder_mode_trains_only_embedding_and_head():
+    model = _model(6)
+    src = train.ChannelSource(K, 6, [1.0, 2.0], 16, 3, seed=5)
+    H6 = jb.rayleigh(jax.random.key(0), (2,), K, 6)
+    init = model.init(jax.random.key(4), H6, 1.0)["params"]
+    labels = train.trainable_labels(init)
+    assert set(jax.tree.leaves(labels["encoder"])) == {"frozen"}
+    res = train.fit(
+        model,
+        losses.make_loss("sr", supervised=False),
+        src,
+        epochs=1,
+        learning_rate=1e-2,
+        init_params=init,
+        trainable_labels=labels,
+        progress=False,
+    )
+    after = jax.device_get(res.state["params"])
+    chex.assert_trees_all_equal(after["encoder"], jax.device_get(init["encoder"]))
+    for part in ("embed", "head"):
+        assert _max_rel_diff(after[part], jax.device_get(init[part])) > 1e-4
+    with pytest.raises(ValueError, match="trainable"):
+        train.trainable_labels(init, trainable=("nope",))
+
+
+def test_presets():
+    cpu, paper = configs.get_preset("cpu"), configs.get_preset("paper")
+    assert (paper.model.features, paper.model.num_layers, paper.model.num_heads) == (1024, 12, 16)
+    assert (paper.train.learning_rate, paper.train.batch_size, paper.train.epochs) == (2e-4, 32, 100)
+    assert paper.train.samples_per_power == 80_000 and paper.system.P == (1.0, 2.0, 3.0)
+    assert (cpu.system.K, cpu.system.N) == (6, 12)
+    c = configs.get_preset("smoke", features=32, epochs=3, P=(1, 2))
+    assert c.model.features == 32 and c.train.epochs == 3 and c.system.P == (1.0, 2.0)
+    assert configs.Config.from_dict(c.to_dict()) == c
+    hash(c)
+    with pytest.raises(ValueError, match="name"):
+        configs.get_preset("gpu")
+    with pytest.raises(ValueError, match="unknown config field"):
+        configs.get_preset("cpu", featurez=3)
+    with pytest.raises(ValueError, match="num_heads"):
+        configs.get_preset("cpu", features=130)
+    with pytest.raises(ValueError, match="utility"):
+        configs.get_preset("cpu", utility="xx")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.model.features = 3
+
+
+def test_symmetry_augment_keeps_every_utility_and_is_deterministic():
+    labels = _labels(32)
+    src = train.ArraySource(train.label_arrays(labels), 8, seed=1, transform=train.symmetry_augment)
+    b1, b2 = next(src.epoch(2, start=1)), list(src.epoch(2))[1]
+    chex.assert_trees_all_equal(b1, b2)
+    plain = next(train.ArraySource(train.label_arrays(labels), 8, seed=1).epoch(2, start=1))
+    assert np.max(np.abs(b1["H"] - plain["H"])) > 0.1
+    for u in jb.TASKS:
+        np.testing.assert_allclose(
+            jb.utility(u, b1["H"], b1["W_label"], 0.1), jb.utility(u, plain["H"], plain["W_label"], 0.1), rtol=1e-5
+        )
+    W = jb.mrt(plain["H"], 1.0)  # not just the labels: any beamformer, transformed like the label, keeps U
+    Wt = train.symmetry_augment({**plain, "W_label": np.asarray(W)}, np.random.default_rng([1, 2, 1, 1]))
+    np.testing.assert_allclose(jb.sum_rate(Wt["H"], Wt["W_label"], 0.1), jb.sum_rate(plain["H"], W, 0.1), rtol=1e-5)
+    # the label keeps the solver's phase convention: RZF of the transformed channel = the transformed RZF
+    np.testing.assert_allclose(jb.rzf(b1["H"], 1.0, 0.1), b1["W_label"], atol=1e-5)
