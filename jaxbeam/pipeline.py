@@ -70,11 +70,11 @@ def steps_per_second(model, loss_fn, source, seconds: float = 4.0) -> float:
     eng = train.Engine(model, loss_fn, train.make_optimizer(1e-4, 100))
     batches = [b for _, b in zip(range(8), source.epoch(0), strict=False)]
     state = eng.init_state(jax.random.PRNGKey(0), batches[0])
-    state, m = eng.train_step(state, eng.put_batch(batches[0]))
+    state, m = eng.step(state, batches[0])
     jax.block_until_ready(m)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        state, m = eng.train_step(state, eng.put_batch(batches[n % len(batches)]))
+        state, m = eng.step(state, batches[n % len(batches)])
         n += 1
     jax.block_until_ready(m)
     return n / (time.perf_counter() - t0)
@@ -144,15 +144,14 @@ def reference_beams(name: str, H, P, sigma2: float):
 
 
 def _batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
+    """``model.apply`` over ``H`` in batches (UBERT: ``task`` is one task id for every sample)."""
     fwd = jax.jit(model.apply)
-    if task is not None:  # UBERT: apply(v, H, P, task), one task id for every sample
-        T = jnp.full(len(H), task, jnp.int32)
-        out = [
-            fwd({"params": params}, H[i : i + batch_size], P[i : i + batch_size], T[i : i + batch_size])
-            for i in range(0, len(H), batch_size)
-        ]
-        return jnp.concatenate(out)
-    out = [fwd({"params": params}, H[i : i + batch_size], P[i : i + batch_size]) for i in range(0, len(H), batch_size)]
+    extra = () if task is None else (jnp.full(len(H), task, jnp.int32),)
+    out = []
+    for i in range(0, len(H), batch_size):
+        s = slice(i, i + batch_size)
+        # one batch in flight at a time (see jaxbeam.train.Engine.step)
+        out.append(jax.block_until_ready(fwd({"params": params}, H[s], P[s], *(x[s] for x in extra))))
     return jnp.concatenate(out)
 
 

@@ -151,7 +151,7 @@ def fit(
             t0 = time.perf_counter()
             losses = []
             for batch in train.epoch(epoch, start=start):
-                state, metrics = engine.train_step(state, engine.put_batch(batch))
+                state, metrics = engine.step(state, batch)
                 step += 1
                 losses.append(metrics["loss"])
                 bar.update(1)
