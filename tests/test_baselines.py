@@ -110,3 +110,11 @@ def test_gpt_is_causal_over_users(models):
     # and it is not bidirectional: changing user 0 moves the later users' beams
     W3 = fwd(v, H.at[:, 0].multiply(-1j), 1.0)
     assert not np.allclose(direction(W[:, 1:]), direction(W3[:, 1:]), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_fresh_baselines_transmit_below_P_so_power_is_learnable(models, name):
+    """Same output-layer initialisation as BERT (jaxbeam.models.bert.output_init): inside the GPA ball."""
+    model, v, fwd = models[name]
+    H = jb.rayleigh(jax.random.key(5), (8,), K, N)
+    assert float(jnp.max(jb.transmit_power(fwd(v, H, 1.0)))) < 0.9

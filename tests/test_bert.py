@@ -89,3 +89,24 @@ def test_bad_inputs_raise(model_and_vars):
         model.apply(v, jnp.ones((2, 3, N)), 1.0)
     with pytest.raises(ValueError, match="mask"):
         model.apply(v, jb.rayleigh(jax.random.key(8), (2,), 3, N), 1.0, mask=jnp.ones((2, 4), bool))
+
+
+@pytest.mark.parametrize("K, N", [(6, 12), (8, 16)])
+def test_fresh_models_start_inside_the_gpa_ball_where_power_is_learnable(K, N):
+    """With the output layer initialised inside the unit ball of eq. 15, a fresh model transmits below P and
+    its transmit power has a gradient; outside the ball the GPA pins the power at P (zero gradient), and EE,
+    whose optimum lies below P, could never be learned."""
+    H = jb.rayleigh(jax.random.key(K), (16,), K, N)
+    task = jnp.full((16,), 2)
+    for model, args in (
+        (jb.models.BERT(num_antennas=N, features=128, num_layers=3, num_heads=4), (H, 1.0)),
+        (jb.models.UBERT(features=128, num_layers=3, num_heads=4), (H, 1.0, task)),
+    ):
+        params = model.init(jax.random.key(0), *args)["params"]
+
+        def power(p, model=model, args=args):
+            return jb.transmit_power(model.apply({"params": p}, *args))
+
+        assert float(jnp.max(power(params))) < 0.9  # P = 1 W
+        grads = jax.grad(lambda p, power=power: jnp.mean(power(p)))(params)
+        assert float(jnp.sum(jnp.abs(grads["head"]["kernel"]))) > 1e-3

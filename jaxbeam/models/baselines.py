@@ -42,10 +42,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxbeam import _checks
-from jaxbeam.models.bert import Embedding
+from jaxbeam.models.bert import Embedding, output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
 from jaxbeam.power import gpa
 from jaxbeam.tokenize import antenna_tokens, user_tokens
+
+
+def _head(width: int) -> nn.Dense:
+    """The output FC of eq. 14 (float32, the small GPA-aware init of :func:`jaxbeam.models.bert.output_init`)."""
+    return nn.Dense(width, dtype=jnp.float32, kernel_init=output_init(), name="head")
 
 
 def _inputs(H, mask, num_antennas: int, num_users: int | None = None):
@@ -101,7 +106,7 @@ class MLP(nn.Module):
         for i in range(self.num_layers):
             x = nn.Dense(self.features, dtype=self.dtype, name=f"hidden_{i}")(x)
             x = nn.relu(nn.LayerNorm(dtype=self.dtype, name=f"ln_{i}")(x))
-        out = nn.Dense(2 * K * N, dtype=jnp.float32, name="head")(x.astype(jnp.float32))
+        out = _head(2 * K * N)(x.astype(jnp.float32))
         return _beams(out.reshape(H.shape[:-2] + (K, 2 * N)), H, P, mask)
 
 
@@ -139,7 +144,7 @@ class CNN(nn.Module):
             x = nn.relu(x)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(self.features, dtype=self.dtype, name="dense")(x))
-        out = nn.Dense(2 * K * N, dtype=jnp.float32, name="head")(x.astype(jnp.float32))
+        out = _head(2 * K * N)(x.astype(jnp.float32))
         return _beams(out.reshape(batch + (K, 2 * N)), H, P, mask)
 
 
@@ -185,7 +190,7 @@ class GCN(nn.Module):
                 self.features, use_bias=False, dtype=self.dtype, name=f"nbr_{i}"
             )(agg)
             x = nn.LayerNorm(dtype=self.dtype, name=f"ln_{i}")(x + nn.relu(msg))
-        out = nn.Dense(2 * self.num_antennas, dtype=jnp.float32, name="head")(x.astype(jnp.float32))
+        out = _head(2 * self.num_antennas)(x.astype(jnp.float32))
         return _beams(out, H, P, mask)
 
 
@@ -234,7 +239,7 @@ class GAT(nn.Module):
             alpha = jax.nn.softmax(e, axis=-1).astype(z.dtype)
             h = jnp.einsum("...cij,...jcd->...icd", alpha, z).reshape(x.shape)
             x = nn.LayerNorm(dtype=self.dtype, name=f"ln_{i}")(x + nn.elu(h))
-        out = nn.Dense(2 * self.num_antennas, dtype=jnp.float32, name="head")(x.astype(jnp.float32))
+        out = _head(2 * self.num_antennas)(x.astype(jnp.float32))
         return _beams(out, H, P, mask)
 
 
@@ -268,5 +273,5 @@ class GPT(nn.Module):
         x = Encoder(self.features, self.num_layers, self.num_heads, self.mlp_ratio, self.dtype, name="encoder")(
             x, attention_mask(mask, causal=True, length=K)
         )
-        out = nn.Dense(2 * self.num_antennas, dtype=jnp.float32, name="head")(x.astype(jnp.float32))
+        out = _head(2 * self.num_antennas)(x.astype(jnp.float32))
         return _beams(out, H, P, mask)

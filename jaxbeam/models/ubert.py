@@ -66,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbeam import _checks
+from jaxbeam.models.bert import output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
 from jaxbeam.power import gpa
 from jaxbeam.tokenize import antenna_tokens
@@ -272,8 +273,12 @@ class UBERT(nn.Module):
         z = T_hat_ant
         if self.head_hidden:
             z = nn.gelu(nn.Dense(self.head_hidden, dtype=self.dtype, name="head_hidden")(z), approximate=True)
-        # eq. 28: one (F, 2) kernel = [w_Urel, w_Uimg] per channel element (no bias, as written).
-        out = nn.Dense(2, use_bias=False, dtype=jnp.float32, name="head")(z.astype(jnp.float32))
+        # eq. 28: one (F, 2) kernel = [w_Urel, w_Uimg] per channel element (no bias, as written). Its input,
+        # the sum of two token streams of eq. 27 (T_ant is not normalised), has several times the unit
+        # variance BERT's LN output has, so the init is 10x smaller to start inside the GPA ball as well.
+        out = nn.Dense(2, use_bias=False, dtype=jnp.float32, kernel_init=output_init(1e-4), name="head")(
+            z.astype(jnp.float32)
+        )
         rdtype = H.real.dtype
         W = jax.lax.complex(out[..., 0].astype(rdtype), out[..., 1].astype(rdtype))
         if antenna_mask is not None:
