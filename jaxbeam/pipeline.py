@@ -27,17 +27,23 @@ from jaxbeam.losses_multitask import make_multitask_loss
 REFERENCES = ("mrt", "zf", "rzf", "wmmse")
 
 
-def labels_for(root: Path, cfg: Config, utility: str, K: int, samples: int, seed: int, progress=True) -> LabelSet:
-    """The cached label set ``root/labels/<utility>_<K>x<N>_s<seed>`` (made or finished if needed)."""
+def labels_for(
+    root: Path, cfg: Config, utility: str, K: int, samples: int, seed: int, progress=True, *, N: int | None = None
+) -> LabelSet:
+    """The cached label set ``root/labels/<utility>_<K>x<N>_s<seed>`` (made or finished if needed).
+
+    ``N`` defaults to the preset's; P, sigma2 and Pc are the preset's.
+    """
     sy = cfg.system
-    path = Path(root) / "labels" / f"{utility}_{K}x{sy.N}_s{seed}"
+    N = sy.N if N is None else N
+    path = Path(root) / "labels" / f"{utility}_{K}x{N}_s{seed}"
     if (path / "meta.json").is_file():
         labels = load_labels(path)
         if len(labels) == samples * len(sy.P) and sorted(set(labels.P.tolist())) == sorted(sy.P):
             return labels
     if progress:
-        print(f"labels: {utility.upper()} at (K, N) = ({K}, {sy.N}), P = {list(sy.P)}, {samples} per P -> {path}")
-    return generate_labels(path, utility, K, sy.N, sy.P, samples, seed, sigma2=sy.sigma2, Pc=sy.Pc, progress=progress)
+        print(f"labels: {utility.upper()} at (K, N) = ({K}, {N}), P = {list(sy.P)}, {samples} per P -> {path}")
+    return generate_labels(path, utility, K, N, sy.P, samples, seed, sigma2=sy.sigma2, Pc=sy.Pc, progress=progress)
 
 
 def bert_model(cfg: Config, N: int | None = None, dtype=None):
@@ -87,16 +93,19 @@ def pretrain(
     *,
     minutes: float | None = None,
     progress: bool = True,
+    model=None,
 ):
     """Supervised (eq. 17) or unsupervised (eq. 18) pre-training of BERT on ``labels``; resumable.
 
     With ``minutes``, the number of epochs (and so the cosine schedule) is sized once from a throughput
     probe to fill that budget and recorded in ``workdir/config.json``, so a resumed or repeated run keeps
-    the same schedule. A finished run is not trained again. Returns the best-on-validation parameters.
+    the same schedule. A finished run is not trained again. ``model`` replaces BERT by another module with
+    BERT's call signature (a baseline of :mod:`jaxbeam.models.baselines`). Returns the best-on-validation
+    parameters.
     """
     workdir = Path(workdir)
     tc = cfg.train
-    model, loss_fn = bert_model(cfg), loss_for(cfg)
+    model, loss_fn = bert_model(cfg) if model is None else model, loss_for(cfg)
     source = train.ArraySource(
         train.label_arrays(labels.split("train"), with_labels=tc.supervised),
         tc.batch_size,
@@ -143,7 +152,7 @@ def reference_beams(name: str, H, P, sigma2: float):
     raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
 
 
-def _batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
+def batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
     """``model.apply`` over ``H`` in batches (UBERT: ``task`` is one task id for every sample)."""
     fwd = jax.jit(model.apply)
     extra = () if task is None else (jnp.full(len(H), task, jnp.int32),)
@@ -181,7 +190,7 @@ def performance_rows(
     H_seen = H if csi_error_db is None else jb.csi_error(jax.random.key(seed), H, csi_error_db)
     beams = {}
     if model is not None:
-        beams[model_name] = _batched_apply(model, params, H_seen, P, task=task)
+        beams[model_name] = batched_apply(model, params, H_seen, P, task=task)
     for name in references:
         W = reference_beams(name, H_seen, P, sigma2)
         if W is not None:
@@ -264,6 +273,8 @@ def pretrain_ubert(
     sampling: str = "uniform",
     augment: bool = True,
     progress: bool = True,
+    model=None,
+    loss_fn=None,
 ):
     """Supervised multi-task pre-training of UBERT (eqs. 29-30, Algorithm 1) on one label set per task; resumable.
 
@@ -279,6 +290,9 @@ def pretrain_ubert(
       sampling: ``"uniform"`` (Algorithm 1) or ``"random"`` (Fig. 6 baseline).
       augment: label-preserving symmetry augmentation (:func:`jaxbeam.train.symmetry_augment`).
       progress: progress bar and messages.
+      model: a UBERT variant to train instead of the preset's (e.g. an ablation of Table VIII).
+      loss_fn: a multi-task loss replacing eq. 30 (e.g. the Sum Loss of eq. 32, Table VII); it must keep the
+        ``"utility"`` metric of ``make_multitask_loss`` (the validation criterion).
 
     The validation criterion is the mean over tasks of eq. 31 / 100 (``make_multitask_loss`` with
     ``utility_scale`` = each task's mean validation label utility), so SR, MR and EE count equally despite
@@ -289,8 +303,9 @@ def pretrain_ubert(
         raise ValueError(f"labels_by_task must hold label sets for every task {jb.TASKS}; got {sorted(sets)}")
     workdir = Path(workdir)
     tc = cfg.train
-    model = ubert_model(cfg)
-    source, val, loss_fn, scale, B = _multitask_setup(cfg, sets, sampling=sampling, augment=augment, seed=tc.seed)
+    model = ubert_model(cfg) if model is None else model
+    source, val, eq30, scale, B = _multitask_setup(cfg, sets, sampling=sampling, augment=augment, seed=tc.seed)
+    loss_fn = eq30 if loss_fn is None else loss_fn
     epochs = tc.epochs
     cfg_file = workdir / "config.json"
     if cfg_file.is_file() and "epochs_planned" in json.loads(cfg_file.read_text()):

@@ -1,0 +1,413 @@
+"""Shared machinery of the paper experiments (training shell): budgets, cached labels and trained models,
+evaluation beside the closed-form baselines, and the results files.
+
+Every experiment module is ``python -m experiments.NAME --preset smoke|cpu|paper`` and calls
+:func:`run_experiment` with a function ``body(ctx) -> Report``. The :class:`Context` hands out label sets
+and trained models by what they are (utility, (K, N), power levels, model kind, loss), caching each under
+``--runs`` (default ``runs/experiments/<preset>``), so an experiment that needs BERT-SR at (6, 12) reuses the
+one another experiment trained, and an interrupted experiment resumes: label generation continues from
+its last chunk and training from its last orbax checkpoint (:func:`jaxbeam.train.fit`).
+
+Conventions shared by all experiments (where the paper is silent, DESIGN.md and this list decide):
+
+* pre-training sets hold ``samples_per_power`` labels per P in {1, 2, 3} W (paper: 80,000), split 8:1:1;
+  models are trained on all three power levels at once (per-sample P through the GPA) unless an
+  experiment says otherwise (Table II trains at P = 1 only);
+* BERT and the baselines are pre-trained with the supervised loss eq. 17, UBERT with eqs. 29-30 and
+  Algorithm 1; BERT is fine-tuned without labels (eq. 18), UBERT with labels (Sec. V-C2);
+* performance is eq. 31 against the label solver (WMMSE for SR, SCA for MR and EE) on the test split,
+  and every table carries MRT, ZF, RZF and WMMSE on the same samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import jaxbeam as jb
+from jaxbeam import configs, train
+from jaxbeam.data import LabelSet, load_labels
+from jaxbeam.evaluate import markdown_table
+from jaxbeam.labels import generate_labels
+from jaxbeam.losses_multitask import make_multitask_loss
+from jaxbeam.pipeline import REFERENCES, finetune_ubert, loss_for, performance_rows, pretrain, pretrain_ubert
+
+POWERS = (1.0, 2.0, 3.0)
+KINDS = ("mlp", "cnn", "gcn", "gat", "gpt", "bert")  # single-task models of Fig. 3 (UBERT apart)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much data and training an experiment preset spends.
+
+    Attributes:
+      model_preset: the :mod:`jaxbeam.configs` preset for model size and learning rate.
+      samples_per_power: labelled pre-training samples per power level (split 8:1:1).
+      test_samples_per_power: labelled samples per power level of a test-only set (K*, fine-tune systems).
+      minutes: training budget per model [min] (epochs sized by a throughput probe); None = ``epochs``.
+      epochs: epochs per model when ``minutes`` is None.
+      finetune_samples: samples of a fine-tuning set (paper: 10,000 unlabeled).
+      finetune_epochs: fine-tuning epochs (paper: 10).
+      finetune_lr: fine-tuning learning rate (paper: 2e-5).
+    """
+
+    model_preset: str
+    samples_per_power: int
+    test_samples_per_power: int
+    minutes: float | None
+    epochs: int
+    finetune_samples: int
+    finetune_epochs: int
+    finetune_lr: float
+
+
+BUDGETS = {
+    "smoke": Budget("smoke", 40, 16, None, 1, 48, 1, 1e-3),
+    "cpu": Budget("cpu", 3000, 300, 1.5, 40, 2000, 10, 2e-4),
+    "paper": Budget("paper", 80_000, 10_000, None, 100, 10_000, 10, 2e-5),
+}
+
+
+@dataclasses.dataclass
+class Report:
+    """What an experiment produces: a markdown table, raw rows, settings, and an optional figure.
+
+    ``plot(path)`` (if given) writes the figure as a PNG at ``path``.
+    """
+
+    title: str
+    header: Sequence[str]
+    rows: Sequence[Sequence]
+    raw: Any
+    notes: str = ""
+    plot: Callable[[Path], None] | None = None
+
+
+class Context:
+    """Cached label sets and trained models of one preset (see the module docstring)."""
+
+    def __init__(self, preset: str, runs: Path, *, seed: int = 0, progress: bool = True):
+        if preset not in BUDGETS:
+            raise ValueError(f"preset must be one of {tuple(BUDGETS)}; got {preset!r}")
+        self.preset, self.budget, self.runs = preset, BUDGETS[preset], Path(runs)
+        self.seed, self.progress = seed, progress
+        self.sigma2, self.Pc = 0.1, 0.5
+
+    # ----------------------------------------------------------------------------------------- data
+    def grid(self, values: Sequence) -> list:
+        """The values an experiment sweeps: all of them, except on ``smoke`` (the first one only)."""
+        return list(values)[:1] if self.preset == "smoke" else list(values)
+
+    def config(self, utility: str = "sr", K: int = 6, N: int = 12, P: Sequence[float] = POWERS, **over):
+        b = self.budget
+        return configs.get_preset(
+            b.model_preset,
+            utility=utility,
+            K=K,
+            N=N,
+            P=tuple(P),
+            samples_per_power=b.samples_per_power,
+            epochs=b.epochs,
+            seed=self.seed,
+            **over,
+        )
+
+    def labels(self, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, test: bool = False) -> LabelSet:
+        """Label set of ``utility`` at (K, N) and power levels P: a pre-training set (split 8:1:1) or, with
+        ``test``, a smaller test-only set drawn from other channels. Made once, then loaded."""
+        n = self.budget.test_samples_per_power if test else self.budget.samples_per_power
+        P = tuple(float(p) for p in P)
+        seed = self.seed + (7919 if test else 0) + 101 * K + N
+        tag = "-".join(f"{p:g}" for p in P)
+        path = self.runs / "labels" / f"{utility}_{K}x{N}_P{tag}_n{n}_s{seed}"
+        if (path / "meta.json").is_file():
+            return load_labels(path)
+        if self.progress:
+            print(f"labels: {utility.upper()} at ({K}, {N}), P = {list(P)}, {n} per P -> {path}", flush=True)
+        return generate_labels(path, utility, K, N, P, n, seed, sigma2=self.sigma2, Pc=self.Pc, progress=self.progress)
+
+    # ---------------------------------------------------------------------------------------- models
+    def model(self, kind: str, K: int, N: int, cfg=None):
+        """A fresh module of ``kind`` (``"bert"``, a baseline or ``"ubert"``) sized by the preset."""
+        m = (cfg or self.config()).model
+        if kind == "bert":
+            return jb.models.BERT(num_antennas=N, features=m.features, num_layers=m.num_layers, num_heads=m.num_heads)
+        if kind == "gpt":
+            return jb.models.GPT(num_antennas=N, features=m.features, num_layers=m.num_layers, num_heads=m.num_heads)
+        if kind == "gat":
+            return jb.models.GAT(num_antennas=N, features=m.features, num_layers=m.num_layers, num_heads=m.num_heads)
+        if kind == "gcn":
+            return jb.models.GCN(num_antennas=N, features=m.features, num_layers=m.num_layers)
+        if kind == "mlp":
+            return jb.models.MLP(num_users=K, num_antennas=N, features=m.features, num_layers=m.num_layers)
+        if kind == "cnn":
+            return jb.models.CNN(num_users=K, num_antennas=N, features=m.features, num_layers=m.num_layers)
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+
+    def pretrained(
+        self, kind: str, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, loss: str = "supervised"
+    ):
+        """``(module, best params)`` of ``kind`` pre-trained on ``utility`` at (K, N), P (eq. 17, or eq. 18
+        with ``loss="objective"``); trained once, then loaded (an unfinished run resumes)."""
+        if loss not in ("supervised", "objective"):
+            raise ValueError(f"loss must be 'supervised' or 'objective'; got {loss!r}")
+        cfg = self.config(utility, K, N, P, supervised=loss == "supervised")
+        tag = "-".join(f"{p:g}" for p in P)
+        workdir = self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}"
+        model = self.model(kind, K, N, cfg)
+        if self.progress:
+            print(f"pre-training {kind.upper()} for {utility.upper()} at ({K}, {N}), P = {list(P)} -> {workdir}")
+        labels = self.labels(utility, K, N, P)
+        params = pretrain(cfg, labels, workdir, minutes=self.budget.minutes, progress=self.progress, model=model)
+        return model, params
+
+    def pretrained_ubert(
+        self,
+        K: int,
+        N: int,
+        P: Sequence[float] = POWERS,
+        *,
+        sampling: str = "uniform",
+        loss: str = "proposed",
+        variant: str = "full",
+    ):
+        """``(UBERT, best params)`` pre-trained on SR, MR and EE labels at (K, N), P (eqs. 29-30, Algorithm 1).
+
+        ``sampling`` ``"uniform"`` / ``"random"`` (Fig. 6); ``loss`` ``"proposed"`` (eq. 30) / ``"sum"``
+        (eq. 32, Table VII); ``variant`` ``"full"`` / ``"no_pos"`` (UBERT*) / ``"no_task"`` (UBERT-dagger).
+        """
+        if variant not in ("full", "no_pos", "no_task"):
+            raise ValueError(f"variant must be 'full', 'no_pos' or 'no_task'; got {variant!r}")
+        if loss not in ("proposed", "sum"):
+            raise ValueError(f"loss must be 'proposed' or 'sum'; got {loss!r}")
+        cfg = self.config("sr", K, N, P)
+        model = self.ubert(cfg, variant)
+        workdir = self.ubert_dir(K, N, P, sampling=sampling, loss=loss, variant=variant)
+        sets = {t: self.labels(t, K, N, P) for t in jb.TASKS}
+        if self.progress:
+            print(f"pre-training UBERT ({variant}, {sampling} sampling, {loss} loss) at ({K}, {N}) -> {workdir}")
+        minutes = None if self.budget.minutes is None else self.budget.minutes * len(jb.TASKS)
+        params = pretrain_ubert(
+            cfg,
+            sets,
+            workdir,
+            minutes=minutes,
+            sampling=sampling,
+            progress=self.progress,
+            model=model,
+            loss_fn=sum_loss(self.sigma2, self.Pc, sets) if loss == "sum" else None,
+        )
+        return model, params
+
+    def ubert_dir(self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full") -> Path:
+        """Run directory of :meth:`pretrained_ubert` (checkpoints, ``metrics.jsonl``)."""
+        tag = "-".join(f"{p:g}" for p in P)
+        return self.runs / "models" / f"ubert-{variant}_{K}x{N}_P{tag}_{sampling}_{loss}"
+
+    def ubert(self, cfg=None, variant: str = "full"):
+        m = (cfg or self.config()).model
+        return jb.models.UBERT(
+            features=m.features,
+            num_layers=m.num_layers,
+            num_heads=m.num_heads,
+            positional_encoding=variant != "no_pos",
+            task_embedding=variant != "no_task",
+        )
+
+    def finetune_bert(
+        self,
+        pre: tuple,
+        pre_name: str,
+        utility: str,
+        K: int,
+        N: int,
+        *,
+        frozen_encoder: bool = False,
+        samples: int | None = None,
+        P: Sequence[float] = POWERS,
+    ):
+        """Unsupervised fine-tuning (eq. 18, Sec. IV-C2) of a pre-trained BERT ``pre = (module, params)`` to
+        ``utility`` at (K, N): same N loads everything, another N re-initialises embedding and output layer;
+        ``frozen_encoder`` trains only those (Table IV). ``samples`` channels (default: the budget's
+        fine-tuning set size), ``finetune_epochs`` epochs."""
+        b = self.budget
+        samples = b.finetune_samples if samples is None else samples
+        cfg = self.config(utility, K, N, P, supervised=False)
+        model = self.model("bert", K, N, cfg)
+        tag = "frozen" if frozen_encoder else "full"
+        workdir = self.runs / "finetune" / f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}"
+        H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
+        Ps = np.resize(np.asarray(P, np.float32), samples)
+        batch = min(cfg.train.batch_size, samples)
+        source = train.ArraySource({"H": H, "P": Ps}, batch, seed=self.seed)
+        fresh = model.init(jax.random.PRNGKey(self.seed), H[:1], Ps[:1])["params"]
+        params = train.transfer_params(jax.device_get(pre[1]), fresh)
+        val_H = jb.rayleigh(jax.random.key(self.seed + 17 + 31 * K + N), (256,), K, N)
+        val = {"H": np.asarray(val_H), "P": np.resize(np.asarray(P, np.float32), 256)}
+        if self.progress:
+            print(f"fine-tuning BERT ({pre_name}) to {utility.upper()} at ({K}, {N}), {tag}, {samples} samples")
+        res = train.fit(
+            model,
+            loss_for(cfg),
+            source,
+            epochs=b.finetune_epochs,
+            learning_rate=b.finetune_lr,
+            val=val,
+            workdir=workdir,
+            config={**cfg.to_dict(), "finetuned_from": pre_name, "frozen_encoder": frozen_encoder},
+            init_params=params,
+            trainable_labels=train.trainable_labels(params) if frozen_encoder else None,
+            seed=self.seed,
+            progress=self.progress,
+        )
+        return model, res.best_params
+
+    def finetune_ubert(self, pre: tuple, pre_name: str, K: int, N: int, *, samples: int | None = None, P=POWERS):
+        """Supervised fine-tuning of a pre-trained UBERT on all three tasks at (K, N) (Sec. V-C2): nothing is
+        re-initialised. ``samples`` labelled samples per task (default: the budget's fine-tuning size)."""
+        b = self.budget
+        samples = b.finetune_samples if samples is None else samples
+        cfg = self.config("sr", K, N, P)
+        sets = {}
+        for t in jb.TASKS:
+            full = self.labels(t, K, N, P, test=False).split("train")
+            sets[t] = full.subset(np.arange(min(samples, len(full))))
+        workdir = self.runs / "finetune" / f"ubert_{pre_name}_to_{K}x{N}_n{samples}"
+        if self.progress:
+            print(f"fine-tuning UBERT ({pre_name}) at ({K}, {N}), {samples} samples per task -> {workdir}")
+        params = finetune_ubert(
+            cfg,
+            {t: _resplit(x) for t, x in sets.items()},
+            workdir,
+            jax.device_get(pre[1]),
+            epochs=b.finetune_epochs,
+            learning_rate=b.finetune_lr,
+            progress=self.progress,
+        )
+        return pre[0], params
+
+    # ------------------------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        utility: str,
+        labels: LabelSet,
+        model=None,
+        params=None,
+        *,
+        ubert: bool = False,
+        name: str = "model",
+        references: Sequence[str] = REFERENCES,
+        csi_error_db: float | None = None,
+    ) -> list[dict]:
+        """Eq. 31 performance [%] per power level of ``model`` (column ``name``) and the references."""
+        return performance_rows(
+            utility,
+            labels,
+            self.sigma2,
+            self.Pc,
+            model=model,
+            params=params,
+            references=references,
+            csi_error_db=csi_error_db,
+            seed=self.seed,
+            task=jb.TASKS.index(utility) if ubert else None,
+            model_name=name,
+        )
+
+    def overall(self, utility: str, labels: LabelSet, model=None, params=None, **kw) -> dict:
+        """Eq. 31 over all samples of ``labels`` (every power level pooled): ``{column: %}``.
+
+        Pooled from :meth:`evaluate`'s per-P rows: ``mean(U) = sum_p n_p perf_p U_label,p / 100 / n``.
+        """
+        rows = self.evaluate(utility, labels, model, params, **kw)
+        return pool(rows)
+
+
+def pool(rows: Sequence[dict]) -> dict:
+    """Eq. 31 of the union of the rows' samples from per-P rows (``samples``, ``label``, method columns)."""
+    weight = sum(r["samples"] * r["label"] for r in rows)
+    methods = [k for k in rows[0] if k not in ("utility", "K", "N", "P", "samples", "label")]
+    return {m: sum(r["samples"] * r["label"] * r[m] for r in rows) / weight for m in methods if m in rows[-1]}
+
+
+def _resplit(labels: LabelSet) -> LabelSet:
+    """A fresh 8:1:1 split of a subset (its ``split`` array re-drawn so every part is non-empty)."""
+    from jaxbeam.data import split_ids
+
+    return dataclasses.replace(labels, split_ids=split_ids(len(labels), 0))
+
+
+def sum_loss(sigma2: float, Pc: float, sets: dict):
+    """The Sum Loss of eq. 32 in the multi-task setting: each sample's loss is minus the utility of its own
+    task, in that task's units (bit/s/Hz for SR and MR, bit/s/Hz/W for EE), so the batch mean sums the
+    three tasks' negative utilities. Metrics as :func:`jaxbeam.losses_multitask.make_multitask_loss`."""
+    scale = [float(np.mean(sets[t].split("val").U)) for t in jb.TASKS]
+    base = make_multitask_loss(sigma2=sigma2, Pc=Pc, utility_scale=scale)
+
+    def loss_fn(W, batch):
+        _, metrics = base(W, batch)
+        return -metrics["task_utility"], metrics
+
+    return loss_fn
+
+
+# ----------------------------------------------------------------------------------------- results
+def write_report(name: str, report: Report, results: Path, settings: dict, seconds: float) -> Path:
+    """``results/NAME.md`` (table + settings), ``NAME.json`` (raw numbers) and ``NAME.png`` (if a plot)."""
+    results.mkdir(parents=True, exist_ok=True)
+    md = [f"# {report.title}", "", markdown_table(report.header, report.rows, ".2f"), ""]
+    if report.notes:
+        md += [report.notes.strip(), ""]
+    md += [
+        "Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()),
+        "",
+        f"Run time: {seconds / 60:.1f} min on {jax.devices()[0].device_kind} x{jax.device_count()} "
+        f"(jax {jax.__version__}). Reproduce: `python -m experiments.{name} --preset {settings['preset']}`.",
+        "",
+    ]
+    (results / f"{name}.md").write_text("\n".join(md))
+    payload = {"name": name, "title": report.title, "settings": settings, "seconds": seconds, "raw": report.raw}
+    (results / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))
+    if report.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        report.plot(results / f"{name}.png")
+    return results / f"{name}.md"
+
+
+def parse_args(name: str, doc: str, argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=doc.split("\n\n")[0])
+    ap.add_argument("--preset", choices=tuple(BUDGETS), default="cpu", help="data / training budget (default cpu)")
+    ap.add_argument("--runs", type=Path, help="cache of labels and models (default runs/experiments/<preset>)")
+    ap.add_argument("--results", type=Path, default=Path("results"), help="output folder (default results)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    return ap.parse_args(argv)
+
+
+def run_experiment(name: str, doc: str, body: Callable[[Context], Report], argv=None) -> Report:
+    """Parse the command line, run ``body`` on a :class:`Context`, print the table and write the files."""
+    args = parse_args(name, doc, argv)
+    runs = args.runs or Path("runs") / "experiments" / args.preset
+    ctx = Context(args.preset, runs, seed=args.seed, progress=not args.quiet)
+    t0 = time.perf_counter()
+    report = body(ctx)
+    seconds = time.perf_counter() - t0
+    settings = {"preset": args.preset, **dataclasses.asdict(ctx.budget), "seed": args.seed}
+    path = write_report(name, report, args.results, settings, seconds)
+    print(f"\n{report.title}\n\n{markdown_table(report.header, report.rows, '.2f')}\n")
+    print(f"wrote {path} ({seconds / 60:.1f} min)")
+    return report
+
+
+def pct(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"

@@ -1,0 +1,48 @@
+"""Table IV: cross-task fine-tuning with a frozen encoder: BERT pre-trained on one utility at (8, 16), its
+encoder blocks frozen, embedding and output layer fine-tuned (eq. 18) on another utility at (6, 11) and
+(6, 13).
+
+    python -m experiments.table4_cross_task --preset cpu
+
+Tested on fresh labelled channels of the fine-tuning system (P in {1, 2, 3} pooled); RZF and WMMSE beside.
+"""
+
+from __future__ import annotations
+
+from experiments.common import Context, Report, pool, run_experiment
+
+PRE = (8, 16)
+SYSTEMS = ((6, 11), (6, 13))
+PAIRS = (("sr", "mr"), ("sr", "ee"), ("mr", "sr"), ("mr", "ee"), ("ee", "sr"), ("ee", "mr"))
+# Table IV of the paper: PAPER[(pre-training task, fine-tuning task)] = ((6, 11), (6, 13)) in %
+PAPER = {
+    ("sr", "mr"): (95.12, 95.96),
+    ("sr", "ee"): (101.12, 100.28),
+    ("mr", "sr"): (98.79, 98.79),
+    ("mr", "ee"): (101.13, 100.36),
+    ("ee", "sr"): (98.90, 98.88),
+    ("ee", "mr"): (95.24, 96.11),
+}
+
+
+def body(ctx: Context) -> Report:
+    rows, raw = [], []
+    for pre_u, u in ctx.grid(PAIRS):
+        pre = ctx.pretrained("bert", pre_u, *PRE)
+        for i, (K, N) in enumerate(ctx.grid(SYSTEMS)):
+            ft = ctx.finetune_bert(pre, f"{pre_u}_{PRE[0]}x{PRE[1]}", u, K, N, frozen_encoder=True)
+            r = pool(ctx.evaluate(u, ctx.labels(u, K, N, test=True), *ft, name="bert", references=("rzf", "wmmse")))
+            rows.append(
+                [pre_u.upper(), u.upper(), f"({K}, {N})", r["bert"], PAPER[(pre_u, u)][i], r["rzf"], r["wmmse"]]
+            )
+            raw.append({"pretrain_task": pre_u, "finetune_task": u, "system": [K, N], **r})
+    header = ["pre-training task", "fine-tuning task", "system", "ours %", "paper %", "RZF %", "WMMSE %"]
+    return Report("Table IV: cross-task fine-tuning, frozen encoder (eq. 31)", header, rows, raw)
+
+
+def main(argv=None):
+    return run_experiment("table4_cross_task", __doc__, body, argv)
+
+
+if __name__ == "__main__":
+    main()

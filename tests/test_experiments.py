@@ -1,0 +1,61 @@
+"""Every paper experiment module end to end on the ``smoke`` preset (tiny data and models, seconds each).
+
+The modules share one cache of labels and models, as ``experiments.all`` does, so they run in one xdist
+group (one worker, in file order): later experiments reuse what earlier ones trained, which is what the
+cache is for, and no two processes write the same cached run.
+"""
+
+import importlib
+import json
+
+import pytest
+
+from experiments.all import EXPERIMENTS, estimate_minutes
+
+pytestmark = pytest.mark.xdist_group("experiments")
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiments")
+    return root / "runs", root / "results"
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_experiment_runs_on_smoke_and_writes_its_results(name, dirs):
+    runs, results = dirs
+    module = importlib.import_module(f"experiments.{name}")
+    report = module.main(["--preset", "smoke", "--runs", str(runs), "--results", str(results), "--quiet"])
+    md = (results / f"{name}.md").read_text()
+    payload = json.loads((results / f"{name}.json").read_text())
+    assert payload["name"] == name and payload["settings"]["preset"] == "smoke"
+    assert report.rows and all(len(r) == len(report.header) for r in report.rows)
+    assert "Run time:" in md and f"python -m experiments.{name}" in md
+    if report.plot is not None:
+        assert (results / f"{name}.png").stat().st_size > 1000
+    # the references are computed on the same samples: WMMSE is the SR label solver itself
+    for row in payload["raw"] if isinstance(payload["raw"], list) else payload["raw"]["table"]:
+        if row.get("utility") == "sr" and "wmmse" in row and row.get("mu_db") is None:
+            assert row["wmmse"] == pytest.approx(100.0, abs=1e-3)
+
+
+def test_cache_is_reused_across_experiments(dirs):
+    """A second run of an experiment trains nothing: every model and label set comes from the cache."""
+    runs, results = dirs
+    argv = ["--preset", "smoke", "--runs", str(runs), "--results", str(results), "--quiet"]
+    module = importlib.import_module("experiments.table1_power")
+    first = module.main(argv)  # trains whatever an earlier experiment of this session did not
+
+    def snapshot():  # run configs are rewritten (same content) when a finished run is opened again
+        files = [p for p in runs.rglob("*") if p.is_file() and p.name != "metrics.jsonl"]
+        return {p: p.read_text() if p.name == "config.json" else p.stat().st_mtime_ns for p in files}
+
+    before = snapshot()
+    second = module.main(argv)
+    assert snapshot() == before  # no checkpoint, label chunk or config written again
+    assert second.rows == first.rows  # the same models give the same table
+    assert (runs / "models" / "bert_sr_6x12_P1-2-3_supervised").is_dir()
+
+
+def test_all_states_a_run_time_estimate():
+    assert estimate_minutes("cpu") > estimate_minutes("smoke") > 0
