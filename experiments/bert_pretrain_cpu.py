@@ -13,18 +13,18 @@ counts training steps only (validation, test evaluation and checkpoints are excl
 
 Output: a table (minutes, BERT %, RZF %) on stdout and a JSON file (``--out``) with the whole curve.
 
-Measured (2026-11-23, 2 CPU cores shared with two other busy processes, so throughput varied between
-about 20 and 60 steps/s; supervised eq. 17, lambda1 = 1, lambda2 = 0.05, symmetry augmentation on;
-12,000 labels, 1,200 test samples; K* test sets 1,000 samples each):
+Measured (2026-11-23, 2 CPU cores shared with the test suite and other training runs, so the throughput
+probe saw 30-58 steps/s; supervised eq. 17, lambda1 = 1, lambda2 = 0.05, symmetry augmentation on; 12,000
+labels, 1,200 test samples; K* test sets 1,000 samples each; output layer initialised inside the GPA ball,
+``jaxbeam.models.bert.output_init``):
 
-* SR (WMMSE labels): 85.0 % after 1 min, 94.6 % after 4, 97.6 % after 7, 98.1 % after 9.1 min (end of
-  the schedule); RZF 99.86 %. K* = 5 / 7: 97.4 / 95.7 % (99.3 / 97.6 % of the K = 6 value).
-* MR (SCA labels): 68.1 % after 1 min, 85.1 % after 4, 93.4 % after 9.9 min; RZF 84.3 %.
-  K* = 5 / 7: 90.2 / 87.8 % (96.5 / 93.9 % of the K = 6 value).
-* EE (SCA / Dinkelbach labels; heavier contention, about 15 steps/s, so only 8,850 steps): 65.8 % after
-  1 min, 77.4 % after 4, 80.7 % after 8.5 min; RZF 84.35 %. Not yet at the 97 % target: the
-  cosine term of eq. 17 is blind to the power level, which EE must learn to lower. With ``--lambda2 0.5``
-  (about 32 steps/s): 68.1 % after 1 min, 78.7 % after 5, 83.3 % after 9.7 min, still below RZF.
+* SR (WMMSE labels): 86.9 % after 1 min, 94.7 % after 4, 97.5 % after 8, 98.2 % after 9.9 min; RZF
+  99.84 %, so BERT stays below RZF here. K* = 5 / 7: 95.0 / 94.8 % (96.8 / 96.6 % of the K = 6 value).
+* MR (SCA labels): 71.2 % after 1 min, 84.7 % after 4, 94.3 % after 7.2 min (the schedule, sized by a
+  contended probe, ended early); RZF 84.5 %. K* = 5 / 7: 91.5 / 89.4 % (97.0 / 94.8 % of the K = 6 value).
+* EE (SCA / Dinkelbach labels): 94.3 % after 1 min, 97.0 % after 3, 98.8 % after 10 min; RZF 84.4 %.
+  K* = 5 / 7: 97.5 / 97.0 % (98.7 / 98.1 %). With Flax's default output-layer init the same run reached
+  only 80.7 %: the raw beams started outside the GPA's unit ball, where the power gets no gradient.
 """
 
 from __future__ import annotations
