@@ -86,6 +86,41 @@ def steps_per_second(model, loss_fn, source, seconds: float = 4.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def planned_epochs(workdir: Path, epochs: int, minutes, model, loss_fn, source, *, progress=True) -> int:
+    """Epochs of a run: ``epochs``, or with a time budget ``minutes`` the number a throughput probe says
+    fits in it. Recorded in ``config.json`` as ``epochs_planned``, which a resumed run reuses (the cosine
+    schedule must not change under it)."""
+    cfg_file = Path(workdir) / "config.json"
+    if cfg_file.is_file() and "epochs_planned" in json.loads(cfg_file.read_text()):
+        return int(json.loads(cfg_file.read_text())["epochs_planned"])
+    if minutes is None:
+        return epochs
+    rate = steps_per_second(model, loss_fn, source)
+    epochs = max(1, math.ceil(minutes * 60 * rate / source.steps_per_epoch))
+    if progress:
+        print(f"  ~{rate:.1f} steps/s, {source.steps_per_epoch} steps/epoch -> {epochs} epochs in ~{minutes} min")
+    return epochs
+
+
+def fit_within_budget(workdir: Path, minutes, model, loss_fn, source, **fit_kwargs):
+    """:func:`jaxbeam.train.fit`, stopped after ``minutes`` of training time when given; best parameters.
+
+    The probe of :func:`planned_epochs` can overestimate the rate (a machine that gets busier), so the
+    budget is also enforced as a clock. A run that ended, on its schedule or on the clock, leaves
+    ``budget_done.json``; calling again then loads its best weights instead of training on (a killed run
+    has no such file and resumes from its checkpoint).
+    """
+    done = Path(workdir) / "budget_done.json"
+    if minutes is not None and done.is_file():
+        return train.load_params(workdir, which="best")
+    limit = None if minutes is None else 60 * minutes
+    res = train.fit(model, loss_fn, source, workdir=workdir, max_train_seconds=limit, **fit_kwargs)
+    if minutes is not None:
+        seconds = res.history[-1]["train_seconds"] if res.history else 0.0
+        done.write_text(json.dumps({"minutes": minutes, "train_seconds": seconds, "epochs": len(res.history)}))
+    return res.best_params
+
+
 def pretrain(
     cfg: Config,
     labels: LabelSet,
@@ -112,23 +147,16 @@ def pretrain(
         seed=tc.seed,
         transform=train.symmetry_augment,
     )
-    epochs = tc.epochs
-    cfg_file = workdir / "config.json"
-    if cfg_file.is_file() and "epochs_planned" in json.loads(cfg_file.read_text()):
-        epochs = int(json.loads(cfg_file.read_text())["epochs_planned"])
-    elif minutes is not None:
-        rate = steps_per_second(model, loss_fn, source)
-        epochs = max(1, math.ceil(minutes * 60 * rate / source.steps_per_epoch))
-        if progress:
-            print(f"  ~{rate:.0f} steps/s, {source.steps_per_epoch} steps/epoch -> {epochs} epochs in ~{minutes} min")
-    res = train.fit(
+    epochs = planned_epochs(workdir, tc.epochs, minutes, model, loss_fn, source, progress=progress)
+    return fit_within_budget(
+        workdir,
+        minutes,
         model,
         loss_fn,
         source,
         epochs=epochs,
         learning_rate=tc.learning_rate,
         val=train.label_arrays(labels.split("val")),
-        workdir=workdir,
         config={**cfg.to_dict(), "epochs_planned": epochs, "label_meta": labels.meta},
         seed=tc.seed,
         eval_batch_size=tc.eval_batch_size,
@@ -136,7 +164,6 @@ def pretrain(
         log_every=tc.log_every,
         progress=progress,
     )
-    return res.best_params
 
 
 def reference_beams(name: str, H, P, sigma2: float):
@@ -306,15 +333,7 @@ def pretrain_ubert(
     model = ubert_model(cfg) if model is None else model
     source, val, eq30, scale, B = _multitask_setup(cfg, sets, sampling=sampling, augment=augment, seed=tc.seed)
     loss_fn = eq30 if loss_fn is None else loss_fn
-    epochs = tc.epochs
-    cfg_file = workdir / "config.json"
-    if cfg_file.is_file() and "epochs_planned" in json.loads(cfg_file.read_text()):
-        epochs = int(json.loads(cfg_file.read_text())["epochs_planned"])
-    elif minutes is not None:
-        rate = steps_per_second(model, loss_fn, source)
-        epochs = max(1, math.ceil(minutes * 60 * rate / source.steps_per_epoch))
-        if progress:
-            print(f"  ~{rate:.1f} steps/s, {source.steps_per_epoch} steps/epoch -> {epochs} epochs in ~{minutes} min")
+    epochs = planned_epochs(workdir, tc.epochs, minutes, model, loss_fn, source, progress=progress)
     config = {
         **cfg.to_dict(),
         "model_kind": "ubert",
@@ -325,14 +344,15 @@ def pretrain_ubert(
         "utility_scale": scale,
         "label_meta": {t: [x.meta for x in xs] for t, xs in sets.items()},
     }
-    res = train.fit(
+    return fit_within_budget(
+        workdir,
+        minutes,
         model,
         loss_fn,
         source,
         epochs=epochs,
         learning_rate=tc.learning_rate,
         val=val,
-        workdir=workdir,
         config=config,
         seed=tc.seed,
         eval_batch_size=tc.eval_batch_size,
@@ -340,7 +360,6 @@ def pretrain_ubert(
         log_every=tc.log_every,
         progress=progress,
     )
-    return res.best_params
 
 
 def finetune_ubert(

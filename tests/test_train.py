@@ -1,6 +1,7 @@
 """Training engine: data-parallel gradients, exact resume, fine-tuning rules, frozen encoder, presets."""
 
 import dataclasses
+import json
 
 import chex
 import jax
@@ -193,3 +194,23 @@ def test_symmetry_augment_keeps_every_utility_and_is_deterministic():
     np.testing.assert_allclose(jb.sum_rate(Wt["H"], Wt["W_label"], 0.1), jb.sum_rate(plain["H"], W, 0.1), rtol=1e-5)
     # the label keeps the solver's phase convention: RZF of the transformed channel = the transformed RZF
     np.testing.assert_allclose(jb.rzf(b1["H"], 1.0, 0.1), b1["W_label"], atol=1e-5)
+
+
+def test_time_budget_is_a_clock_and_an_ended_run_is_not_trained_again(tmp_path, monkeypatch):
+    """pipeline.pretrain(minutes=...) stops on the clock even where the throughput probe planned far more
+    epochs (a machine that got busier after the probe), and a second call loads the best weights instead
+    of training on."""
+    from jaxbeam import pipeline
+
+    monkeypatch.setattr(pipeline, "steps_per_second", lambda *a, **k: 1e5)  # the probe saw an idle machine
+    cfg = configs.get_preset("smoke", K=K, N=N, samples_per_power=120, log_every=1000)
+    labels = _labels(120)
+    workdir = tmp_path / "run"
+    params = pipeline.pretrain(cfg, labels, workdir, minutes=0.05, progress=False)  # 3 s; plan: 50,000 epochs
+    planned = json.loads((workdir / "config.json").read_text())["epochs_planned"]
+    done = json.loads((workdir / "budget_done.json").read_text())
+    assert planned == 50_000 and done["train_seconds"] >= 3.0 and done["epochs"] < planned
+    files = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file() and p.name != "config.json"}
+    again = pipeline.pretrain(cfg, labels, workdir, minutes=0.05, progress=False)
+    chex.assert_trees_all_equal(again, params)
+    assert {p: p.stat().st_mtime_ns for p in files} == files  # no step, checkpoint or log written
