@@ -37,10 +37,8 @@ def body(ctx: Context) -> Report:
             test = ctx.labels(u, K, N).split("test")
             ref = {r["P"]: r for r in ctx.evaluate(u, test, references=("rzf", "wmmse"))}
             for kind in ("gat", "bert", "ubert"):
-                if kind == "ubert":
-                    per_p = ctx.evaluate(u, test, *ubert, ubert=True, name=kind, references=())
-                else:
-                    per_p = ctx.evaluate(u, test, *ctx.pretrained(kind, u, K, N), name=kind, references=())
+                m = ubert if kind == "ubert" else ctx.pretrained(kind, u, K, N)
+                per_p = ctx.evaluate(u, test, *m, ubert=kind == "ubert", name=kind, references=())
                 for r in per_p:
                     i = POWERS.index(r["P"])
                     paper = PAPER[(K, N)][kind][u][i]

@@ -34,10 +34,8 @@ def body(ctx: Context) -> Report:
             test = ctx.labels(u, K, N, P=tests, test=True)
             ref = {r["P"]: r for r in ctx.evaluate(u, test, references=("rzf", "wmmse"))}
             for kind in ("gat", "bert", "ubert"):
-                if kind == "ubert":
-                    per_p = ctx.evaluate(u, test, *ubert, ubert=True, name=kind, references=())
-                else:
-                    per_p = ctx.evaluate(u, test, *ctx.pretrained(kind, u, K, N, P=(1.0,)), name=kind, references=())
+                m = ubert if kind == "ubert" else ctx.pretrained(kind, u, K, N, P=(1.0,))
+                per_p = ctx.evaluate(u, test, *m, ubert=kind == "ubert", name=kind, references=())
                 for r in per_p:
                     paper = PAPER[(K, N)][r["P"]][kind][("sr", "mr", "ee").index(u)]
                     rows.append(
