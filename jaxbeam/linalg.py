@@ -61,9 +61,8 @@ def hpd_solve_batch_minor(A: jax.Array, B: jax.Array) -> jax.Array:
     r""":func:`hpd_solve` laid out for large batches of tiny systems (same result, same requirements).
 
     Moves the batch to the minor (fastest) axis so every elimination step is one long vectorised
-    update over the batch instead of many K-wide ones, and unrolls the K steps in Python. On CPU this is
-    about twice as fast as :func:`hpd_solve` for batches of thousands of 8 x 8 systems. Meant for
-    ``K`` up to a few tens (the program grows with ``K``).
+    update over the batch instead of many K-wide ones. On CPU this is several times faster than
+    :func:`hpd_solve` for batches of thousands of 8 x 8 systems. Meant for ``K`` up to a few tens.
 
     Args:
       A: ``(..., K, K)`` Hermitian positive definite (or any matrix whose leading principal minors
@@ -84,28 +83,42 @@ def hpd_solve_batch_minor(A: jax.Array, B: jax.Array) -> jax.Array:
     B = jnp.broadcast_to(B, batch + (K, m)).astype(dtype).reshape(-1, K, m)
     M = jnp.moveaxis(jnp.concatenate([A, B], axis=-1), 0, -1)  # (K, K + m, batch)
     rows = jnp.arange(K)[:, None, None]
-    for j in range(K):
-        pivot_row = M[j] / M[j, j][None]  # (K + m, batch)
-        col = jnp.where(rows[:, :, 0] == j, 0, M[:, j])  # (K, batch)
+
+    def step(j, M):
+        row = lax.dynamic_index_in_dim(M, j, axis=0, keepdims=False)  # (K + m, batch)
+        pivot_row = row / lax.dynamic_index_in_dim(row, j, axis=0, keepdims=True)
+        col = jnp.where(rows[:, :, 0] == j, 0, lax.dynamic_index_in_dim(M, j, axis=1, keepdims=False))  # (K, batch)
         M = M - col[:, None, :] * pivot_row[None]
-        M = jnp.where(rows == j, pivot_row[None], M)
+        return jnp.where(rows == j, pivot_row[None], M)
+
+    M = lax.fori_loop(0, K, step, M)  # rolled: see gauss_jordan_inverse_bm
     return jnp.moveaxis(M[:, K:], -1, 0).reshape(batch + (K, m))
 
 
 def gauss_jordan_inverse_bm(A: jax.Array) -> jax.Array:
     r"""Inverse of HPD matrices stored batch-minor: ``A`` of shape ``(K, K, B)`` -> ``(K, K, B)``.
 
-    Gauss-Jordan without pivoting (as :func:`hpd_solve`), the K steps unrolled in Python, each one
-    vectorised over the minor batch axis. For solvers that keep their K x K work in this layout.
+    In-place Gauss-Jordan without pivoting (stable for HPD matrices, as :func:`hpd_solve`): step ``j``
+    turns column ``j`` of the identity into column ``j`` of the inverse inside the same ``K x K`` array,
+    so the whole inverse costs ``K^3`` multiply-adds (half of eliminating ``[A | I]``). Each of the K
+    steps is vectorised over the minor batch axis. For solvers that keep their K x K work in this layout.
     """
     if A.ndim != 3 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must have shape (K, K, B); got shape {A.shape}")
     K = A.shape[0]
-    M = jnp.concatenate([A, jnp.broadcast_to(jnp.eye(K, dtype=A.dtype)[:, :, None], A.shape)], axis=1)
-    rows = jnp.arange(K)[:, None, None]
-    for j in range(K):
-        pivot_row = M[j] / M[j, j][None]  # (2K, B)
-        col = jnp.where(rows[:, :, 0] == j, 0, M[:, j])  # (K, B)
-        M = M - col[:, None, :] * pivot_row[None]
-        M = jnp.where(rows == j, pivot_row[None], M)
-    return M[:, K:]
+    idx = jnp.arange(K)[:, None]  # (K, 1): row index of (K, B) slices
+
+    def step(j, A):
+        row = lax.dynamic_index_in_dim(A, j, axis=0, keepdims=False)  # (K, B), contiguous
+        piv = 1 / lax.dynamic_index_in_dim(row, j, axis=0, keepdims=False)  # (B,)
+        scaled = row * piv[None]  # row j / a_jj
+        # a_ik -= a_ij a_jk / a_jj for i != j; column j becomes -a_ij / a_jj (k = j: factor 1 + 1/a_jj).
+        update = jnp.where(idx == j, 1 + piv[None], scaled)
+        col = jnp.where(idx == j, 0, lax.dynamic_index_in_dim(A, j, axis=1, keepdims=False))  # (K, B)
+        A = A - col[:, None, :] * update[None]  # the pivot row itself is replaced below
+        return jnp.where(idx[:, :, None] == j, jnp.where(idx == j, piv[None], scaled)[None], A)
+
+    # A rolled loop on purpose: its result is materialised once. Unrolled, XLA CPU fuses the last
+    # elimination steps into every consumer (e.g. a following matrix product), recomputing them per
+    # use, which made a WMMSE iteration about 4x slower.
+    return lax.fori_loop(0, K, step, A)

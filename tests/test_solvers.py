@@ -61,10 +61,11 @@ def numpy_wmmse(H, P, sigma2, tol=1e-4, max_iter=500):
     return W, U
 
 
+@pytest.mark.parametrize("multiplier", ["closed", "search"])
 @pytest.mark.parametrize("P", [1.0, 3.0])
-def test_wmmse_matches_numpy_reference(P):
+def test_wmmse_matches_numpy_reference(P, multiplier):
     H = channels(12, 6, 12, seed=1)
-    W = jax.jit(lambda H: jb.wmmse(H, P, SIGMA2))(H)
+    W = jax.jit(lambda H: jb.wmmse(H, P, SIGMA2, multiplier=multiplier))(H)
     ours = np.asarray(jb.sum_rate(H, W, SIGMA2))
     ref = np.array([numpy_wmmse(np.asarray(h), P, SIGMA2)[1] for h in H])
     gap = abs(ours.mean() / ref.mean() - 1)
@@ -72,12 +73,13 @@ def test_wmmse_matches_numpy_reference(P):
     np.testing.assert_array_less(np.asarray(jb.transmit_power(W)), P * (1 + 1e-6))
 
 
-def test_wmmse_utility_never_decreases():
+@pytest.mark.parametrize("multiplier", ["closed", "search"])
+def test_wmmse_utility_never_decreases(multiplier):
     H = channels(8, 6, 12, seed=2)
     P = jnp.asarray([0.5, 1.0, 2.0, 3.0] * 2)
     state = jb.wmmse_init(H, P, SIGMA2)
     U = [state.utility]
-    step = jax.jit(lambda s: jb.wmmse_step(s, H, P, SIGMA2, tol=1e-14))
+    step = jax.jit(lambda s: jb.wmmse_step(s, H, P, SIGMA2, tol=1e-14, multiplier=multiplier))
     for _ in range(25):
         state = step(state)
         U.append(state.utility)
@@ -86,6 +88,21 @@ def test_wmmse_utility_never_decreases():
     assert np.all(U[-1] > U[0])  # RZF is improved
     W = wmmse_beams(state, H, SIGMA2)
     np.testing.assert_allclose(np.asarray(jb.sum_rate(H, W, SIGMA2)), U[-1], rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(jb.transmit_power(W)), np.asarray(P), rtol=1e-10)
+
+
+def test_wmmse_closed_multiplier_is_the_kkt_multiplier_at_convergence():
+    """Both multipliers reach the same stationary points, where mu = sum_k v_k |u_k|^2 sigma2 / P."""
+    H = channels(16, 6, 12, seed=7)
+    out = {}
+    for m in ("closed", "search"):
+        state = jb.wmmse_init(H, 1.0, SIGMA2)
+        step = jax.jit(lambda s, m=m: jb.wmmse_step(s, H, 1.0, SIGMA2, tol=1e-14, multiplier=m))
+        for _ in range(400):
+            state = step(state)
+        out[m] = state
+    np.testing.assert_allclose(np.asarray(out["closed"].utility), np.asarray(out["search"].utility), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(out["closed"].mu), np.asarray(out["search"].mu), rtol=1e-5)
 
 
 def test_wmmse_weights_and_info():

@@ -14,10 +14,21 @@ slackness. Each iteration never decreases the weighted sum rate.
 The N x N inverse is never formed. With :math:`c_i = \alpha_i v_i |u_i|^2`, :math:`D = \mathrm{diag}(\sqrt{c})`
 and the push-through identity, the beams are :math:`W = Y^T H`, :math:`Y = D (D G D + \mu I_K)^{-1} R`,
 :math:`G = H^* H^T` (the K x K Gram matrix) and :math:`R = \mathrm{diag}(\sqrt{\alpha_k v_k}\, u_k / |u_k|)`.
-The power :math:`\mathrm{tr}(Y^H G Y)` is decreasing in :math:`\mu`, so :math:`\mu` is found per
-sample by bisection with one K x K Hermitian positive-definite solve per step
-(:func:`jaxbeam.linalg.hpd_solve`, plain XLA), and the beams are then scaled onto the power sphere when
-the constraint is active, which makes the power exact.
+
+Two ways to meet the power budget (``multiplier=``):
+
+* ``"closed"`` (default): the normalised WMMSE of Christensen, Agarwal, de Carvalho and Cioffi (IEEE
+  TWC 2008). Writing :math:`W = \sqrt{P / \|\tilde W\|_F^2}\,\tilde W` and moving the scale into the
+  receivers turns the constraint into a noise term :math:`|u_k|^2 \|\tilde W\|_F^2 / P`; the exact
+  minimiser over :math:`\tilde W` is the beam above with the closed-form
+  :math:`\mu = \sigma^2 \sum_i c_i / P`, then scaled onto the sphere. Still exact block-coordinate
+  descent (monotone), with WMMSE's fixed points, and one K x K inverse per iteration.
+* ``"search"``: Shi et al.'s update as written; :math:`\mathrm{tr}(Y^H G Y)` is decreasing in
+  :math:`\mu`, so :math:`\mu` is found per sample by a safeguarded secant search, one K x K inverse
+  per step, and the beams are scaled onto the sphere when the constraint is active.
+
+The K x K inverses are in-place Gauss-Jordan eliminations in plain XLA
+(:func:`jaxbeam.linalg.gauss_jordan_inverse_bm`), laid out with the batch on the minor axis.
 
 The solver follows the optax-like split ``wmmse_init`` / ``wmmse_step`` / ``wmmse`` (one
 ``lax.while_loop`` until every sample has converged or ``max_iter``; converged samples are frozen).
@@ -74,17 +85,31 @@ def rzf_coef(Gm, P, mask_f):
     return Y * scale[..., None, :].astype(Y.dtype)
 
 
-def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int):
-    """One WMMSE beam update (receivers, MSE weights, then beams with the exact power multiplier).
+MULTIPLIERS = ("closed", "search")
 
-    The multiplier solves ``p(mu) = tr(Z^H T0 Z) = P`` with ``Z = (T + mu I)^{-1} R``: safeguarded
+
+def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int, multiplier: str = "closed"):
+    """One WMMSE beam update (receivers, MSE weights, then beams on the power sphere).
+
+    ``multiplier="closed"`` (the normalised WMMSE of Christensen et al., IEEE TWC 2008): substitute
+    ``W = sqrt(P / ||W~||^2) W~`` and move the scale into the receivers; the power constraint then
+    turns into the noise term ``|u_k|^2 ||W~||^2 / P`` of an unconstrained weighted-MSE problem, whose
+    exact minimiser over ``W~`` is the regularised solution with ``mu = sum_k alpha_k v_k |u_k|^2 / P``
+    (unit noise), scaled onto the sphere. Every block (``u``, ``v``, ``W~``) is still minimised exactly,
+    so the weighted sum rate never decreases, and the fixed points are those of WMMSE (at a KKT point
+    of (3) the exact multiplier equals this one). One K x K inverse per iteration.
+
+    ``multiplier="search"`` (Shi et al.'s update as written): the multiplier solves
+    ``p(mu) = tr(Z^H T0 Z) = P`` with ``Z = (T + mu I)^{-1} R``: safeguarded
     secant steps on ``p(mu)^{-1/2} - P^{-1/2}`` (nearly linear in ``mu``), warm-started at ``mu0`` (the
     previous iteration's multiplier), inside a bracket ``[lo, hi]`` that every evaluation tightens; a
     step that leaves the bracket is replaced by a geometric bisection step. Runs until
     ``|p - P| <= rtol P`` (1e-5 in float32, 1e-11 in float64) or the bracket closes, for every sample
     of the batch. Each step costs one K x K inverse.
+
     Returns the new coefficients and the multiplier.
     """
+    _check_multiplier(multiplier)
     K = Gm.shape[-1]
     dtype = Gm.dtype
     G = C.bmm(Gm, Y)  # G[k, i] = h_k^H w_i
@@ -121,6 +146,13 @@ def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int):
         zdiag = jnp.diagonal(Z, axis1=0, axis2=1).T  # (K, B)
         p = jnp.sum(jnp.real(jnp.conj(zdiag) * r_bm), 0) - to_bm(mu) * jnp.sum(C.abs2(Z), (0, 1))
         return p.reshape(bshape), Z
+
+    if multiplier == "closed":
+        mu = jnp.sum(c, axis=-1) / P
+        p, Z = evaluate(mu)
+        Z = jnp.moveaxis(Z, -1, 0).reshape(bshape + (K, K))
+        scale = jnp.where(p > 0, jnp.sqrt(P / jnp.where(p > 0, p, 1.0)), 1.0)
+        return (d[..., :, None].astype(dtype) * Z) * scale[..., None, None].astype(dtype), mu
 
     # Bracket: p(mu) <= tr(R^H T0 R) / mu^2 and p(mu) <= tr(R^H R) / (4 mu).
     tRTR = jnp.maximum(jnp.real(jnp.sum(jnp.conj(r)[..., :, None] * T0 * r[..., None, :], (-2, -1))), 0.0)
@@ -161,6 +193,12 @@ def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int):
     return Ynew * scale[..., None, None].astype(dtype), jnp.where(on_sphere, mu, 0.0)
 
 
+def _check_multiplier(multiplier):
+    if multiplier not in MULTIPLIERS:
+        raise ValueError(f"multiplier must be one of {MULTIPLIERS}; got {multiplier!r}")
+    return multiplier
+
+
 def _wsr(Y, Gm, weights, mask_f):
     return jnp.sum(weights * C.rates_of(Y, Gm, mask_f), axis=-1)
 
@@ -177,8 +215,8 @@ def _init(Hn, Gm, P, weights, mask_f):
     )
 
 
-def _step(state, Gm, P, weights, mask_f, tol, newton_steps):
-    Y, mu = mmse_update(state.coef, Gm, P, weights, mask_f, state.mu, newton_steps=newton_steps)
+def _step(state, Gm, P, weights, mask_f, tol, newton_steps, multiplier):
+    Y, mu = mmse_update(state.coef, Gm, P, weights, mask_f, state.mu, newton_steps=newton_steps, multiplier=multiplier)
     U = _wsr(Y, Gm, weights, mask_f)
     done = state.converged
     conv = jnp.abs(U - state.utility) <= tol * jnp.maximum(jnp.abs(state.utility), jnp.finfo(U.dtype).tiny)
@@ -219,17 +257,18 @@ def wmmse_step(
     weights=None,
     mask: ArrayLike | None = None,
     tol: float = 1e-4,
+    multiplier: str = "closed",
 ) -> WMMSEState:
     r"""One WMMSE iteration (receivers, weights, beams); samples already converged are left unchanged.
 
-    Args: as :func:`wmmse_init`, plus the state and ``tol`` (relative utility change that marks a sample
-    as converged).
+    Args: as :func:`wmmse_init`, plus the state, ``tol`` (relative utility change that marks a sample
+    as converged) and ``multiplier`` (as in :func:`wmmse`).
 
     Returns:
       the next :class:`WMMSEState`.
     """
     Hn, P, mask_f, weights = C.prepare(H, P, sigma2, mask, weights)
-    return _step(state, C.gram(Hn), P, weights, mask_f, tol, _newton_steps(P.dtype))
+    return _step(state, C.gram(Hn), P, weights, mask_f, tol, _newton_steps(P.dtype), _check_multiplier(multiplier))
 
 
 def wmmse_beams(state: WMMSEState, H: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None):
@@ -248,6 +287,7 @@ def wmmse(
     max_iter: int = 500,
     mask: ArrayLike | None = None,
     *,
+    multiplier: str = "closed",
     return_info: bool = False,
 ):
     r"""Weighted sum-rate maximisation by WMMSE, batched over any leading shape (Sec. III, eqs. 2-3).
@@ -269,6 +309,11 @@ def wmmse(
       tol: relative utility change that ends a sample's iteration.
       max_iter: iteration cap.
       mask: optional bool ``(..., K)``; absent users get zero beams and do not count.
+      multiplier: how each beam update meets the power budget: ``"closed"`` (default; the normalised
+        WMMSE of Christensen et al. 2008: closed-form multiplier, beams scaled onto the sphere, one
+        K x K inverse per iteration) or ``"search"`` (Shi et al.'s update with the multiplier found to
+        float round-off by a safeguarded secant search, several inverses per iteration). Both never
+        decrease the utility and share their fixed points; see :func:`mmse_update`.
       return_info: also return ``{"utility": (...,), "iterations": (...,), "converged": (...,)}``
         (weighted sum rate in bit/s/Hz, int32, bool).
 
@@ -280,6 +325,7 @@ def wmmse(
         raise ValueError(f"tol must be > 0; got {tol!r}")
     if int(max_iter) < 0:
         raise ValueError(f"max_iter must be >= 0; got {max_iter!r}")
+    _check_multiplier(multiplier)
     Hn, P, mask_f, weights = C.prepare(H, P, sigma2, mask, weights)
     Gm = C.gram(Hn)
     steps = _newton_steps(P.dtype)
@@ -287,7 +333,7 @@ def wmmse(
     batch = P.shape
     flat = lambda x: x.reshape((-1,) + x.shape[len(batch) :])
     args = jax.tree.map(flat, (Gm, P, weights, mask_f))
-    step = lambda s, a: _step(s, *a, tol, steps)
+    step = lambda s, a: _step(s, *a, tol, steps, multiplier)
     state = C.compacting_while(step, jax.tree.map(flat, state), args, int(max_iter))
     state = jax.tree.map(lambda x: x.reshape(batch + x.shape[1:]), state)
     W = C.beams(state.coef, Hn)
