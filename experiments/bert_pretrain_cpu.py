@@ -22,6 +22,9 @@ labels, 1,200 test samples; K* test sets 1,000 samples each; output layer initia
   99.84 %, so BERT stays below RZF here. K* = 5 / 7: 95.0 / 94.8 % (96.8 / 96.6 % of the K = 6 value).
 * MR (SCA labels): 71.2 % after 1 min, 84.7 % after 4, 94.3 % after 7.2 min (the schedule, sized by a
   contended probe, ended early); RZF 84.5 %. K* = 5 / 7: 91.5 / 89.4 % (97.0 / 94.8 % of the K = 6 value).
+  Rerun with nothing else running (~45 steps/s, ``--utility mr --minutes 10``): 74.0 % after 1 min, 85.6 %
+  after 3, 91.4 % after 5, 95.1 % after 7, 96.6 % after 9.2 min; RZF 84.5 %. K* = 5 / 7: 91.2 / 91.4 %
+  (94.4 / 94.6 % of the K = 6 value; RZF 87.8 / 80.8 %).
 * EE (SCA / Dinkelbach labels): 94.3 % after 1 min, 97.0 % after 3, 98.8 % after 10 min; RZF 84.4 %.
   K* = 5 / 7: 97.5 / 97.0 % (98.7 / 98.1 %). With Flax's default output-layer init the same run reached
   only 80.7 %: the raw beams started outside the GPA's unit ball, where the power gets no gradient.

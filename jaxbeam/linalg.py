@@ -57,44 +57,6 @@ def hpd_solve(A: jax.Array, B: jax.Array) -> jax.Array:
     return M[..., K:]
 
 
-def hpd_solve_batch_minor(A: jax.Array, B: jax.Array) -> jax.Array:
-    r""":func:`hpd_solve` laid out for large batches of tiny systems (same result, same requirements).
-
-    Moves the batch to the minor (fastest) axis so every elimination step is one long vectorised
-    update over the batch instead of many K-wide ones. On CPU this is several times faster than
-    :func:`hpd_solve` for batches of thousands of 8 x 8 systems. Meant for ``K`` up to a few tens.
-
-    Args:
-      A: ``(..., K, K)`` Hermitian positive definite (or any matrix whose leading principal minors
-        are non-zero, e.g. a non-singular M-matrix).
-      B: ``(..., K, M)`` right-hand sides.
-
-    Returns:
-      ``(..., K, M)``.
-    """
-    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
-        raise ValueError(f"A must be square (..., K, K); got shape {A.shape}")
-    if B.ndim < 2 or B.shape[-2] != A.shape[-1]:
-        raise ValueError(f"B must have shape (..., K={A.shape[-1]}, M); got shape {B.shape}")
-    K, m = A.shape[-1], B.shape[-1]
-    dtype = jnp.result_type(A.dtype, B.dtype)
-    batch = jnp.broadcast_shapes(A.shape[:-2], B.shape[:-2])
-    A = jnp.broadcast_to(A, batch + (K, K)).astype(dtype).reshape(-1, K, K)
-    B = jnp.broadcast_to(B, batch + (K, m)).astype(dtype).reshape(-1, K, m)
-    M = jnp.moveaxis(jnp.concatenate([A, B], axis=-1), 0, -1)  # (K, K + m, batch)
-    rows = jnp.arange(K)[:, None, None]
-
-    def step(j, M):
-        row = lax.dynamic_index_in_dim(M, j, axis=0, keepdims=False)  # (K + m, batch)
-        pivot_row = row / lax.dynamic_index_in_dim(row, j, axis=0, keepdims=True)
-        col = jnp.where(rows[:, :, 0] == j, 0, lax.dynamic_index_in_dim(M, j, axis=1, keepdims=False))  # (K, batch)
-        M = M - col[:, None, :] * pivot_row[None]
-        return jnp.where(rows == j, pivot_row[None], M)
-
-    M = lax.fori_loop(0, K, step, M)  # rolled: see gauss_jordan_inverse_bm
-    return jnp.moveaxis(M[:, K:], -1, 0).reshape(batch + (K, m))
-
-
 def gauss_jordan_inverse_bm(A: jax.Array) -> jax.Array:
     r"""Inverse of HPD matrices stored batch-minor: ``A`` of shape ``(K, K, B)`` -> ``(K, K, B)``.
 

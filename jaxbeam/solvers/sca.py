@@ -59,7 +59,8 @@ def _rates(G):
 
 
 def _gains(Hn, W):
-    return jnp.einsum("...kn,...in->...ki", jnp.conj(Hn), W)
+    """``G[..., k, i] = h~_k^H w_i`` (a broadcast-multiply-sum: see :func:`jaxbeam.solvers._common.gram`)."""
+    return jnp.sum(jnp.conj(Hn)[..., :, None, :] * W[..., None, :, :], axis=-1)
 
 
 def _true_utility(name, Hn, W, mask_f, Pc):

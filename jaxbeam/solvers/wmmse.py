@@ -27,8 +27,10 @@ Two ways to meet the power budget (``multiplier=``):
   :math:`\mu`, so :math:`\mu` is found per sample by a safeguarded secant search, one K x K inverse
   per step, and the beams are scaled onto the sphere when the constraint is active.
 
-The K x K inverses are in-place Gauss-Jordan eliminations in plain XLA
-(:func:`jaxbeam.linalg.gauss_jordan_inverse_bm`), laid out with the batch on the minor axis.
+The whole iteration runs "batch-minor": every K x K array is stored ``(K, K, B)`` with the flattened
+batch on the fastest axis, so each step is a long vectorised loop over the batch; the K x K inverses
+are in-place Gauss-Jordan eliminations in plain XLA (:func:`jaxbeam.linalg.gauss_jordan_inverse_bm`),
+and the gains ``Gm Y`` computed for the utility are carried over to the next receiver update.
 
 The solver follows the optax-like split ``wmmse_init`` / ``wmmse_step`` / ``wmmse`` (one
 ``lax.while_loop`` until every sample has converged or ``max_iter``; converged samples are frozen).
@@ -43,7 +45,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxbeam.linalg import gauss_jordan_inverse_bm, hpd_solve_batch_minor
+from jaxbeam.linalg import gauss_jordan_inverse_bm
 from jaxbeam.solvers import _common as C
 
 
@@ -71,25 +73,74 @@ def _newton_steps(dtype) -> int:
     return 100 if jnp.finfo(dtype).bits > 32 else 60
 
 
+# The solver keeps its K x K work "batch-minor": arrays of shape (K, K, B), (K, B) and (B,) with the
+# flattened batch on the last (fastest) axis, so every elementwise step and every K-term sum is one long
+# vectorised loop over the batch. On CPU this is several times faster than the (B, K, K) layout, whose
+# minor axis is only K long. ``_bm`` marks functions and arrays in this layout.
+
+
+def _to_bm(x, nbatch):
+    """``(*batch, *rest) -> (*rest, B)`` with the ``nbatch`` leading batch axes flattened into ``B``."""
+    return jnp.moveaxis(x.reshape((-1,) + x.shape[nbatch:]), 0, -1)
+
+
+def _from_bm(x, batch):
+    """Inverse of :func:`_to_bm`: ``(*rest, B) -> (*batch, *rest)``."""
+    return jnp.moveaxis(x, -1, 0).reshape(tuple(batch) + x.shape[:-1])
+
+
+def _bmm_bm(A, B):
+    """``A @ B`` for batch-minor ``(K, K, B)`` matrices."""
+    return jnp.sum(A[:, :, None, :] * B[None, :, :, :], axis=1)
+
+
+def _diag_bm(X):
+    """Diagonal ``(K, B)`` of batch-minor ``(K, K, B)`` matrices."""
+    K = X.shape[0]
+    return jnp.sum(jnp.where(jnp.eye(K, dtype=bool)[:, :, None], X, 0), axis=1)
+
+
+def _wsr_bm(G, weights):
+    """Weighted sum rate ``(B,)`` from the gains ``G[k, i] = h~_k^H w_i`` ``(K, K, B)``, weights ``(K, B)``."""
+    G2 = C.abs2(G)
+    signal = _diag_bm(G2)
+    interference = jnp.maximum(jnp.sum(G2, axis=1) - signal, 0.0)
+    return jnp.sum(weights * jnp.log1p(signal / (interference + 1.0)), axis=0) / jnp.log(2.0)
+
+
+def _rzf_coef_bm(Gm, P, mask_f):
+    """Batch-minor :func:`rzf_coef`: ``Gm (K, K, B)``, ``P (B,)``, ``mask_f (K, B)`` -> ``Y (K, K, B)``.
+
+    The RZF coefficients are ``Y = (Gm + a I)^{-1}`` (``a = K_active / P``, unit noise; an absent user's
+    diagonal entry is 1 and its column is zeroed), each column then scaled to power ``P / K_active``.
+    """
+    K = Gm.shape[0]
+    k_act = jnp.maximum(jnp.sum(mask_f, axis=0), 1.0)
+    diag = jnp.where(mask_f > 0, (k_act / P)[None], 1.0)  # (K, B)
+    eye = jnp.eye(K, dtype=bool)[:, :, None]
+    Y = gauss_jordan_inverse_bm(Gm + jnp.where(eye, diag[:, None, :], 0.0).astype(Gm.dtype))
+    Y = Y * mask_f[None].astype(Y.dtype)
+    norms = jnp.sum(jnp.real(jnp.conj(Y) * _bmm_bm(Gm, Y)), axis=0)  # ||w_k||^2, (K, B)
+    scale = jnp.where(norms > 0, jnp.sqrt((P / k_act)[None] / jnp.where(norms > 0, norms, 1.0)), 0.0)
+    return Y * scale[None].astype(Y.dtype)
+
+
 def rzf_coef(Gm, P, mask_f):
-    """Span coefficients of the RZF / LMMSE beams (equal power ``P / K_active`` per user)."""
-    K = Gm.shape[-1]
-    k_act = jnp.maximum(jnp.sum(mask_f, axis=-1), 1.0)
-    alpha = k_act / P  # K sigma^2 / P with unit (normalised) noise
-    diag = jnp.where(mask_f > 0, alpha[..., None], 1.0)
-    A = jnp.conj(Gm) + jnp.eye(K, dtype=Gm.dtype) * diag[..., None].astype(Gm.dtype)
-    Y = jnp.swapaxes(hpd_solve_batch_minor(A, jnp.broadcast_to(jnp.eye(K, dtype=Gm.dtype), A.shape)), -1, -2)
-    Y = Y * mask_f[..., None, :]
-    norms = jnp.real(jnp.diagonal(C.bmm(C.mh(Y), C.bmm(Gm, Y)), axis1=-2, axis2=-1))  # ||w_k||^2
-    scale = jnp.where(norms > 0, jnp.sqrt((P / k_act)[..., None] / jnp.where(norms > 0, norms, 1.0)), 0.0)
-    return Y * scale[..., None, :].astype(Y.dtype)
+    """Span coefficients ``(..., K, K)`` of the RZF / LMMSE beams (equal power ``P / K_active`` per user)."""
+    batch = Gm.shape[:-2]
+    P = jnp.broadcast_to(P, batch)
+    nb = len(batch)
+    return _from_bm(_rzf_coef_bm(_to_bm(Gm, nb), _to_bm(P, nb), _to_bm(mask_f, nb)), batch)
 
 
 MULTIPLIERS = ("closed", "search")
 
 
-def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int, multiplier: str = "closed"):
-    """One WMMSE beam update (receivers, MSE weights, then beams on the power sphere).
+def mmse_update_bm(G, Gm, P, weights, mu0, *, newton_steps: int, multiplier: str):
+    """One WMMSE beam update in the batch-minor layout.
+
+    Args: the gains ``G = Gm @ Y`` of the current coefficients and ``Gm``, both ``(K, K, B)``; ``P``
+    and ``mu0`` ``(B,)``; ``weights`` ``(K, B)`` (zero for absent users).
 
     ``multiplier="closed"`` (the normalised WMMSE of Christensen et al., IEEE TWC 2008): substitute
     ``W = sqrt(P / ||W~||^2) W~`` and move the scale into the receivers; the power constraint then
@@ -107,15 +158,13 @@ def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int, multiplier
     ``|p - P| <= rtol P`` (1e-5 in float32, 1e-11 in float64) or the bracket closes, for every sample
     of the batch. Each step costs one K x K inverse.
 
-    Returns the new coefficients and the multiplier.
+    Returns the new coefficients ``(K, K, B)`` and the multiplier ``(B,)``.
     """
-    _check_multiplier(multiplier)
-    K = Gm.shape[-1]
+    K = Gm.shape[0]
     dtype = Gm.dtype
-    G = C.bmm(Gm, Y)  # G[k, i] = h_k^H w_i
-    G2 = C.abs2(G)
-    gkk = jnp.diagonal(G, axis1=-2, axis2=-1)
-    total = jnp.sum(G2, axis=-1) + 1.0  # received power + unit noise
+    eye = jnp.eye(K, dtype=bool)[:, :, None]
+    gkk = _diag_bm(G)  # (K, B)
+    total = jnp.sum(C.abs2(G), axis=1) + 1.0  # received power + unit noise
     u = gkk / total
     sig = C.abs2(gkk)
     v = total / jnp.maximum(total - sig, jnp.finfo(total.dtype).tiny)  # 1 / MSE = 1 + SINR
@@ -124,39 +173,26 @@ def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int, multiplier
     c = jnp.where(active, weights * v * au**2, 0.0)
     d = jnp.sqrt(c)
     phase = jnp.where(active, u / jnp.where(active, au, 1.0), 0.0)
-    r = jnp.where(active, jnp.sqrt(weights * v), 0.0) * phase  # (..., K)
-    T0 = d[..., :, None] * Gm * d[..., None, :]
-    eye = jnp.eye(K, dtype=dtype)
-    T = T0 + eye * jnp.where(active, 0.0, 1.0)[..., None].astype(dtype)
-
-    # The multiplier search runs in the batch-minor layout (K, K, batch): every step of the K x K
-    # elimination is then one long vectorised loop over the batch (on CPU 2-3x faster than the
-    # (batch, K, K) layout, whose minor axis is only K long).
-    bshape = Gm.shape[:-2]
-    to_bm = lambda x: jnp.moveaxis(x.reshape((-1,) + x.shape[len(bshape) :]), 0, -1)
-    T_bm, r_bm = to_bm(T), to_bm(r)  # (K, K, B), (K, B)
-    eye_bm = jnp.eye(K, dtype=dtype)[:, :, None]
+    r = jnp.where(active, jnp.sqrt(weights * v), 0.0) * phase  # (K, B)
+    T0 = d[:, None] * Gm * d[None, :]
+    T = T0 + jnp.where(eye, jnp.where(active, 0.0, 1.0)[:, None, :], 0.0).astype(dtype)
 
     def evaluate(mu):
-        inv = gauss_jordan_inverse_bm(T_bm + eye_bm * to_bm(mu).astype(dtype))
-        Z = inv * r_bm[None]  # inv @ diag(r)
+        Z = gauss_jordan_inverse_bm(T + jnp.where(eye, mu, 0.0).astype(dtype)) * r[None]  # inv @ diag(r)
         # T0 Z = R - mu Z (as (T + mu I) inv = I and the inactive rows of Z are zero), so
-        # p = tr(Z^H T0 Z) = Re tr(Z^H R) - mu ||Z||^2 needs no matrix product (products after the
-        # elimination make XLA CPU about 10x slower here).
-        zdiag = jnp.diagonal(Z, axis1=0, axis2=1).T  # (K, B)
-        p = jnp.sum(jnp.real(jnp.conj(zdiag) * r_bm), 0) - to_bm(mu) * jnp.sum(C.abs2(Z), (0, 1))
-        return p.reshape(bshape), Z
+        # p = tr(Z^H T0 Z) = Re tr(Z^H R) - mu ||Z||^2 needs no matrix product.
+        p = jnp.sum(jnp.real(jnp.conj(_diag_bm(Z)) * r), 0) - mu * jnp.sum(C.abs2(Z), (0, 1))
+        return p, Z
 
     if multiplier == "closed":
-        mu = jnp.sum(c, axis=-1) / P
+        mu = jnp.sum(c, axis=0) / P
         p, Z = evaluate(mu)
-        Z = jnp.moveaxis(Z, -1, 0).reshape(bshape + (K, K))
         scale = jnp.where(p > 0, jnp.sqrt(P / jnp.where(p > 0, p, 1.0)), 1.0)
-        return (d[..., :, None].astype(dtype) * Z) * scale[..., None, None].astype(dtype), mu
+        return d[:, None].astype(dtype) * Z * scale.astype(dtype), mu
 
     # Bracket: p(mu) <= tr(R^H T0 R) / mu^2 and p(mu) <= tr(R^H R) / (4 mu).
-    tRTR = jnp.maximum(jnp.real(jnp.sum(jnp.conj(r)[..., :, None] * T0 * r[..., None, :], (-2, -1))), 0.0)
-    tRR = jnp.sum(C.abs2(r), axis=-1)
+    tRTR = jnp.maximum(jnp.real(jnp.sum(jnp.conj(r)[:, None] * T0 * r[None, :], (0, 1))), 0.0)
+    tRR = jnp.sum(C.abs2(r), axis=0)
     tiny = jnp.finfo(P.dtype).tiny
     hi = jnp.minimum(jnp.sqrt(tRTR / P), tRR / (4 * P)) * (1 + 1e-6) + tiny
     lo = jnp.zeros_like(hi)
@@ -185,12 +221,10 @@ def mmse_update(Y, Gm, P, weights, mask_f, mu0, *, newton_steps: int, multiplier
     init = (jnp.zeros((), jnp.int32), lo, hi, mu, z, z, jnp.zeros(mu.shape, bool))
     _, lo, hi, mu, _, _, _ = lax.while_loop(cond, body, init)
     p, Z = evaluate(mu)
-    Z = jnp.moveaxis(Z, -1, 0).reshape(bshape + (K, K))
-    Ynew = d[..., :, None].astype(dtype) * Z
     # Constraint active (mu > 0, as a point with p > P was seen): put the beams exactly on the sphere.
     on_sphere = ((lo > 0) | (p > P)) & (p > 0)
     scale = jnp.where(on_sphere, jnp.sqrt(P / jnp.where(p > 0, p, 1.0)), 1.0)
-    return Ynew * scale[..., None, None].astype(dtype), jnp.where(on_sphere, mu, 0.0)
+    return d[:, None].astype(dtype) * Z * scale.astype(dtype), jnp.where(on_sphere, mu, 0.0)
 
 
 def _check_multiplier(multiplier):
@@ -199,33 +233,57 @@ def _check_multiplier(multiplier):
     return multiplier
 
 
-def _wsr(Y, Gm, weights, mask_f):
-    return jnp.sum(weights * C.rates_of(Y, Gm, mask_f), axis=-1)
+class _LoopState(NamedTuple):
+    """:class:`WMMSEState` in the batch-minor layout, plus the gains ``Gm @ coef`` of its coefficients
+    (computed once per iteration for the utility and reused by the next receiver update)."""
+
+    coef: jax.Array  # (K, K, B)
+    gains: jax.Array  # (K, K, B)
+    utility: jax.Array  # (B,)
+    iteration: jax.Array
+    converged: jax.Array
+    mu: jax.Array
 
 
-def _init(Hn, Gm, P, weights, mask_f):
-    Y = rzf_coef(Gm, P, mask_f)
-    batch = P.shape
-    return WMMSEState(
-        coef=Y,
-        utility=_wsr(Y, Gm, weights, mask_f),
-        iteration=jnp.zeros(batch, jnp.int32),
-        converged=jnp.zeros(batch, bool),
-        mu=jnp.zeros(batch, P.dtype),
+def _loop_state(Y, Gm, weights, iteration, converged, mu):
+    G = _bmm_bm(Gm, Y)
+    return _LoopState(Y, G, _wsr_bm(G, weights), iteration, converged, mu)
+
+
+def _initial_state(Gm, P, weights, mask_f) -> _LoopState:
+    """RZF start (batch-minor)."""
+    z = jnp.zeros(P.shape, jnp.int32)
+    return _loop_state(_rzf_coef_bm(Gm, P, mask_f), Gm, weights, z, z > 0, jnp.zeros_like(P))
+
+
+def _step_bm(state: _LoopState, Gm, P, weights, tol, newton_steps, multiplier) -> _LoopState:
+    Y, mu = mmse_update_bm(state.gains, Gm, P, weights, state.mu, newton_steps=newton_steps, multiplier=multiplier)
+    G = _bmm_bm(Gm, Y)
+    U = _wsr_bm(G, weights)
+    done = state.converged
+    conv = jnp.abs(U - state.utility) <= tol * jnp.maximum(jnp.abs(state.utility), jnp.finfo(U.dtype).tiny)
+    keep = lambda old, new: jnp.where(done, old, new)
+    return _LoopState(
+        coef=keep(state.coef, Y),
+        gains=keep(state.gains, G),
+        utility=keep(state.utility, U),
+        iteration=state.iteration + jnp.where(done, 0, 1).astype(jnp.int32),
+        converged=done | conv,
+        mu=keep(state.mu, mu),
     )
 
 
-def _step(state, Gm, P, weights, mask_f, tol, newton_steps, multiplier):
-    Y, mu = mmse_update(state.coef, Gm, P, weights, mask_f, state.mu, newton_steps=newton_steps, multiplier=multiplier)
-    U = _wsr(Y, Gm, weights, mask_f)
-    done = state.converged
-    conv = jnp.abs(U - state.utility) <= tol * jnp.maximum(jnp.abs(state.utility), jnp.finfo(U.dtype).tiny)
+def _prepare_bm(H, P, sigma2, mask, weights):
+    """Validate, normalise and flatten into the batch-minor layout: ``batch, (Gm, P, weights, mask_f)``."""
+    Hn, P, mask_f, weights = C.prepare(H, P, sigma2, mask, weights)
+    batch = P.shape
+    nb = len(batch)
+    return Hn, batch, (_to_bm(C.gram(Hn), nb), _to_bm(P, nb), _to_bm(weights, nb), _to_bm(mask_f, nb))
+
+
+def _to_public(state: _LoopState, batch) -> WMMSEState:
     return WMMSEState(
-        coef=jnp.where(done[..., None, None], state.coef, Y),
-        utility=jnp.where(done, state.utility, U),
-        iteration=state.iteration + jnp.where(done, 0, 1).astype(jnp.int32),
-        converged=done | conv,
-        mu=jnp.where(done, state.mu, mu),
+        *(_from_bm(x, batch) for x in (state.coef, state.utility, state.iteration, state.converged, state.mu))
     )
 
 
@@ -244,8 +302,8 @@ def wmmse_init(
     Returns:
       :class:`WMMSEState`.
     """
-    Hn, P, mask_f, weights = C.prepare(H, P, sigma2, mask, weights)
-    return _init(Hn, C.gram(Hn), P, weights, mask_f)
+    _, batch, (Gm, P, weights, mask_f) = _prepare_bm(H, P, sigma2, mask, weights)
+    return _to_public(_initial_state(Gm, P, weights, mask_f), batch)
 
 
 def wmmse_step(
@@ -267,8 +325,13 @@ def wmmse_step(
     Returns:
       the next :class:`WMMSEState`.
     """
-    Hn, P, mask_f, weights = C.prepare(H, P, sigma2, mask, weights)
-    return _step(state, C.gram(Hn), P, weights, mask_f, tol, _newton_steps(P.dtype), _check_multiplier(multiplier))
+    _check_multiplier(multiplier)
+    _, batch, (Gm, P, weights, _) = _prepare_bm(H, P, sigma2, mask, weights)
+    Y = _to_bm(state.coef, len(batch))
+    flat = lambda x: _to_bm(jnp.broadcast_to(x, batch), len(batch))
+    s = _LoopState(Y, _bmm_bm(Gm, Y), *(flat(x) for x in state[1:]))
+    s = _step_bm(s, Gm, P, weights, tol, _newton_steps(P.dtype), multiplier)
+    return _to_public(s, batch)
 
 
 def wmmse_beams(state: WMMSEState, H: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None):
@@ -313,7 +376,7 @@ def wmmse(
         WMMSE of Christensen et al. 2008: closed-form multiplier, beams scaled onto the sphere, one
         K x K inverse per iteration) or ``"search"`` (Shi et al.'s update with the multiplier found to
         float round-off by a safeguarded secant search, several inverses per iteration). Both never
-        decrease the utility and share their fixed points; see :func:`mmse_update`.
+        decrease the utility and share their fixed points; see :func:`mmse_update_bm`.
       return_info: also return ``{"utility": (...,), "iterations": (...,), "converged": (...,)}``
         (weighted sum rate in bit/s/Hz, int32, bool).
 
@@ -326,16 +389,11 @@ def wmmse(
     if int(max_iter) < 0:
         raise ValueError(f"max_iter must be >= 0; got {max_iter!r}")
     _check_multiplier(multiplier)
-    Hn, P, mask_f, weights = C.prepare(H, P, sigma2, mask, weights)
-    Gm = C.gram(Hn)
+    Hn, batch, (Gm, P, weights, mask_f) = _prepare_bm(H, P, sigma2, mask, weights)
     steps = _newton_steps(P.dtype)
-    state = _init(Hn, Gm, P, weights, mask_f)
-    batch = P.shape
-    flat = lambda x: x.reshape((-1,) + x.shape[len(batch) :])
-    args = jax.tree.map(flat, (Gm, P, weights, mask_f))
-    step = lambda s, a: _step(s, *a, tol, steps, multiplier)
-    state = C.compacting_while(step, jax.tree.map(flat, state), args, int(max_iter))
-    state = jax.tree.map(lambda x: x.reshape(batch + x.shape[1:]), state)
+    step = lambda s, a: _step_bm(s, *a, tol, steps, multiplier)
+    state = C.compacting_while(step, _initial_state(Gm, P, weights, mask_f), (Gm, P, weights), int(max_iter), axis=-1)
+    state = _to_public(state, batch)
     W = C.beams(state.coef, Hn)
     if return_info:
         return W, {"utility": state.utility, "iterations": state.iteration, "converged": state.converged}
