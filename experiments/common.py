@@ -210,7 +210,8 @@ class Context:
     def ubert_dir(self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full") -> Path:
         """Run directory of :meth:`pretrained_ubert` (checkpoints, ``metrics.jsonl``)."""
         tag = "-".join(f"{p:g}" for p in P)
-        return self.runs / "models" / f"ubert-{variant}_{K}x{N}_P{tag}_{sampling}_{loss}"
+        head = self.config().model.ubert_head
+        return self.runs / "models" / f"ubert-{variant}-{head}_{K}x{N}_P{tag}_{sampling}_{loss}"
 
     def ubert(self, cfg=None, variant: str = "full"):
         m = (cfg or self.config()).model
@@ -220,6 +221,7 @@ class Context:
             num_heads=m.num_heads,
             positional_encoding=variant != "no_pos",
             task_embedding=variant != "no_task",
+            head=m.ubert_head,
         )
 
     def finetune_bert(

@@ -239,7 +239,12 @@ def ubert_model(cfg: Config, dtype=None):
     """UBERT of the preset's size (F, L, C, FFN ratio); its parameters fit every K and N."""
     m = cfg.model
     return jb.models.UBERT(
-        features=m.features, num_layers=m.num_layers, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, dtype=dtype
+        features=m.features,
+        num_layers=m.num_layers,
+        num_heads=m.num_heads,
+        mlp_ratio=m.mlp_ratio,
+        dtype=dtype,
+        head=m.ubert_head,
     )
 
 

@@ -1,4 +1,5 @@
-r"""Closed-form linear precoders at full power: MRT, ZF and RZF (LMMSE).
+r"""Closed-form linear precoders at full power: MRT, ZF and RZF (LMMSE); and the optimal beamforming
+structure (:func:`optimal_structure`) that generalises RZF with per-user weights and powers.
 
 Each returns beam directions ``d_k`` (unit norm) with equal power per present user,
 ``w_k = sqrt(P / K_active) d_k``, so ``||W||_F^2 = P`` exactly.
@@ -117,3 +118,52 @@ def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike 
     K = H.shape[-2] if mask is None else jnp.maximum(jnp.sum(mask, axis=-1), 1).astype(P.dtype)
     alpha = K * sigma2 / P
     return _equal_power(_regularized_inverse(H, alpha, mask), P, mask)
+
+
+def optimal_structure(H: ArrayLike, lam: ArrayLike, p: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+    r"""Beams of the optimal beamforming structure (Bjornson, Bengtsson, Ottersten, IEEE SPM 2014).
+
+    .. math::
+        w_k = \sqrt{p_k}\, \frac{(I_N + \sum_i \lambda_i h_i h_i^H)^{-1} h_k}
+                                {\|(I_N + \sum_i \lambda_i h_i h_i^H)^{-1} h_k\|}
+
+    Every Pareto-optimal point of the downlink rate region under the total power constraint (3b), so
+    the SR, MR and EE optima of problem (3), has this form for some ``lambda >= 0`` (the uplink powers
+    of the dual problem divided by the noise power) and powers ``p``; RZF is ``lambda_k = P / (K
+    sigma2)``, ``p_k = P / K``. The N x N inverse is never formed: with the Gram matrix ``Gm[i, k] =
+    h_i^H h_k`` and ``D = diag(sqrt(lambda))``, ``w_k`` is proportional to ``sum_m h_m (D (I + D Gm D)^{-1})[m, k]``
+    (push-through identity; a K x K Hermitian positive-definite solve), so it costs O(K^3 + K^2 N)
+    and is differentiable in ``H``, ``lam`` and ``p``.
+
+    Args:
+      H: complex ``(..., K, N)`` channels.
+      lam: real ``(..., K)``, ``lambda_k > 0`` for present users [1/W].
+      p: real ``(..., K)``, per-user transmit powers ``p_k >= 0`` [W]; ``||W||_F^2 = sum_k p_k``.
+      mask: optional bool ``(..., K)``; absent users get zero beams and do not shape the others.
+
+    Returns:
+      complex ``(..., K, N)`` with ``||w_k||^2 = p_k``.
+    """
+    H = _checks.complex_kn("H", H)
+    batch, K = H.shape[:-2], H.shape[-2]
+    rdtype = H.real.dtype
+    mask = _checks.user_mask(mask, batch, K)
+    present = jnp.ones(batch + (K,), bool) if mask is None else jnp.broadcast_to(mask, batch + (K,))
+    lam, p = (jnp.asarray(x) for x in (lam, p))
+    for name, x in (("lam", lam), ("p", p)):
+        if jnp.issubdtype(x.dtype, jnp.complexfloating) or x.ndim < 1 or x.shape[-1] != K:
+            raise ValueError(f"{name} must be real with shape (..., K={K}); got shape {x.shape} and dtype {x.dtype}")
+    H = jnp.where(present[..., None], H, 0)
+    d = jnp.sqrt(jnp.where(present, jnp.maximum(lam.astype(rdtype), 0.0), 0.0))
+    gram = jnp.sum(jnp.conj(H)[..., :, None, :] * H[..., None, :, :], axis=-1)  # Gm[i, k] = h_i^H h_k
+    M = d[..., :, None] * gram * d[..., None, :] + jnp.eye(K, dtype=rdtype)
+    Y = d[..., :, None].astype(H.dtype) * hpd_solve(
+        M.astype(H.dtype), jnp.broadcast_to(jnp.eye(K, dtype=H.dtype), M.shape)
+    )
+    # column k of Y spans w_k = sum_m Y[m, k] h_m; ||w_k||^2 = (Y^H Gm Y)[k, k]
+    GY = jnp.sum(gram[..., :, :, None] * Y[..., None, :, :], axis=-2)
+    norm2 = jnp.sum(jnp.real(jnp.conj(Y) * GY), axis=-2)
+    pk = jnp.where(present, jnp.maximum(p.astype(rdtype), 0.0), 0.0)
+    scale = jnp.where(norm2 > 0, jnp.sqrt(pk / jnp.where(norm2 > 0, norm2, 1.0)), 0.0)
+    Y = Y * scale[..., None, :].astype(H.dtype)
+    return jnp.sum(Y[..., :, :, None] * H[..., :, None, :], axis=-3)

@@ -363,6 +363,32 @@ def test_hpd_solve_matches_numpy():
 
 
 @pytest.mark.usefixtures("x64")
+def test_optimal_structure_matches_numpy_and_rzf():
+    from jaxbeam.precoders import optimal_structure
+
+    rng = np.random.default_rng(17)
+    K, N = 4, 6
+    H = crandn(rng, 3, K, N)
+    lam, p = rng.uniform(0.2, 5.0, (3, K)), rng.uniform(0.0, 1.0, (3, K))
+    W = np.asarray(optimal_structure(jnp.asarray(H), lam, p))
+    for b in range(3):  # N x N inverse, one user at a time
+        A = np.eye(N) + sum(lam[b, i] * np.outer(H[b, i], H[b, i].conj()) for i in range(K))
+        for k in range(K):
+            v = np.linalg.solve(A, H[b, k])
+            np.testing.assert_allclose(W[b, k], np.sqrt(p[b, k]) * v / np.linalg.norm(v), rtol=1e-9, atol=1e-12)
+    P, sigma2 = 2.0, 0.1  # RZF: lambda = P / (K sigma2), p = P / K
+    W = optimal_structure(jnp.asarray(H), np.full((3, K), P / (K * sigma2)), np.full((3, K), P / K))
+    np.testing.assert_allclose(W, jb.rzf(jnp.asarray(H), P, sigma2), atol=1e-12)
+    mask = np.array([True, False, True, True])  # an absent user: zero beam, the others as without it
+    Wm = optimal_structure(jnp.asarray(H), lam, p, mask=mask)
+    W3 = optimal_structure(jnp.asarray(H[:, mask]), lam[:, mask], p[:, mask])
+    np.testing.assert_allclose(np.asarray(Wm)[:, mask], W3, atol=1e-12)
+    assert np.all(np.asarray(Wm)[:, 1] == 0)
+    with pytest.raises(ValueError, match=r"lam must be real with shape \(\.\.\., K=4\)"):
+        optimal_structure(jnp.asarray(H), np.ones((3, 3)), p)
+
+
+@pytest.mark.usefixtures("x64")
 def test_batch_minor_inverse_matches_numpy():
     rng = np.random.default_rng(16)
     X = crandn(rng, 2, 3, 6, 6)

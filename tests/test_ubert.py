@@ -18,11 +18,18 @@ def _power(W):
     return np.asarray(jnp.sum(jnp.abs(W) ** 2, axis=(-2, -1)))
 
 
-@pytest.fixture(scope="module")
-def model_and_vars():
-    model = jb.models.UBERT(features=F, num_layers=L, num_heads=C)
+@pytest.fixture(scope="module", params=["element", "structured"])
+def model_and_vars(request):
+    model = jb.models.UBERT(features=F, num_layers=L, num_heads=C, head=request.param)
     H = jb.rayleigh(jax.random.key(0), (2,), 6, 12)
-    return model, jax.jit(model.init)(jax.random.key(1), H, 1.0, jnp.array([0, 1])), jax.jit(model.apply)
+    v = jax.jit(model.init)(jax.random.key(1), H, 1.0, jnp.array([0, 1]))
+    if model.head == "structured":  # the init starts at RZF for every task; make the head's kernels matter
+        params = dict(v["params"])
+        for i, name in enumerate(("structure", "total_power")):
+            k = params[name]["kernel"]
+            params[name] = {**params[name], "kernel": 0.5 * jax.random.normal(jax.random.key(10 + i), k.shape)}
+        v = {"params": params}
+    return model, v, jax.jit(model.apply)
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -30,11 +37,16 @@ def model_and_vars():
 
 def test_shapes_dtypes_and_parameters_do_not_depend_on_K_or_N(model_and_vars):
     model, v, fwd = model_and_vars
-    assert set(v["params"]) == {"aeb", "task", "encoder", "head"}
+    if model.head == "element":
+        assert set(v["params"]) == {"aeb", "task", "encoder", "head"}
+        chex.assert_shape(v["params"]["head"]["kernel"], (F, 2))  # eq. 28: [w_Urel, w_Uimg]
+    else:
+        assert set(v["params"]) == {"aeb", "task", "encoder", "structure", "total_power"}
+        chex.assert_shape(v["params"]["structure"]["kernel"], (F, 2))  # (log lambda_k, power logit) per user
+        chex.assert_shape(v["params"]["total_power"]["kernel"], (F, 1))
     chex.assert_shape(v["params"]["aeb"]["embedding"]["kernel"], (2, F))  # eq. 20: W_embedding in R^{2 x F}
     chex.assert_shape(v["params"]["aeb"]["ext"]["kernel"], (F, F))  # eq. 24: W_ext
     chex.assert_shape(v["params"]["task"]["embedding"], (3, F))  # eq. 25: one token per task
-    chex.assert_shape(v["params"]["head"]["kernel"], (F, 2))  # eq. 28: [w_Urel, w_Uimg]
     other = jax.eval_shape(model.init, jax.random.key(1), jnp.zeros((1, 9, 17), jnp.complex64), 1.0, jnp.array([2]))
     chex.assert_trees_all_equal_shapes(v, other)
     W = fwd(v, jb.rayleigh(jax.random.key(2), (3,), 6, 12), 1.0, jnp.array([0, 1, 2]))
@@ -139,6 +151,30 @@ def test_gradients_through_the_masked_model_are_finite(model_and_vars):
     value, grads = jax.jit(jax.value_and_grad(loss))(v["params"])
     chex.assert_tree_all_finite((value, grads))
     assert float(jnp.sum(jnp.abs(grads["task"]["embedding"]))) > 0
+
+
+def test_structured_head_starts_at_rzf_and_follows_lambda_and_p():
+    model = jb.models.UBERT(features=F, num_layers=L, num_heads=C, head="structured")
+    H = jb.rayleigh(jax.random.key(21), (3,), 5, 9)
+    P = jnp.array([0.5, 1.0, 3.0])
+    mask = jnp.array([[True] * 5, [True] * 4 + [False], [True, False, True, True, True]])
+    v = model.init(jax.random.key(22), H, P, jnp.array([0, 1, 2]))
+    # with zero kernels only the biases act: lambda_k = P / (K_active 0.1), equal powers, 95 % of P, i.e. RZF
+    zero = jax.tree.map(jnp.zeros_like, v["params"]["structure"]["kernel"])
+    params = {**v["params"], "structure": {**v["params"]["structure"], "kernel": zero}}
+    params["total_power"] = {**params["total_power"], "kernel": jnp.zeros_like(params["total_power"]["kernel"])}
+    W = model.apply({"params": params}, H, P, jnp.array([0, 1, 2]), mask=mask)
+    want = np.sqrt(0.95) * np.asarray(jb.rzf(H, P, 0.1, mask=mask))
+    np.testing.assert_allclose(np.asarray(W), want, atol=2e-5)
+    # per-user power logits redistribute the power among the users; the total stays 0.95 P
+    kernel = np.zeros((F, 2), np.float32)
+    kernel[:, 1] = np.random.default_rng(0).standard_normal(F)  # token features differ per user
+    params["structure"]["kernel"] = jnp.asarray(kernel)
+    W2 = model.apply({"params": params}, H, P, jnp.array([0, 1, 2]), mask=mask)
+    np.testing.assert_allclose(_power(W2), 0.95 * np.asarray(P), rtol=1e-5)
+    assert not np.allclose(np.asarray(jnp.sum(jnp.abs(W2) ** 2, -1)), np.asarray(jnp.sum(jnp.abs(W) ** 2, -1)))
+    with pytest.raises(ValueError, match="head must be one of"):
+        jb.models.UBERT(features=F, num_layers=L, num_heads=C, head="linear").init(jax.random.key(0), H, 1.0, 0)
 
 
 def test_ablations_run_and_drop_their_parameters():

@@ -46,7 +46,23 @@ RZF / ZF / MRT labels), the eq. 30 loss plateaus at 0.48 without it and at 0.27 
 entry n mixes the other users' channels at antenna n) are then out of reach of the output layer itself.
 ``head_hidden > 0`` puts a per-element GELU layer before the final map, so the antenna token (which
 carries the position code) and the user context interact; whether that closes the gap at paper scale is
-an experiment, not a given (it did not in the small fit above, within 400 steps).
+an experiment, not a given (it did not in the small fit above, within 400 steps). Measured at full
+quickstart scale (``jaxbeam quickstart --model ubert --set``-free defaults with ``head="element"``, 15 min
+on 2 CPU cores, 2026-11-23): UBERT reached 47.0 / 31.8 / 39.7 % of the SR / MR / EE labels at P = 1,
+against MRT's 47.2 / 38.0 / 39.9 %, i.e. it learned matched filtering and nothing more.
+
+``head="structured"`` (the default of the presets, ``ModelConfig.ubert_head``) therefore keeps the
+AEB, task token and encoder of Fig. 2 but replaces eqs. 27-28 by the optimal beamforming structure
+(Bjornson, Bengtsson, Ottersten 2014; :func:`jaxbeam.precoders.optimal_structure`): a dense layer on
+each user token of eq. 26 gives ``log lambda_k`` and a power logit, a pooled token the total power, and
+
+    w_k = sqrt(p_k) (I + sum_i lambda_i h_i h_i^H)^{-1} h_k / ||(I + sum_i lambda_i h_i h_i^H)^{-1} h_k||,
+
+with ``lambda_k = exp(z_k) P / K`` and ``p = softmax(z') sigmoid(z_tot)`` (so ``||W||_F^2 < 1`` and the
+GPA of eq. 15 scales by ``sqrt(P)``; EE can use less than full power). The SR, MR and EE optima all have
+this form, every parameter shape still depends on F only (any K, any N), and the beams stay equivariant
+to user permutations. The biases start the model at RZF
+(``lambda_k = P / (K sigma2)`` for the default ``sigma2 = 0.1``, equal powers, 95 % of the budget).
 
 **Padding.** ``mask`` (bool ``(B, K)``) marks present users: absent users take no part in the
 encoder's attention and get zero beams. ``antenna_mask`` (bool ``(B, N)``) marks present antennas, so a
@@ -69,10 +85,12 @@ from jaxbeam import _checks
 from jaxbeam.models.bert import output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
 from jaxbeam.power import gpa
+from jaxbeam.precoders import optimal_structure
 from jaxbeam.tokenize import antenna_tokens
 from jaxbeam.utility import TASKS
 
 NUM_TASKS = len(TASKS)
+HEADS = ("element", "structured")
 
 
 def cosine_positional_encoding(num_antennas: int, features: int, dtype: Any = jnp.float32) -> jax.Array:
@@ -204,6 +222,10 @@ class UBERT(nn.Module):
       head_hidden: 0 (default) is eq. 28 as written, one linear map ``F -> 2`` per element; a positive
         width inserts a per-element GELU layer of that width before it (module docstring, "Output layer").
       aeb_residual: the residual of eq. 23 (default True; False is eq. 23 as written).
+      head: ``"element"`` (default): eqs. 26-28 as written (``head_hidden`` applies). ``"structured"``:
+        the user tokens of eq. 26 give each user a dual weight ``lambda_k`` and a power ``p_k``, and the
+        beams take the optimal beamforming structure (:func:`jaxbeam.precoders.optimal_structure`); see
+        the module docstring, "Output layer".
 
     Call: ``model.apply(variables, H, P, task, mask=None, antenna_mask=None) -> W``.
 
@@ -229,6 +251,7 @@ class UBERT(nn.Module):
     task_embedding: bool = True
     head_hidden: int = 0
     aeb_residual: bool = True
+    head: str = "element"
 
     @nn.compact
     def __call__(
@@ -239,6 +262,8 @@ class UBERT(nn.Module):
         mask: jax.Array | None = None,
         antenna_mask: jax.Array | None = None,
     ) -> jax.Array:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}; got {self.head!r}")
         H = _checks.complex_kn("H", H)
         batch, K, N = H.shape[:-2], H.shape[-2], H.shape[-1]
         mask = _checks.user_mask(mask, batch, K)
@@ -269,6 +294,8 @@ class UBERT(nn.Module):
         T_hat = T_teb[..., :K, :]
         if self.task_embedding:
             T_hat = T_hat + T_teb[..., K:, :]  # eq. 26
+        if self.head == "structured":
+            return self._structured(H, P, T_hat, mask, antenna_mask)
         T_hat_ant = T_ant + T_hat[..., :, None, :]  # eq. 27, (..., K, N, F)
         z = T_hat_ant
         if self.head_hidden:
@@ -284,3 +311,32 @@ class UBERT(nn.Module):
         if antenna_mask is not None:
             W = jnp.where(antenna_mask[..., None, :], W, 0)
         return gpa(W, P, mask=mask)  # eq. 15
+
+    def _structured(self, H, P, T_hat, mask, antenna_mask):
+        """Structured output (module docstring): ``lambda_k``, ``p_k`` from the user tokens, then GPA."""
+        f32 = jnp.float32
+        present = jnp.ones(T_hat.shape[:-1], bool) if mask is None else mask
+        x = T_hat.astype(f32)
+        # Starts at RZF: lambda_k = P / (K sigma2) with the bias log(1 / sigma2) of the default sigma2 = 0.1,
+        # equal powers, total 0.95 of the budget.
+        small = nn.initializers.normal(1e-3)
+        z = nn.Dense(2, dtype=f32, kernel_init=small, bias_init=_constant_bias(np.log(10.0), 0.0), name="structure")(x)
+        pooled = jnp.sum(jnp.where(present[..., None], x, 0), -2) / jnp.maximum(jnp.sum(present, -1), 1)[..., None]
+        z_tot = nn.Dense(1, dtype=f32, kernel_init=small, bias_init=_constant_bias(np.log(19.0)), name="total_power")(
+            pooled
+        )[..., 0]
+        k_act = jnp.sum(present, -1).astype(f32)
+        P_ = jnp.broadcast_to(jnp.asarray(P, f32), k_act.shape)
+        lam = jnp.exp(jnp.clip(z[..., 0], -20.0, 20.0)) * (P_ / jnp.maximum(k_act, 1.0))[..., None]
+        share = jax.nn.softmax(jnp.where(present, z[..., 1], -jnp.inf), axis=-1)
+        p = jnp.where(present, share, 0.0) * jax.nn.sigmoid(z_tot)[..., None]  # sum_k p_k < 1: GPA scales by sqrt(P)
+        if antenna_mask is not None:
+            H = jnp.where(antenna_mask[..., None, :], H, 0)
+        rdtype = H.real.dtype
+        W = optimal_structure(H, lam.astype(rdtype), p.astype(rdtype), mask=mask)
+        return gpa(W, P, mask=mask)  # eq. 15
+
+
+def _constant_bias(*values):
+    """Bias initialiser with the given per-output values."""
+    return lambda key, shape, dtype=jnp.float32: jnp.asarray(values, dtype).reshape(shape)
