@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import jaxbeam as jb
-from jaxbeam import configs, losses, train
+from jaxbeam import configs, losses, pipeline, train
 from jaxbeam.data import LabelSet, split_ids
 
 K, N = 3, 4
@@ -174,6 +174,11 @@ def test_presets():
         configs.get_preset("cpu", features=130)
     with pytest.raises(ValueError, match="utility"):
         configs.get_preset("cpu", utility="xx")
+    assert cpu.model.ubert_head == "structured" and pipeline.ubert_model(cpu).head == "structured"
+    element = configs.get_preset("cpu", ubert_head="element")
+    assert pipeline.ubert_model(element).head == "element"
+    with pytest.raises(ValueError, match="ubert_head"):
+        configs.get_preset("cpu", ubert_head="linear")
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.model.features = 3
 

@@ -179,7 +179,7 @@ def test_structured_head_starts_at_rzf_and_follows_lambda_and_p():
 
 def test_ablations_run_and_drop_their_parameters():
     H = jb.rayleigh(jax.random.key(11), (2,), 5, 11)
-    variant = jb.models.UBERT(features=F, num_layers=1, num_heads=C, aeb_residual=False, head_hidden=8)
+    variant = jb.models.UBERT(features=F, num_layers=1, num_heads=C, aeb_residual=False, head_hidden=8, head="element")
     v = jax.eval_shape(variant.init, jax.random.key(0), H, 1.0, jnp.array([0, 1]))
     chex.assert_shape(v["params"]["head_hidden"]["kernel"], (F, 8))
     chex.assert_shape(v["params"]["head"]["kernel"], (8, 2))

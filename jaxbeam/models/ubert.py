@@ -47,11 +47,11 @@ entry n mixes the other users' channels at antenna n) are then out of reach of t
 ``head_hidden > 0`` puts a per-element GELU layer before the final map, so the antenna token (which
 carries the position code) and the user context interact; whether that closes the gap at paper scale is
 an experiment, not a given (it did not in the small fit above, within 400 steps). Measured at full
-quickstart scale (``jaxbeam quickstart --model ubert --set``-free defaults with ``head="element"``, 15 min
-on 2 CPU cores, 2026-11-23): UBERT reached 47.0 / 31.8 / 39.7 % of the SR / MR / EE labels at P = 1,
+quickstart scale (``jaxbeam quickstart --model ubert`` with ``head="element"``, 15 min of training on 2
+CPU cores, 2026-11-23): UBERT reached 47.0 / 31.8 / 39.7 % of the SR / MR / EE labels at P = 1,
 against MRT's 47.2 / 38.0 / 39.9 %, i.e. it learned matched filtering and nothing more.
 
-``head="structured"`` (the default of the presets, ``ModelConfig.ubert_head``) therefore keeps the
+``head="structured"`` (the default, also of the presets: ``ModelConfig.ubert_head``) therefore keeps the
 AEB, task token and encoder of Fig. 2 but replaces eqs. 27-28 by the optimal beamforming structure
 (Bjornson, Bengtsson, Ottersten 2014; :func:`jaxbeam.precoders.optimal_structure`): a dense layer on
 each user token of eq. 26 gives ``log lambda_k`` and a power logit, a pooled token the total power, and
@@ -219,13 +219,15 @@ class UBERT(nn.Module):
       positional_encoding: ablation switch; False drops ``P_cosine`` (UBERT*, Table VIII).
       task_embedding: ablation switch; False drops the task token of eq. 25 and its
         addition in eq. 26 (UBERT-dagger, Table VIII); ``task`` is then accepted and ignored.
-      head_hidden: 0 (default) is eq. 28 as written, one linear map ``F -> 2`` per element; a positive
-        width inserts a per-element GELU layer of that width before it (module docstring, "Output layer").
+      head_hidden: ``head="element"`` only: 0 (default) is eq. 28 as written, one linear map ``F -> 2``
+        per element; a positive width inserts a per-element GELU layer of that width before it (module
+        docstring, "Output layer").
       aeb_residual: the residual of eq. 23 (default True; False is eq. 23 as written).
-      head: ``"element"`` (default): eqs. 26-28 as written (``head_hidden`` applies). ``"structured"``:
-        the user tokens of eq. 26 give each user a dual weight ``lambda_k`` and a power ``p_k``, and the
-        beams take the optimal beamforming structure (:func:`jaxbeam.precoders.optimal_structure`); see
-        the module docstring, "Output layer".
+      head: ``"structured"`` (default): the user tokens of eq. 26 give each user a dual weight
+        ``lambda_k`` and a power ``p_k``, and the beams take the optimal beamforming structure
+        (:func:`jaxbeam.precoders.optimal_structure`). ``"element"``: eqs. 27-28 as written
+        (``head_hidden`` applies), which cannot cancel interference. See the module docstring,
+        "Output layer".
 
     Call: ``model.apply(variables, H, P, task, mask=None, antenna_mask=None) -> W``.
 
@@ -251,7 +253,7 @@ class UBERT(nn.Module):
     task_embedding: bool = True
     head_hidden: int = 0
     aeb_residual: bool = True
-    head: str = "element"
+    head: str = "structured"
 
     @nn.compact
     def __call__(
