@@ -15,6 +15,25 @@ import jax.numpy as jnp
 from jax import lax
 
 
+def bmm(A: jax.Array, B: jax.Array) -> jax.Array:
+    """Batched product of tiny matrices ``A @ B`` (``(..., K, M) x (..., M, L)``) as a broadcast-multiply-sum.
+
+    For sizes of a few to a few tens this fuses with its neighbours and runs several times faster on CPU
+    than XLA's batched ``dot`` (which loops over the batch calling a small GEMM).
+    """
+    return jnp.sum(A[..., :, :, None] * B[..., None, :, :], axis=-2)
+
+
+def gains(A: jax.Array, B: jax.Array) -> jax.Array:
+    """``G[..., k, i] = a_k^H b_i`` for the rows of ``A (..., K, N)`` and ``B (..., I, N)``: e.g. the
+    effective gains ``h_k^H w_i`` of channels ``H`` and beams ``W``, or the Gram matrix ``gains(H, H)``.
+
+    A broadcast-multiply-sum rather than ``einsum``, for the reason given in :func:`bmm` (about 3x
+    faster on CPU for thousands of 8 x 16 channels).
+    """
+    return jnp.sum(jnp.conj(A)[..., :, None, :] * B[..., None, :, :], axis=-1)
+
+
 def hpd_solve(A: jax.Array, B: jax.Array) -> jax.Array:
     r"""Solve ``A X = B`` for Hermitian positive-definite ``A``, batched.
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxbeam import _checks
-from jaxbeam.linalg import hpd_solve
+from jaxbeam.linalg import bmm, gains, hpd_solve
 
 
 def _prepare(H, P, mask):
@@ -155,15 +155,14 @@ def optimal_structure(H: ArrayLike, lam: ArrayLike, p: ArrayLike, *, mask: Array
             raise ValueError(f"{name} must be real with shape (..., K={K}); got shape {x.shape} and dtype {x.dtype}")
     H = jnp.where(present[..., None], H, 0)
     d = jnp.sqrt(jnp.where(present, jnp.maximum(lam.astype(rdtype), 0.0), 0.0))
-    gram = jnp.sum(jnp.conj(H)[..., :, None, :] * H[..., None, :, :], axis=-1)  # Gm[i, k] = h_i^H h_k
+    gram = gains(H, H)  # Gm[i, k] = h_i^H h_k
     M = d[..., :, None] * gram * d[..., None, :] + jnp.eye(K, dtype=rdtype)
     Y = d[..., :, None].astype(H.dtype) * hpd_solve(
         M.astype(H.dtype), jnp.broadcast_to(jnp.eye(K, dtype=H.dtype), M.shape)
     )
     # column k of Y spans w_k = sum_m Y[m, k] h_m; ||w_k||^2 = (Y^H Gm Y)[k, k]
-    GY = jnp.sum(gram[..., :, :, None] * Y[..., None, :, :], axis=-2)
-    norm2 = jnp.sum(jnp.real(jnp.conj(Y) * GY), axis=-2)
+    norm2 = jnp.sum(jnp.real(jnp.conj(Y) * bmm(gram, Y)), axis=-2)
     pk = jnp.where(present, jnp.maximum(p.astype(rdtype), 0.0), 0.0)
     scale = jnp.where(norm2 > 0, jnp.sqrt(pk / jnp.where(norm2 > 0, norm2, 1.0)), 0.0)
     Y = Y * scale[..., None, :].astype(H.dtype)
-    return jnp.sum(Y[..., :, :, None] * H[..., :, None, :], axis=-3)
+    return bmm(jnp.swapaxes(Y, -1, -2), H)  # W = Y^T H

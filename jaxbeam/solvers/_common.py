@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxbeam import _checks
+from jaxbeam.linalg import bmm, gains  # noqa: F401 (re-exported: the solvers use C.bmm, C.gains)
 
 
 def prepare(H, P, sigma2, mask, weights=None):
@@ -56,21 +57,8 @@ def prepare(H, P, sigma2, mask, weights=None):
 
 
 def gram(Hn):
-    """``Gm[..., k, i] = h_k^H h_i`` (K x K, Hermitian PSD).
-
-    A broadcast-multiply-sum rather than ``einsum``: XLA CPU lowers the latter to a loop of tiny GEMMs,
-    about 3x slower for thousands of 8 x 16 channels (as :func:`bmm`).
-    """
-    return jnp.sum(jnp.conj(Hn)[..., :, None, :] * Hn[..., None, :, :], axis=-1)
-
-
-def bmm(A, B):
-    """Batched product of tiny matrices ``A @ B`` as a broadcast-multiply-sum.
-
-    For K of a few to a few tens this fuses with its neighbours and runs several times faster on CPU
-    than XLA's batched ``dot`` (which loops over the batch calling a small GEMM).
-    """
-    return jnp.sum(A[..., :, :, None] * B[..., None, :, :], axis=-2)
+    """``Gm[..., k, i] = h_k^H h_i`` (K x K, Hermitian PSD)."""
+    return gains(Hn, Hn)
 
 
 def mh(A):
@@ -100,7 +88,7 @@ def rates_of(Y, Gm, mask_f):
 
 
 def beams(Y, Hn):
-    """``W = Y^T H~``: row ``k`` is ``w_k = sum_m Y[m, k] h~_m`` (broadcast-multiply-sum, as :func:`gram`)."""
+    """``W = Y^T H~``: row ``k`` is ``w_k = sum_m Y[m, k] h~_m`` (broadcast-multiply-sum, as :func:`bmm`)."""
     return jnp.sum(Y[..., :, :, None] * Hn[..., :, None, :], axis=-3)
 
 

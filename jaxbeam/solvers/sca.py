@@ -58,13 +58,8 @@ def _rates(G):
     return jnp.log1p(s / (jnp.sum(G2, -1) - s + 1.0)) / _LN2
 
 
-def _gains(Hn, W):
-    """``G[..., k, i] = h~_k^H w_i`` (a broadcast-multiply-sum: see :func:`jaxbeam.solvers._common.gram`)."""
-    return jnp.sum(jnp.conj(Hn)[..., :, None, :] * W[..., None, :, :], axis=-1)
-
-
 def _true_utility(name, Hn, W, mask_f, Pc):
-    r = _rates(_gains(Hn, W)) * mask_f
+    r = _rates(C.gains(Hn, W)) * mask_f
     if name == "sr":
         return jnp.sum(r, -1)
     if name == "mr":
@@ -82,7 +77,7 @@ class _Lin(NamedTuple):
 
 
 def _linearise(name, Hn, W, mask_f, Pc, beta):
-    G = _gains(Hn, W)
+    G = C.gains(Hn, W)
     G2 = C.abs2(G)
     a0 = jnp.diagonal(G, axis1=-2, axis2=-1)
     y0 = jnp.sum(G2, -1) - C.abs2(a0) + 1.0
@@ -92,7 +87,7 @@ def _linearise(name, Hn, W, mask_f, Pc, beta):
 
 def _surrogate(name, Hn, W, lin, mask_f):
     """Concave surrogate value per sample, and whether it is finite (1 + q_k > 0 for all users)."""
-    G = _gains(Hn, W)
+    G = C.gains(Hn, W)
     G2 = C.abs2(G)
     gkk = jnp.diagonal(G, axis1=-2, axis2=-1)
     interf = jnp.sum(G2, -1) - C.abs2(gkk) + 1.0
