@@ -10,7 +10,7 @@ The functional core re-exported here is the public API of ``shared/DESIGN.md``::
 
 from jaxbeam import models  # noqa: F401  (jb.models.BERT, DESIGN.md)
 from jaxbeam.channels import csi_error, rayleigh
-from jaxbeam.power import gpa, project_power
+from jaxbeam.power import gpa, maxmin_power, project_power
 from jaxbeam.precoders import mrt, rzf, zf
 from jaxbeam.solvers import maxmin_exact, sca, wmmse, wmmse_init, wmmse_step
 from jaxbeam.tokenize import antenna_tokens, user_tokens
@@ -37,6 +37,7 @@ __all__ = [
     "gains",
     "gpa",
     "maxmin_exact",
+    "maxmin_power",
     "min_rate",
     "mrt",
     "performance",

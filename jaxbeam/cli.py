@@ -39,7 +39,7 @@ def _linear(args) -> int:
     import jax
 
     import jaxbeam as jb
-    from jaxbeam.evaluate import linear_baselines, markdown_table
+    from jaxbeam.evaluate import LINEAR, linear_baselines, markdown_table
 
     t0 = time.perf_counter()
     key = jax.random.key(args.seed)
@@ -48,7 +48,7 @@ def _linear(args) -> int:
         H = jb.rayleigh(jax.random.fold_in(key, 100 * K + N), (args.samples,), K, N)
         for P in args.P:
             res = linear_baselines(H, P, args.sigma2, args.Pc)
-            for name in (n for n in ("mrt", "zf", "rzf") if n in res):
+            for name in (n for n in LINEAR if n in res):
                 u = res[name]
                 rows.append((f"({K}, {N})", P, name.upper(), *(float(u[t].mean()) for t in jb.TASKS)))
     table = markdown_table(["(K, N)", "P [W]", "precoder", "SR", "MR", "EE"], rows)
@@ -64,10 +64,11 @@ def _linear(args) -> int:
 def _add_linear(sub) -> None:
     p = sub.add_parser(
         "linear",
-        help="mean SR / MR / EE of the closed-form precoders (MRT, ZF, RZF), in seconds",
+        help="mean SR / MR / EE of the closed-form precoders (MRT, ZF, RZF, RZF_BAL), in seconds",
         description=(
-            "Print the mean SR / MR / EE of the MRT, ZF and RZF precoders over Rayleigh channels at the "
-            "paper's settings ((K, N) in {(6, 12), (8, 16)}, P in {1, 2, 3})."
+            "Print the mean SR / MR / EE of the MRT, ZF and RZF precoders, and of RZF_BAL (RZF directions with "
+            "max-min SINR-balancing powers), over Rayleigh channels at the paper's settings ((K, N) in "
+            "{(6, 12), (8, 16)}, P in {1, 2, 3})."
         ),
         epilog="example: jaxbeam linear --samples 2000 --P 1 2 3",
     )

@@ -13,16 +13,18 @@ import jax
 import jax.numpy as jnp
 
 from jaxbeam import precoders
+from jaxbeam.power import maxmin_power
 from jaxbeam.utility import TASKS, utility
 
-LINEAR = ("mrt", "zf", "rzf")
+LINEAR = ("mrt", "zf", "rzf", "rzf_bal")
 
 
 @partial(jax.jit, static_argnames=("names",))
 def linear_baselines(H, P, sigma2=0.1, Pc=0.5, *, names: Sequence[str] = LINEAR, mask=None):
     """Utilities of closed-form precoders: ``{name: {task: (...,) array}}``.
 
-    ZF is skipped (absent from the result) when ``K > N``, where it does not exist.
+    ZF is skipped (absent from the result) when ``K > N``, where it does not exist. ``rzf_bal`` is RZF's
+    directions with the max-min (SINR-balancing) powers of :func:`jaxbeam.maxmin_power`.
     """
     out = {}
     K, N = H.shape[-2:]
@@ -35,6 +37,8 @@ def linear_baselines(H, P, sigma2=0.1, Pc=0.5, *, names: Sequence[str] = LINEAR,
             W = precoders.zf(H, P, mask=mask)
         elif name == "rzf":
             W = precoders.rzf(H, P, sigma2, mask=mask)
+        elif name == "rzf_bal":
+            W = maxmin_power(H, precoders.rzf(H, P, sigma2, mask=mask), P, sigma2, mask=mask)
         else:
             raise ValueError(f"names must be drawn from {LINEAR}; got {name!r}")
         out[name] = {task: utility(task, H, W, sigma2, Pc, mask) for task in TASKS}

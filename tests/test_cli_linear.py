@@ -11,7 +11,7 @@ def test_linear_prints_the_linear_precoder_table(capsys):
     assert main(["linear", "--samples", "64", "--P", "1", "2"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if re.match(r"\|\s*\(\d, \d+\)", line)]
-    assert len(rows) == 2 * 2 * 3  # (K, N) settings x P levels x {MRT, ZF, RZF}
+    assert len(rows) == 2 * 2 * 4  # (K, N) settings x P levels x {MRT, ZF, RZF, RZF_BAL}
     by_key = {}
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -20,6 +20,8 @@ def test_linear_prints_the_linear_precoder_table(capsys):
     for (kn, p, name), vals in by_key.items():
         if name == "RZF":
             assert all(r > m for r, m in zip(vals, by_key[(kn, p, "MRT")], strict=True))
+        if name == "RZF_BAL":  # same directions, balanced powers: a higher min rate
+            assert vals[1] > by_key[(kn, p, "RZF")][1]
 
 
 @pytest.mark.parametrize("argv", [["linear", "--samples", "0"], ["linear", "--P", "-1"], ["nonsense"]])

@@ -172,6 +172,67 @@ def test_project_power_is_the_euclidean_projection():
         assert np.real(np.vdot(X - Z, Y - Z)) <= 1e-12
 
 
+def np_balanced_powers(H, W, P, sigma2):
+    """One sample: the Perron eigenvector of the extended coupling matrix (Schubert & Boche 2004)."""
+    K = H.shape[0]
+    U = W / np.linalg.norm(W, axis=-1, keepdims=True)
+    A = np.array([[abs(np.vdot(H[k], U[i])) ** 2 for i in range(K)] for k in range(K)])
+    D = np.diag(1.0 / np.diag(A))
+    Psi = A - np.diag(np.diag(A))
+    s = np.full(K, sigma2)
+    X = np.zeros((K + 1, K + 1))
+    X[:K, :K], X[:K, K] = D @ Psi, D @ s
+    X[K, :K], X[K, K] = np.ones(K) @ D @ Psi / P, np.ones(K) @ D @ s / P
+    vals, vecs = np.linalg.eig(X)
+    v = np.real(vecs[:, np.argmax(np.real(vals))])
+    return v[:K] / v[K], 1.0 / np.max(np.real(vals))  # powers, balanced SINR
+
+
+@pytest.mark.usefixtures("x64")
+def test_maxmin_power_is_the_perron_vector_and_balances_the_sinrs():
+    rng = np.random.default_rng(13)
+    H, W0 = crandn(rng, 3, 5, 8), crandn(rng, 3, 5, 8)
+    P, s2 = np.array([1.0, 2.0, 0.5]), 0.1
+    W = np.asarray(jb.maxmin_power(H, W0, P, s2, num_iter=200))
+    chex.assert_shape(W, (3, 5, 8))
+    for b in range(3):
+        p_ref, gamma = np_balanced_powers(H[b], W0[b], P[b], s2)
+        np.testing.assert_allclose(np.linalg.norm(W[b], axis=-1) ** 2, p_ref, rtol=1e-9)
+        np.testing.assert_allclose(np_sinr(H[b], W[b], s2), gamma, rtol=1e-9)  # every user at gamma
+        # directions kept: w_k parallel to the input row
+        cos = np.abs(np.sum(np.conj(W[b]) * W0[b], -1)) / np.linalg.norm(W[b], axis=-1) / np.linalg.norm(W0[b], axis=-1)
+        np.testing.assert_allclose(cos, 1.0, rtol=1e-12)
+
+
+@pytest.mark.usefixtures("x64")
+def test_maxmin_power_on_rzf_is_near_the_exact_maxmin_and_keeps_the_optimum():
+    H = jb.rayleigh(jax.random.key(3), (256,), 6, 12)
+    opt = jb.min_rate(H, jb.maxmin_exact(H, 1.0, 0.1), 0.1)
+    rzf = jb.rzf(H, 1.0, 0.1)
+    bal = jb.maxmin_power(H, rzf, 1.0, 0.1)
+    perf = float(jb.performance(jb.min_rate(H, bal, 0.1), opt))
+    assert perf >= 99.0 and float(jb.performance(jb.min_rate(H, rzf, 0.1), opt)) < 90.0
+    W_opt = jb.maxmin_exact(H[:8], 1.0, 0.1, bisect_steps=64)
+    np.testing.assert_allclose(jb.maxmin_power(H[:8], W_opt, 1.0, 0.1, num_iter=100), W_opt, atol=1e-6)
+
+
+def test_maxmin_power_masks_users_and_has_finite_gradients():
+    rng = np.random.default_rng(14)
+    H, W0 = jnp.asarray(crandn(rng, 2, 4, 6), jnp.complex64), jnp.asarray(crandn(rng, 2, 4, 6), jnp.complex64)
+    mask = jnp.array([[True, True, False, True], [True, True, True, True]])
+    W = jb.maxmin_power(H, W0, 1.0, 0.1, mask=mask)
+    chex.assert_type(W, jnp.complex64)
+    assert float(jnp.abs(W[0, 2]).max()) == 0.0
+    np.testing.assert_allclose(jb.transmit_power(W), [1.0, 1.0], rtol=1e-5)
+    # the masked sample equals the 3-user problem without the absent user
+    keep = jnp.array([0, 1, 3])
+    np.testing.assert_allclose(jb.maxmin_power(H[0, keep], W0[0, keep], 1.0, 0.1), W[0, keep], rtol=1e-5, atol=1e-7)
+    g = jax.grad(lambda W0: jb.min_rate(H, jb.maxmin_power(H, W0, 1.0, 0.1, mask=mask), 0.1, mask=mask).sum())(W0)
+    assert bool(jnp.all(jnp.isfinite(g)))
+    with pytest.raises(ValueError, match="num_iter"):
+        jb.maxmin_power(H, W0, 1.0, num_iter=0)
+
+
 # ----------------------------------------------------------------------------------------------- precoders
 @pytest.mark.usefixtures("x64")
 def test_precoders_at_exactly_full_power_and_zf_nulls_interference():
