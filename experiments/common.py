@@ -214,7 +214,8 @@ class Context:
         return self.runs / "models" / f"ubert-{variant}-{head}_{K}x{N}_P{tag}_{sampling}_{loss}"
 
     def ubert(self, cfg=None, variant: str = "full"):
-        m = (cfg or self.config()).model
+        cfg = cfg or self.config()
+        m = cfg.model
         return jb.models.UBERT(
             features=m.features,
             num_layers=m.num_layers,
@@ -222,6 +223,7 @@ class Context:
             positional_encoding=variant != "no_pos",
             task_embedding=variant != "no_task",
             head=m.ubert_head,
+            sigma2=cfg.system.sigma2,
         )
 
     def finetune_bert(

@@ -1,5 +1,6 @@
 """Fig. 3: pre-training performance of every model (MLP, CNN, GCN, GAT, GPT, BERT, UBERT) on SR, MR and EE
-at (K, N) = (6, 12) and (8, 16), as eq. 31 against the label solver, beside MRT, ZF, RZF and WMMSE.
+at (K, N) = (6, 12) and (8, 16), as eq. 31 against the label solver, beside MRT, ZF, RZF, RZF_BAL (RZF directions
+with max-min SINR-balancing powers, near the MR optimum) and WMMSE.
 
     python -m experiments.fig3_pretraining --preset cpu
 
@@ -15,7 +16,7 @@ from experiments.common import KINDS, Context, Report, pool, run_experiment
 
 SYSTEMS = ((6, 12), (8, 16))
 MODELS = (*KINDS, "ubert")
-REFS = ("mrt", "zf", "rzf", "wmmse")
+REFS = ("mrt", "zf", "rzf", "rzf_bal", "wmmse")
 UTILITIES = ("sr", "mr", "ee")
 
 

@@ -161,7 +161,7 @@ def _pretrain_ubert(args) -> int:
     import jaxbeam as jb
     from jaxbeam.data import load_labels
     from jaxbeam.evaluate import markdown_table
-    from jaxbeam.pipeline import labels_for, performance_rows, pretrain_ubert, ubert_model
+    from jaxbeam.pipeline import REFERENCES, labels_for, performance_rows, pretrain_ubert, ubert_model
 
     if args.labels:
         raise UserError("--labels is for BERT; with --model ubert give the three label sets as --task-labels SR MR EE")
@@ -194,7 +194,7 @@ def _pretrain_ubert(args) -> int:
             task=t,
             model_name="ubert",
         )
-    methods = ("ubert", "mrt", "zf", "rzf", "wmmse")
+    methods = ("ubert", *REFERENCES)
     header = ["utility", "K", "N", "P [W]", "samples", "label U", *(m.upper() for m in methods)]
     body = [
         [r["utility"].upper(), r["K"], r["N"], f"{r['P']:g}", r["samples"], f"{r['label']:.3f}"]

@@ -49,15 +49,16 @@ class SystemConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Model size: token width F, encoder blocks L, heads C, FFN ratio, compute dtype name; and UBERT's
-    output layer (``ubert_head``, :class:`jaxbeam.models.UBERT`'s ``head``: ``"structured"`` by default,
-    ``"element"`` for eqs. 27-28 as written, which measured no better than MRT)."""
+    output layer (``ubert_head``, :class:`jaxbeam.models.UBERT`'s ``head``: ``"balanced"`` by default, the
+    optimal beamforming structure with a learned gate towards max-min powers; ``"structured"`` without the
+    gate; ``"element"`` for eqs. 27-28 as written, which measured no better than MRT)."""
 
     features: int = 128
     num_layers: int = 3
     num_heads: int = 4
     mlp_ratio: int = 4
     dtype: str = "float32"
-    ubert_head: str = "structured"
+    ubert_head: str = "balanced"
 
     def __post_init__(self):
         _positive(self, "features", "num_layers", "num_heads", "mlp_ratio")
@@ -65,8 +66,8 @@ class ModelConfig:
             raise ValueError(f"features ({self.features}) must be divisible by num_heads ({self.num_heads})")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16'; got {self.dtype!r}")
-        if self.ubert_head not in ("element", "structured"):
-            raise ValueError(f"ubert_head must be 'element' or 'structured'; got {self.ubert_head!r}")
+        if self.ubert_head not in ("element", "structured", "balanced"):
+            raise ValueError(f"ubert_head must be 'element', 'structured' or 'balanced'; got {self.ubert_head!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ from jaxbeam.data import LabelSet, load_labels
 from jaxbeam.labels import generate_labels
 from jaxbeam.losses_multitask import make_multitask_loss
 
-REFERENCES = ("mrt", "zf", "rzf", "wmmse")
+REFERENCES = ("mrt", "zf", "rzf", "rzf_bal", "wmmse")
 
 
 def labels_for(
@@ -167,13 +167,16 @@ def pretrain(
 
 
 def reference_beams(name: str, H, P, sigma2: float):
-    """Beams of a reference method on a batch: MRT, ZF (None where K > N), RZF or WMMSE (full power)."""
+    """Beams of a reference method on a batch (full power): MRT, ZF (None where K > N), RZF, RZF with max-min
+    (SINR-balancing) powers (``"rzf_bal"``, :func:`jaxbeam.maxmin_power`; near the MR optimum) or WMMSE."""
     if name == "mrt":
         return jb.mrt(H, P)
     if name == "zf":
         return None if H.shape[-2] > H.shape[-1] else jb.zf(H, P)
     if name == "rzf":
         return jb.rzf(H, P, sigma2)
+    if name == "rzf_bal":
+        return jb.maxmin_power(H, jb.rzf(H, P, sigma2), P, sigma2)
     if name == "wmmse":
         return jb.wmmse(H, P, sigma2)
     raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
@@ -245,6 +248,7 @@ def ubert_model(cfg: Config, dtype=None):
         mlp_ratio=m.mlp_ratio,
         dtype=dtype,
         head=m.ubert_head,
+        sigma2=cfg.system.sigma2,
     )
 
 

@@ -111,7 +111,8 @@ def write_outputs(root: Path, result: dict) -> None:
     text = (
         "Performance (eq. 31, % of the label solver's mean utility; label solver: WMMSE for SR, "
         f"projected-gradient SCA for MR and EE). {_methods(result['rows'])[0].upper()} trained at K = 6; "
-        "K = 5, 7 are unseen user counts.\n\n" + table(result["rows"]) + "\n"
+        "K = 5, 7 are unseen user counts. References at full power: MRT, ZF, RZF (equal powers), RZF_BAL (RZF "
+        "directions with max-min SINR-balancing powers, `jb.maxmin_power`), WMMSE.\n\n" + table(result["rows"]) + "\n"
     )
     (root / "quickstart.md").write_text(text)
     plot(result["rows"], root / "quickstart.png")

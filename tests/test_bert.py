@@ -102,6 +102,7 @@ def test_fresh_models_start_inside_the_gpa_ball_where_power_is_learnable(K, N):
         (jb.models.BERT(num_antennas=N, features=128, num_layers=3, num_heads=4), (H, 1.0), 0.9),
         (jb.models.UBERT(features=128, num_layers=3, num_heads=4, head="element"), (H, 1.0, task), 0.9),
         (jb.models.UBERT(features=128, num_layers=3, num_heads=4, head="structured"), (H, 1.0, task), 0.96),
+        (jb.models.UBERT(features=128, num_layers=3, num_heads=4, head="balanced"), (H, 1.0, task), 0.96),
     ):
         params = model.init(jax.random.key(0), *args)["params"]
 

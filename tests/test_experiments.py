@@ -59,3 +59,16 @@ def test_cache_is_reused_across_experiments(dirs):
 
 def test_all_states_a_run_time_estimate():
     assert estimate_minutes("cpu") > estimate_minutes("smoke") > 0
+
+
+def test_bert_pretrain_cpu_runs_on_smoke_and_reports_the_references(tmp_path):
+    from experiments import bert_pretrain_cpu
+
+    out = tmp_path / "out.json"
+    argv = ["--preset", "smoke", "--minutes", "0.02", "--samples", "40", "--kstar-samples", "8"]
+    assert bert_pretrain_cpu.main(argv + ["--runs", str(tmp_path), "--out", str(out), "--quiet"]) == 0
+    payload = json.loads(out.read_text())
+    assert set(payload["bert_perf_best_weights"]) == {"5", "6", "7"}
+    for K in ("5", "6", "7"):  # SR labels are WMMSE's beams; RZF sits just below them at 10 dB SNR
+        assert 90.0 < payload["rzf_perf"][K] <= 100.5 and 0.0 < payload["rzf_bal_perf"][K] <= 100.5
+    assert payload["curve"] and payload["cpu_count"] >= 1

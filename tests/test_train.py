@@ -174,7 +174,8 @@ def test_presets():
         configs.get_preset("cpu", features=130)
     with pytest.raises(ValueError, match="utility"):
         configs.get_preset("cpu", utility="xx")
-    assert cpu.model.ubert_head == "structured" and pipeline.ubert_model(cpu).head == "structured"
+    assert cpu.model.ubert_head == "balanced" and pipeline.ubert_model(cpu).head == "balanced"
+    assert pipeline.ubert_model(configs.get_preset("cpu", sigma2=0.2)).sigma2 == 0.2
     element = configs.get_preset("cpu", ubert_head="element")
     assert pipeline.ubert_model(element).head == "element"
     with pytest.raises(ValueError, match="ubert_head"):

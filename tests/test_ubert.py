@@ -18,14 +18,14 @@ def _power(W):
     return np.asarray(jnp.sum(jnp.abs(W) ** 2, axis=(-2, -1)))
 
 
-@pytest.fixture(scope="module", params=["element", "structured"])
+@pytest.fixture(scope="module", params=["element", "structured", "balanced"])
 def model_and_vars(request):
     model = jb.models.UBERT(features=F, num_layers=L, num_heads=C, head=request.param)
     H = jb.rayleigh(jax.random.key(0), (2,), 6, 12)
     v = jax.jit(model.init)(jax.random.key(1), H, 1.0, jnp.array([0, 1]))
-    if model.head == "structured":  # the init starts at RZF for every task; make the head's kernels matter
+    if model.head != "element":  # the init starts at RZF for every task; make the head's kernels matter
         params = dict(v["params"])
-        for i, name in enumerate(("structure", "total_power")):
+        for i, name in enumerate(("structure", "total_power", "balance_gate")[: 2 + (model.head == "balanced")]):
             k = params[name]["kernel"]
             params[name] = {**params[name], "kernel": 0.5 * jax.random.normal(jax.random.key(10 + i), k.shape)}
         v = {"params": params}
@@ -41,7 +41,8 @@ def test_shapes_dtypes_and_parameters_do_not_depend_on_K_or_N(model_and_vars):
         assert set(v["params"]) == {"aeb", "task", "encoder", "head"}
         chex.assert_shape(v["params"]["head"]["kernel"], (F, 2))  # eq. 28: [w_Urel, w_Uimg]
     else:
-        assert set(v["params"]) == {"aeb", "task", "encoder", "structure", "total_power"}
+        gate = {"balance_gate"} if model.head == "balanced" else set()
+        assert set(v["params"]) == {"aeb", "task", "encoder", "structure", "total_power"} | gate
         chex.assert_shape(v["params"]["structure"]["kernel"], (F, 2))  # (log lambda_k, power logit) per user
         chex.assert_shape(v["params"]["total_power"]["kernel"], (F, 1))
     chex.assert_shape(v["params"]["aeb"]["embedding"]["kernel"], (2, F))  # eq. 20: W_embedding in R^{2 x F}
@@ -175,6 +176,36 @@ def test_structured_head_starts_at_rzf_and_follows_lambda_and_p():
     assert not np.allclose(np.asarray(jnp.sum(jnp.abs(W2) ** 2, -1)), np.asarray(jnp.sum(jnp.abs(W) ** 2, -1)))
     with pytest.raises(ValueError, match="head must be one of"):
         jb.models.UBERT(features=F, num_layers=L, num_heads=C, head="linear").init(jax.random.key(0), H, 1.0, 0)
+
+
+def test_balanced_head_gates_between_predicted_and_maxmin_powers():
+    H = jb.rayleigh(jax.random.key(23), (3,), 5, 9)
+    P = jnp.array([0.5, 1.0, 3.0])
+    task = jnp.array([0, 1, 2])
+    mask = jnp.array([[True] * 5, [True] * 4 + [False], [True, False, True, True, True]])
+    model = jb.models.UBERT(features=F, num_layers=L, num_heads=C, head="balanced", balance_iters=50)
+    v = model.init(jax.random.key(24), H, P, task)
+    params = jax.tree.map(lambda x: x, v["params"])
+    for name in ("structure", "total_power", "balance_gate"):  # only the biases act
+        params[name] = {**params[name], "kernel": jnp.zeros_like(params[name]["kernel"])}
+    rzf = jb.rzf(H, P, 0.1, mask=mask)
+    for bias, want in (  # gate closed: the structured head (RZF); open: RZF directions, max-min powers
+        (-30.0, np.sqrt(0.95) * np.asarray(rzf)),
+        (30.0, np.asarray(jb.maxmin_power(H, rzf, 0.95 * P, 0.1, mask=mask, num_iter=50))),
+    ):
+        params["balance_gate"] = {**params["balance_gate"], "bias": jnp.full((1,), bias)}
+        W = model.apply({"params": params}, H, P, task, mask=mask)
+        np.testing.assert_allclose(np.asarray(W), want, atol=3e-5)
+    sinr = np.asarray(jb.sinr(H, W, 0.1, mask=mask))
+    for b in range(3):  # open gate: every present user at the same SINR
+        s = sinr[b][np.asarray(mask[b])]
+        np.testing.assert_allclose(s, s.mean(), rtol=1e-3)
+    # the gate is learnable: the MR loss has a gradient on it
+    grads = jax.grad(
+        lambda p: -jnp.mean(jb.min_rate(H, model.apply({"params": p}, H, P, task, mask=mask), 0.1, mask=mask))
+    )({**params, "balance_gate": {**params["balance_gate"], "bias": jnp.zeros((1,))}})
+    chex.assert_tree_all_finite(grads)
+    assert float(jnp.abs(grads["balance_gate"]["bias"][0])) > 0
 
 
 def test_ablations_run_and_drop_their_parameters():
