@@ -19,29 +19,34 @@ from jaxbeam.utility import TASKS, utility
 LINEAR = ("mrt", "zf", "rzf", "rzf_bal")
 
 
+def linear_beams(name: str, H, P, sigma2=0.1, *, mask=None):
+    """Beams of one closed-form precoder at full power, or None for ZF where ``K > N`` (it does not exist).
+
+    ``name`` in :data:`LINEAR`; ``rzf_bal`` is RZF's directions with the max-min (SINR-balancing) powers of
+    :func:`jaxbeam.maxmin_power`.
+    """
+    if name == "mrt":
+        return precoders.mrt(H, P, mask=mask)
+    if name == "zf":
+        return None if H.shape[-2] > H.shape[-1] else precoders.zf(H, P, mask=mask)
+    if name == "rzf":
+        return precoders.rzf(H, P, sigma2, mask=mask)
+    if name == "rzf_bal":
+        return maxmin_power(H, precoders.rzf(H, P, sigma2, mask=mask), P, sigma2, mask=mask)
+    raise ValueError(f"names must be drawn from {LINEAR}; got {name!r}")
+
+
 @partial(jax.jit, static_argnames=("names",))
 def linear_baselines(H, P, sigma2=0.1, Pc=0.5, *, names: Sequence[str] = LINEAR, mask=None):
-    """Utilities of closed-form precoders: ``{name: {task: (...,) array}}``.
+    """Utilities of closed-form precoders (:func:`linear_beams`): ``{name: {task: (...,) array}}``.
 
-    ZF is skipped (absent from the result) when ``K > N``, where it does not exist. ``rzf_bal`` is RZF's
-    directions with the max-min (SINR-balancing) powers of :func:`jaxbeam.maxmin_power`.
+    ZF is skipped (absent from the result) when ``K > N``, where it does not exist.
     """
     out = {}
-    K, N = H.shape[-2:]
     for name in names:
-        if name == "mrt":
-            W = precoders.mrt(H, P, mask=mask)
-        elif name == "zf":
-            if K > N:
-                continue
-            W = precoders.zf(H, P, mask=mask)
-        elif name == "rzf":
-            W = precoders.rzf(H, P, sigma2, mask=mask)
-        elif name == "rzf_bal":
-            W = maxmin_power(H, precoders.rzf(H, P, sigma2, mask=mask), P, sigma2, mask=mask)
-        else:
-            raise ValueError(f"names must be drawn from {LINEAR}; got {name!r}")
-        out[name] = {task: utility(task, H, W, sigma2, Pc, mask) for task in TASKS}
+        W = linear_beams(name, H, P, sigma2, mask=mask)
+        if W is not None:
+            out[name] = {task: utility(task, H, W, sigma2, Pc, mask) for task in TASKS}
     return out
 
 

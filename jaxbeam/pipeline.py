@@ -21,6 +21,7 @@ import jaxbeam as jb
 from jaxbeam import losses, train
 from jaxbeam.configs import Config
 from jaxbeam.data import LabelSet, load_labels
+from jaxbeam.evaluate import linear_beams
 from jaxbeam.labels import generate_labels
 from jaxbeam.losses_multitask import make_multitask_loss
 
@@ -167,19 +168,14 @@ def pretrain(
 
 
 def reference_beams(name: str, H, P, sigma2: float):
-    """Beams of a reference method on a batch (full power): MRT, ZF (None where K > N), RZF, RZF with max-min
-    (SINR-balancing) powers (``"rzf_bal"``, :func:`jaxbeam.maxmin_power`; near the MR optimum) or WMMSE."""
-    if name == "mrt":
-        return jb.mrt(H, P)
-    if name == "zf":
-        return None if H.shape[-2] > H.shape[-1] else jb.zf(H, P)
-    if name == "rzf":
-        return jb.rzf(H, P, sigma2)
-    if name == "rzf_bal":
-        return jb.maxmin_power(H, jb.rzf(H, P, sigma2), P, sigma2)
+    """Beams of a reference method on a batch (full power): a closed-form precoder of
+    :func:`jaxbeam.evaluate.linear_beams` (MRT, ZF: None where K > N, RZF, RZF_BAL: RZF with max-min
+    SINR-balancing powers, near the MR optimum) or WMMSE."""
     if name == "wmmse":
         return jb.wmmse(H, P, sigma2)
-    raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
+    if name not in REFERENCES:
+        raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
+    return linear_beams(name, H, P, sigma2)
 
 
 def batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
