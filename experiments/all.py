@@ -23,7 +23,7 @@ EXPERIMENTS = {
     "table4_cross_task": (0, 12),
     "fig5_few_shot": (0, 20),
     "table6_single_task_loss": (6, 0),
-    "table7_multi_task_loss": (6, 0),
+    "table7_multi_task_loss": (12, 0),
     "table8_ubert_ablation": (12, 0),
     "fig6_task_sampling": (3, 0),
 }
@@ -54,6 +54,9 @@ def main(argv=None) -> int:
         passthrough += ["--runs", str(args.runs)]
     if args.quiet:
         passthrough.append("--quiet")
+    for flag, value in (("--finetune-epochs", args.finetune_epochs), ("--finetune-lr", args.finetune_lr)):
+        if value is not None:
+            passthrough += [flag, str(value)]
     times = {}
     for name in EXPERIMENTS:
         t0 = time.perf_counter()

@@ -16,7 +16,8 @@ Conventions shared by all experiments (where the paper is silent, DESIGN.md and 
 * BERT and the baselines are pre-trained with the supervised loss eq. 17, UBERT with eqs. 29-30 and
   Algorithm 1; BERT is fine-tuned without labels (eq. 18), UBERT with labels (Sec. V-C2);
 * performance is eq. 31 against the label solver (WMMSE for SR, SCA for MR and EE) on the test split,
-  and every table carries MRT, ZF, RZF and WMMSE on the same samples.
+  and every table carries the references :data:`REFS` (RZF, RZF_BAL, WMMSE; Fig. 3 adds MRT and ZF) on
+  the same samples: a learned model is worth something only where it beats them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from jaxbeam.evaluate import markdown_table
 from jaxbeam.labels import generate_labels
 from jaxbeam.losses_multitask import make_multitask_loss
 from jaxbeam.pipeline import REFERENCES, finetune_ubert, loss_for, performance_rows, pretrain, pretrain_ubert
+
+REFS = ("rzf", "rzf_bal", "wmmse")
+"""The references beside every model column: RZF (``jb.rzf``), RZF directions with max-min powers
+(RZF_BAL, ``jb.maxmin_power``: the closed-form bar on MR) and WMMSE."""
+REF_HEADER = ["RZF %", "RZF_BAL %", "WMMSE %"]
 
 POWERS = (1.0, 2.0, 3.0)
 KINDS = ("mlp", "cnn", "gcn", "gat", "gpt", "bert")  # single-task models of Fig. 3 (UBERT apart)
@@ -71,7 +77,10 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget("smoke", 40, 16, None, 1, 48, 1, 1e-3),
-    "cpu": Budget("cpu", 3000, 300, 1.5, 40, 2000, 10, 2e-4),
+    # cpu fine-tuning: 40 epochs at the cpu pre-training rate. BERT re-initialises its embedding and output layer
+    # at a new N; 10 epochs at 2e-4 (~8 s) left it far from converged: (6, 12) -> (8, 15) SR 42.0 % against
+    # 71.8 % with 40 epochs at 1e-3 (EE 63.1 / 82.6 %); UBERT is unchanged by it (MR 96.9 / 97.2 %).
+    "cpu": Budget("cpu", 3000, 300, 1.5, 40, 2000, 40, 1e-3),
     "paper": Budget("paper", 80_000, 10_000, None, 100, 10_000, 10, 2e-5),
 }
 
@@ -94,10 +103,10 @@ class Report:
 class Context:
     """Cached label sets and trained models of one preset (see the module docstring)."""
 
-    def __init__(self, preset: str, runs: Path, *, seed: int = 0, progress: bool = True):
+    def __init__(self, preset: str, runs: Path, *, seed: int = 0, progress: bool = True, budget: Budget | None = None):
         if preset not in BUDGETS:
             raise ValueError(f"preset must be one of {tuple(BUDGETS)}; got {preset!r}")
-        self.preset, self.budget, self.runs = preset, BUDGETS[preset], Path(runs)
+        self.preset, self.budget, self.runs = preset, budget or BUDGETS[preset], Path(runs)
         self.seed, self.progress = seed, progress
         self.sigma2, self.Pc = 0.1, 0.5
 
@@ -178,22 +187,24 @@ class Context:
         sampling: str = "uniform",
         loss: str = "proposed",
         variant: str = "full",
+        head: str | None = None,
     ):
         """``(UBERT, best params)`` pre-trained on SR, MR and EE labels at (K, N), P (eqs. 29-30, Algorithm 1).
 
         ``sampling`` ``"uniform"`` / ``"random"`` (Fig. 6); ``loss`` ``"proposed"`` (eq. 30) / ``"sum"``
-        (eq. 32, Table VII); ``variant`` ``"full"`` / ``"no_pos"`` (UBERT*) / ``"no_task"`` (UBERT-dagger).
+        (eq. 32, Table VII); ``variant`` ``"full"`` / ``"no_pos"`` (UBERT*) / ``"no_task"`` (UBERT-dagger);
+        ``head`` one of ``jb.models.ubert.HEADS`` (default: the preset's, ``balanced``).
         """
         if variant not in ("full", "no_pos", "no_task"):
             raise ValueError(f"variant must be 'full', 'no_pos' or 'no_task'; got {variant!r}")
         if loss not in ("proposed", "sum"):
             raise ValueError(f"loss must be 'proposed' or 'sum'; got {loss!r}")
         cfg = self.config("sr", K, N, P)
-        model = self.ubert(cfg, variant)
-        workdir = self.ubert_dir(K, N, P, sampling=sampling, loss=loss, variant=variant)
+        model = self.ubert(cfg, variant, head)
+        workdir = self.ubert_dir(K, N, P, sampling=sampling, loss=loss, variant=variant, head=head)
         sets = {t: self.labels(t, K, N, P) for t in jb.TASKS}
         if self.progress:
-            print(f"pre-training UBERT ({variant}, {sampling} sampling, {loss} loss) at ({K}, {N}) -> {workdir}")
+            print(f"pre-training UBERT ({variant}, {model.head} head, {sampling} sampling, {loss} loss) at ({K}, {N})")
         minutes = None if self.budget.minutes is None else self.budget.minutes * len(jb.TASKS)
         params = pretrain_ubert(
             cfg,
@@ -207,22 +218,27 @@ class Context:
         )
         return model, params
 
-    def ubert_dir(self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full") -> Path:
+    def ubert_dir(self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full", head=None) -> Path:
         """Run directory of :meth:`pretrained_ubert` (checkpoints, ``metrics.jsonl``)."""
         tag = "-".join(f"{p:g}" for p in P)
-        head = self.config().model.ubert_head
+        head = head or self.config().model.ubert_head
         return self.runs / "models" / f"ubert-{variant}-{head}_{K}x{N}_P{tag}_{sampling}_{loss}"
 
-    def ubert(self, cfg=None, variant: str = "full"):
+    def ubert(self, cfg=None, variant: str = "full", head: str | None = None):
+        """A fresh UBERT sized by the preset: ``variant`` as in :meth:`pretrained_ubert`, ``head`` (default the
+        preset's) one of ``jb.models.ubert.HEADS``."""
         cfg = cfg or self.config()
         m = cfg.model
+        heads = jb.models.ubert.HEADS
+        if head is not None and head not in heads:
+            raise ValueError(f"head must be one of {heads}; got {head!r}")
         return jb.models.UBERT(
             features=m.features,
             num_layers=m.num_layers,
             num_heads=m.num_heads,
             positional_encoding=variant != "no_pos",
             task_embedding=variant != "no_task",
-            head=m.ubert_head,
+            head=head or m.ubert_head,
             sigma2=cfg.system.sigma2,
         )
 
@@ -247,7 +263,7 @@ class Context:
         cfg = self.config(utility, K, N, P, supervised=False)
         model = self.model("bert", K, N, cfg)
         tag = "frozen" if frozen_encoder else "full"
-        workdir = self.runs / "finetune" / f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}"
+        workdir = self.runs / "finetune" / f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}"
         H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
         Ps = np.resize(np.asarray(P, np.float32), samples)
         batch = min(cfg.train.batch_size, samples)
@@ -284,7 +300,7 @@ class Context:
         for t in jb.TASKS:
             full = self.labels(t, K, N, P, test=False).split("train")
             sets[t] = full.subset(np.arange(min(samples, len(full))))
-        workdir = self.runs / "finetune" / f"ubert_{pre_name}_to_{K}x{N}_n{samples}"
+        workdir = self.runs / "finetune" / f"ubert_{pre_name}_to_{K}x{N}_n{samples}{self._ft_tag()}"
         if self.progress:
             print(f"fine-tuning UBERT ({pre_name}) at ({K}, {N}), {samples} samples per task -> {workdir}")
         params = finetune_ubert(
@@ -297,6 +313,14 @@ class Context:
             progress=self.progress,
         )
         return pre[0], params
+
+    def _ft_tag(self) -> str:
+        """Suffix of a fine-tuning run directory: empty with the preset's fine-tuning epochs and learning rate,
+        else both (``--finetune-epochs`` / ``--finetune-lr``), so runs with other budgets are cached apart."""
+        b, base = self.budget, BUDGETS[self.preset]
+        if (b.finetune_epochs, b.finetune_lr) == (base.finetune_epochs, base.finetune_lr):
+            return ""
+        return f"_e{b.finetune_epochs}_lr{b.finetune_lr:g}"
 
     # ------------------------------------------------------------------------------------ evaluation
     def evaluate(
@@ -395,14 +419,27 @@ def parse_args(name: str, doc: str, argv=None) -> argparse.Namespace:
     ap.add_argument("--results", type=Path, default=Path("results"), help="output folder (default results)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap.parse_args(argv)
+    ap.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs (default: the preset's)")
+    ap.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (default: the preset's)")
+    args = ap.parse_args(argv)
+    if args.finetune_epochs is not None and args.finetune_epochs < 1:
+        ap.error(f"--finetune-epochs must be a positive integer; got {args.finetune_epochs}")
+    if args.finetune_lr is not None and not args.finetune_lr > 0:
+        ap.error(f"--finetune-lr must be positive; got {args.finetune_lr}")
+    return args
+
+
+def budget_from_args(args: argparse.Namespace) -> Budget:
+    """The preset's :class:`Budget` with the command line's fine-tuning overrides."""
+    over = {"finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr}
+    return dataclasses.replace(BUDGETS[args.preset], **{k: v for k, v in over.items() if v is not None})
 
 
 def run_experiment(name: str, doc: str, body: Callable[[Context], Report], argv=None) -> Report:
     """Parse the command line, run ``body`` on a :class:`Context`, print the table and write the files."""
     args = parse_args(name, doc, argv)
     runs = args.runs or Path("runs") / "experiments" / args.preset
-    ctx = Context(args.preset, runs, seed=args.seed, progress=not args.quiet)
+    ctx = Context(args.preset, runs, seed=args.seed, progress=not args.quiet, budget=budget_from_args(args))
     t0 = time.perf_counter()
     report = body(ctx)
     seconds = time.perf_counter() - t0

@@ -10,7 +10,7 @@ robust for both models, EE more robust for BERT than UBERT, MR degrades most.
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 MU_DB = (-25.0, -23.0, -21.0, -19.0)
 UTILITIES = ("sr", "mr", "ee")
@@ -24,14 +24,13 @@ def body(ctx: Context) -> Report:
         test = ctx.labels(u, K, N).split("test")
         bert = ctx.pretrained("bert", u, K, N)
         for mu in (None, *ctx.grid(MU_DB)):
-            r = pool(ctx.evaluate(u, test, *bert, name="bert", references=("rzf", "wmmse"), csi_error_db=mu))
+            r = pool(ctx.evaluate(u, test, *bert, name="bert", references=REFS, csi_error_db=mu))
             r["ubert"] = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=(), csi_error_db=mu))[
                 "ubert"
             ]
             res[(u, mu)] = r
-            rows.append(
-                [u.upper(), "perfect" if mu is None else f"{mu:g}", r["bert"], r["ubert"], r["rzf"], r["wmmse"]]
-            )
+            level = "perfect" if mu is None else f"{mu:g}"
+            rows.append([u.upper(), level, r["bert"], r["ubert"]] + [r[k] for k in REFS])
 
     def plot(path):
         import matplotlib.pyplot as plt
@@ -40,7 +39,7 @@ def body(ctx: Context) -> Report:
         fig, axes = plt.subplots(1, len(us), figsize=(5 * len(us), 3.6), squeeze=False)
         for ax, u in zip(axes[0], us, strict=True):
             mus = [m for (uu, m) in res if uu == u and m is not None]
-            for col, style in (("bert", "o-"), ("ubert", "s-"), ("rzf", "k--"), ("wmmse", "k:")):
+            for col, style in (("bert", "o-"), ("ubert", "s-"), ("rzf", "k--"), ("rzf_bal", "k-."), ("wmmse", "k:")):
                 ax.plot(mus, [res[(u, m)][col] for m in mus], style, label=col.upper())
             ax.set_xlabel("CSI error level mu [dB]")
             ax.set_ylabel("performance, eq. 31 [%]")
@@ -51,7 +50,7 @@ def body(ctx: Context) -> Report:
         plt.close(fig)
 
     raw = [{"utility": u, "mu_db": mu, **r} for (u, mu), r in res.items()]
-    header = ["utility", "mu [dB]", "BERT %", "UBERT %", "RZF %", "WMMSE %"]
+    header = ["utility", "mu [dB]", "BERT %", "UBERT %", *REF_HEADER]
     return Report("Fig. 4: performance under CSI error at (6, 12) (eq. 31)", header, rows, raw, plot=plot)
 
 

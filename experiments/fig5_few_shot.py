@@ -10,7 +10,7 @@ with more samples; at 600 samples UBERT exceeds 80 % on every task and BERT 65 %
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 SHOTS = (200, 400, 600, 800, 1000)
 UTILITIES = ("sr", "mr", "ee")
@@ -20,16 +20,19 @@ PRE, TARGET = (6, 12), (6, 11)
 def body(ctx: Context) -> Report:
     shots = [min(s, ctx.budget.finetune_samples) for s in ctx.grid(SHOTS)]
     ubert0 = ctx.pretrained_ubert(*PRE)
-    res, rows = {}, []
+    res, rows, refs = {}, [], {}
     for n in shots:
         ubert = ctx.finetune_ubert(ubert0, f"{PRE[0]}x{PRE[1]}", *TARGET, samples=n)
         for u in ctx.grid(UTILITIES):
             bert = ctx.finetune_bert(ctx.pretrained("bert", u, *PRE), f"{u}_{PRE[0]}x{PRE[1]}", u, *TARGET, samples=n)
             test = ctx.labels(u, *TARGET, test=True)
-            r = pool(ctx.evaluate(u, test, *bert, name="bert", references=("rzf",)))
+            if u not in refs:
+                refs[u] = pool(ctx.evaluate(u, test, references=REFS))
+            r = pool(ctx.evaluate(u, test, *bert, name="bert", references=()))
             r["ubert"] = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=()))["ubert"]
+            r.update({k: refs[u][k] for k in REFS})
             res[(u, n)] = r
-            rows.append([u.upper(), n, r["bert"], r["ubert"], r["rzf"]])
+            rows.append([u.upper(), n, r["bert"], r["ubert"]] + [r[k] for k in REFS])
 
     def plot(path):
         import matplotlib.pyplot as plt
@@ -38,7 +41,7 @@ def body(ctx: Context) -> Report:
         fig, axes = plt.subplots(1, len(us), figsize=(5 * len(us), 3.6), squeeze=False)
         for ax, u in zip(axes[0], us, strict=True):
             ns = [n for (uu, n) in res if uu == u]
-            for col, style in (("bert", "o-"), ("ubert", "s-"), ("rzf", "k--")):
+            for col, style in (("bert", "o-"), ("ubert", "s-"), ("rzf", "k--"), ("rzf_bal", "k-."), ("wmmse", "k:")):
                 ax.plot(ns, [res[(u, n)][col] for n in ns], style, label=col.upper())
             ax.set_xlabel("fine-tuning samples")
             ax.set_ylabel("performance, eq. 31 [%]")
@@ -49,7 +52,7 @@ def body(ctx: Context) -> Report:
         plt.close(fig)
 
     raw = [{"utility": u, "samples": n, **r} for (u, n), r in res.items()]
-    header = ["utility", "samples", "BERT %", "UBERT %", "RZF %"]
+    header = ["utility", "samples", "BERT %", "UBERT %", *REF_HEADER]
     return Report("Fig. 5: few-shot fine-tuning at (6, 11) (eq. 31)", header, rows, raw, plot=plot)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 K, N = 6, 12
 UTILITIES = ("sr", "mr", "ee")
@@ -20,18 +20,16 @@ UTILITIES = ("sr", "mr", "ee")
 
 def body(ctx: Context) -> Report:
     curves, rows, raw = {}, [], []
+    refs = {u: pool(ctx.evaluate(u, ctx.labels(u, K, N).split("test"), references=REFS)) for u in UTILITIES}
     for sampling in ("uniform", "random"):
         ubert = ctx.pretrained_ubert(K, N, sampling=sampling)
         log = ctx.ubert_dir(K, N, sampling=sampling) / "metrics.jsonl"
         records = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
         curves[sampling] = [(r["epoch"], 100 * r["val_utility"]) for r in records if "val_utility" in r]
         for u in UTILITIES:
-            r = pool(
-                ctx.evaluate(
-                    u, ctx.labels(u, K, N).split("test"), *ubert, ubert=True, name="ubert", references=("rzf",)
-                )
-            )
-            rows.append([sampling, u.upper(), r["ubert"], r["rzf"]])
+            test = ctx.labels(u, K, N).split("test")
+            r = {**pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=())), **refs[u]}
+            rows.append([sampling, u.upper(), r["ubert"]] + [r[k] for k in REFS])
             raw.append({"sampling": sampling, "utility": u, **r})
 
     def plot(path):
@@ -48,7 +46,7 @@ def body(ctx: Context) -> Report:
         fig.savefig(path, dpi=110)
         plt.close(fig)
 
-    header = ["sampling", "utility", "UBERT %", "RZF %"]
+    header = ["sampling", "utility", "UBERT %", *REF_HEADER]
     return Report(
         "Fig. 6: task sampling in multi-task pre-training (eq. 31)",
         header,

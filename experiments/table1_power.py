@@ -9,7 +9,7 @@ the same samples.
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, run_experiment
 
 SYSTEMS = ((6, 12), (8, 16))
 UTILITIES = ("sr", "mr", "ee")
@@ -27,9 +27,6 @@ PAPER = {
         "ubert": {"sr": (99.60, 99.12, 99.31), "mr": (98.04, 97.66, 98.42), "ee": (97.39, 94.28, 91.35)},
     },
 }
-
-
-REFS = ("rzf", "rzf_bal", "wmmse")  # RZF_BAL: RZF directions, max-min (SINR-balancing) powers
 
 
 def body(ctx: Context) -> Report:
@@ -50,7 +47,7 @@ def body(ctx: Context) -> Report:
                         + [ref[r["P"]][k] for k in REFS]
                     )
                     raw.append({**r, "model": kind, "paper": paper, **{k: ref[r["P"]][k] for k in REFS}})
-    header = ["system", "utility", "P [W]", "model", "ours %", "paper %", "RZF %", "RZF_BAL %", "WMMSE %"]
+    header = ["system", "utility", "P [W]", "model", "ours %", "paper %", *REF_HEADER]
     return Report("Table I: performance under different power budgets (eq. 31)", header, rows, raw)
 
 

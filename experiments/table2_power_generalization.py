@@ -8,7 +8,7 @@ Test sets are labelled at P = 2 and 3 W on fresh channels; RZF and WMMSE are eva
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, run_experiment
 
 SYSTEMS = ((6, 12), (8, 16))
 UTILITIES = ("sr", "mr", "ee")
@@ -32,7 +32,7 @@ def body(ctx: Context) -> Report:
         ubert = ctx.pretrained_ubert(K, N, P=(1.0,))
         for u in ctx.grid(UTILITIES):
             test = ctx.labels(u, K, N, P=tests, test=True)
-            ref = {r["P"]: r for r in ctx.evaluate(u, test, references=("rzf", "wmmse"))}
+            ref = {r["P"]: r for r in ctx.evaluate(u, test, references=REFS)}
             for kind in ("gat", "bert", "ubert"):
                 m = ubert if kind == "ubert" else ctx.pretrained(kind, u, K, N, P=(1.0,))
                 per_p = ctx.evaluate(u, test, *m, ubert=kind == "ubert", name=kind, references=())
@@ -40,10 +40,10 @@ def body(ctx: Context) -> Report:
                     paper = PAPER[(K, N)][r["P"]][kind][("sr", "mr", "ee").index(u)]
                     rows.append(
                         [f"({K}, {N})", f"{r['P']:g}", u.upper(), kind.upper(), r[kind], paper]
-                        + [ref[r["P"]]["rzf"], ref[r["P"]]["wmmse"]]
+                        + [ref[r["P"]][k] for k in REFS]
                     )
-                    raw.append({**r, "model": kind, "paper": paper, **{k: ref[r["P"]][k] for k in ("rzf", "wmmse")}})
-    header = ["system", "test P [W]", "utility", "model", "ours %", "paper %", "RZF %", "WMMSE %"]
+                    raw.append({**r, "model": kind, "paper": paper, **{k: ref[r["P"]][k] for k in REFS}})
+    header = ["system", "test P [W]", "utility", "model", "ours %", "paper %", *REF_HEADER]
     return Report("Table II: trained at P = 1 W, tested at P = 2, 3 W (eq. 31)", header, rows, raw)
 
 

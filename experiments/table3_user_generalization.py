@@ -10,7 +10,7 @@ beside.
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 KSTAR = {(6, 12): (5, 7), (8, 16): (7, 9)}
 UTILITIES = ("sr", "mr", "ee")
@@ -35,19 +35,16 @@ def body(ctx: Context) -> Report:
             models = {kind: ctx.pretrained(kind, u, K, N) for kind in ("gat", "bert")}
             for Ks in ctx.grid(kstars):
                 test = ctx.labels(u, Ks, N, test=True)
-                ref = pool(ctx.evaluate(u, test, references=("rzf", "rzf_bal", "wmmse")))
+                ref = pool(ctx.evaluate(u, test, references=REFS))
                 for kind in ("gat", "bert", "ubert"):
                     m = ubert if kind == "ubert" else models[kind]
                     ours = pool(ctx.evaluate(u, test, *m, ubert=kind == "ubert", name=kind, references=()))[kind]
                     paper = PAPER[(K, N)][Ks][kind][UTILITIES.index(u)]
-                    rows.append(
-                        [f"({K}, {N})", Ks, u.upper(), kind.upper(), ours, paper]
-                        + [ref[k] for k in ("rzf", "rzf_bal", "wmmse")]
-                    )
+                    rows.append([f"({K}, {N})", Ks, u.upper(), kind.upper(), ours, paper] + [ref[k] for k in REFS])
                     raw.append(
                         {"system": [K, N], "K*": Ks, "utility": u, "model": kind, "ours": ours, "paper": paper, **ref}
                     )
-    header = ["trained at", "K*", "utility", "model", "ours %", "paper %", "RZF %", "RZF_BAL %", "WMMSE %"]
+    header = ["trained at", "K*", "utility", "model", "ours %", "paper %", *REF_HEADER]
     return Report("Table III: generalisation to unseen user counts K* (eq. 31)", header, rows, raw)
 
 

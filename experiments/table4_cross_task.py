@@ -9,7 +9,7 @@ Tested on fresh labelled channels of the fine-tuning system (P in {1, 2, 3} pool
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 PRE = (8, 16)
 SYSTEMS = ((6, 11), (6, 13))
@@ -31,12 +31,12 @@ def body(ctx: Context) -> Report:
         pre = ctx.pretrained("bert", pre_u, *PRE)
         for i, (K, N) in enumerate(ctx.grid(SYSTEMS)):
             ft = ctx.finetune_bert(pre, f"{pre_u}_{PRE[0]}x{PRE[1]}", u, K, N, frozen_encoder=True)
-            r = pool(ctx.evaluate(u, ctx.labels(u, K, N, test=True), *ft, name="bert", references=("rzf", "wmmse")))
+            r = pool(ctx.evaluate(u, ctx.labels(u, K, N, test=True), *ft, name="bert", references=REFS))
             rows.append(
-                [pre_u.upper(), u.upper(), f"({K}, {N})", r["bert"], PAPER[(pre_u, u)][i], r["rzf"], r["wmmse"]]
+                [pre_u.upper(), u.upper(), f"({K}, {N})", r["bert"], PAPER[(pre_u, u)][i]] + [r[k] for k in REFS]
             )
             raw.append({"pretrain_task": pre_u, "finetune_task": u, "system": [K, N], **r})
-    header = ["pre-training task", "fine-tuning task", "system", "ours %", "paper %", "RZF %", "WMMSE %"]
+    header = ["pre-training task", "fine-tuning task", "system", "ours %", "paper %", *REF_HEADER]
     return Report("Table IV: cross-task fine-tuning, frozen encoder (eq. 31)", header, rows, raw)
 
 

@@ -11,7 +11,7 @@ fresh labelled channels at the new system (P in {1, 2, 3} pooled), RZF and WMMSE
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 TARGETS = {(6, 12): ((8, 15), (8, 17)), (8, 16): ((6, 11), (6, 13))}
 UTILITIES = ("sr", "mr", "ee")
@@ -37,15 +37,15 @@ def body(ctx: Context) -> Report:
             for u in ctx.grid(UTILITIES):
                 bert = ctx.finetune_bert(ctx.pretrained("bert", u, K0, N0), f"{u}_{K0}x{N0}", u, K, N)
                 test = ctx.labels(u, K, N, test=True)
-                r = pool(ctx.evaluate(u, test, *bert, name="bert", references=("rzf", "wmmse")))
+                r = pool(ctx.evaluate(u, test, *bert, name="bert", references=REFS))
                 r["ubert"] = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=()))["ubert"]
                 for kind in ("bert", "ubert"):
                     paper = PAPER[(K0, N0)][kind][(K, N)][UTILITIES.index(u)]
                     rows.append(
-                        [f"({K0}, {N0})", kind.upper(), f"({K}, {N})", u.upper(), r[kind], paper, r["rzf"], r["wmmse"]]
+                        [f"({K0}, {N0})", kind.upper(), f"({K}, {N})", u.upper(), r[kind], paper] + [r[k] for k in REFS]
                     )
                 raw.append({"pretrained": [K0, N0], "target": [K, N], "utility": u, **r})
-    header = ["pre-trained", "model", "fine-tuned at", "utility", "ours %", "paper %", "RZF %", "WMMSE %"]
+    header = ["pre-trained", "model", "fine-tuned at", "utility", "ours %", "paper %", *REF_HEADER]
     return Report("Table V: scenario-adaptation fine-tuning (eq. 31)", header, rows, raw)
 
 

@@ -9,7 +9,7 @@ trains "on a small dataset" here; we use the preset's pre-training set.
 
 from __future__ import annotations
 
-from experiments.common import Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 SYSTEMS = ((6, 12), (8, 16))
 UTILITIES = ("sr", "mr", "ee")
@@ -25,13 +25,13 @@ def body(ctx: Context) -> Report:
     for i, (K, N) in enumerate(ctx.grid(SYSTEMS)):
         for u in ctx.grid(UTILITIES):
             test = ctx.labels(u, K, N).split("test")
-            ref = pool(ctx.evaluate(u, test, references=("rzf", "wmmse")))
+            ref = pool(ctx.evaluate(u, test, references=REFS))
             for loss in ("supervised", "objective"):
                 r = pool(ctx.evaluate(u, test, *ctx.pretrained("bert", u, K, N, loss=loss), name="bert", references=()))
                 name = "proposed (eq. 17)" if loss == "supervised" else "objective (eq. 18)"
-                rows.append([name, u.upper(), f"({K}, {N})", r["bert"], PAPER[loss][u][i], ref["rzf"], ref["wmmse"]])
+                rows.append([name, u.upper(), f"({K}, {N})", r["bert"], PAPER[loss][u][i]] + [ref[k] for k in REFS])
                 raw.append({"loss": loss, "utility": u, "system": [K, N], "ours": r["bert"], **ref})
-    header = ["loss", "utility", "system", "ours %", "paper %", "RZF %", "WMMSE %"]
+    header = ["loss", "utility", "system", "ours %", "paper %", *REF_HEADER]
     return Report("Table VI: single-task pre-training loss (BERT, eq. 31)", header, rows, raw)
 
 

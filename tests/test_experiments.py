@@ -11,6 +11,7 @@ import json
 import pytest
 
 from experiments.all import EXPERIMENTS, estimate_minutes
+from experiments.common import REF_HEADER
 
 pytestmark = pytest.mark.xdist_group("experiments")
 
@@ -33,8 +34,16 @@ def test_experiment_runs_on_smoke_and_writes_its_results(name, dirs):
     assert "Run time:" in md and f"python -m experiments.{name}" in md
     if report.plot is not None:
         assert (results / f"{name}.png").stat().st_size > 1000
+    # every table carries RZF, RZF_BAL and WMMSE beside its models, and reports their numbers
+    assert all(h in report.header or h.removesuffix(" %") in report.header for h in REF_HEADER), report.header
+    raw = payload["raw"] if isinstance(payload["raw"], list) else payload["raw"]["table"]
+    assert all(0.0 < r["rzf_bal"] < 150.0 for r in raw if "rzf_bal" in r) and any("rzf_bal" in r for r in raw)
+    if name == "table7_multi_task_loss":  # both losses with our head and with the paper's element head
+        assert {(r["loss"], r["head"]) for r in raw} == {
+            (x, h) for x in ("proposed", "sum") for h in ("balanced", "element")
+        }
     # the references are computed on the same samples: WMMSE is the SR label solver itself
-    for row in payload["raw"] if isinstance(payload["raw"], list) else payload["raw"]["table"]:
+    for row in raw:
         if row.get("utility") == "sr" and "wmmse" in row and row.get("mu_db") is None:
             assert row["wmmse"] == pytest.approx(100.0, abs=1e-3)
 
@@ -72,3 +81,18 @@ def test_bert_pretrain_cpu_runs_on_smoke_and_reports_the_references(tmp_path):
     for K in ("5", "6", "7"):  # SR labels are WMMSE's beams; RZF sits just below them at 10 dB SNR
         assert 90.0 < payload["rzf_perf"][K] <= 100.5 and 0.0 < payload["rzf_bal_perf"][K] <= 100.5
     assert payload["curve"] and payload["cpu_count"] >= 1
+
+
+def test_finetune_budget_overrides_reach_the_context_and_are_cached_apart(tmp_path):
+    from experiments.common import BUDGETS, Context, budget_from_args, parse_args
+
+    plain = Context("cpu", tmp_path, budget=budget_from_args(parse_args("x", "doc", ["--preset", "cpu"])))
+    assert plain.budget == BUDGETS["cpu"] and plain._ft_tag() == ""  # the preset's runs keep their cache
+    args = parse_args("x", "doc", ["--preset", "cpu", "--finetune-epochs", "40", "--finetune-lr", "1e-3"])
+    ctx = Context("cpu", tmp_path, budget=budget_from_args(args))
+    assert (ctx.budget.finetune_epochs, ctx.budget.finetune_lr) == (40, 1e-3)
+    assert ctx.budget.samples_per_power == BUDGETS["cpu"].samples_per_power
+    assert ctx._ft_tag() == "_e40_lr0.001"
+    for bad in (["--finetune-epochs", "0"], ["--finetune-lr", "-1"]):
+        with pytest.raises(SystemExit):
+            parse_args("x", "doc", bad)
