@@ -88,11 +88,13 @@ def test_finetune_budget_overrides_reach_the_context_and_are_cached_apart(tmp_pa
 
     plain = Context("cpu", tmp_path, budget=budget_from_args(parse_args("x", "doc", ["--preset", "cpu"])))
     assert plain.budget == BUDGETS["cpu"] and plain._ft_tag() == ""  # the preset's runs keep their cache
-    args = parse_args("x", "doc", ["--preset", "cpu", "--finetune-epochs", "40", "--finetune-lr", "1e-3"])
+    args = parse_args("x", "doc", ["--preset", "cpu", "--finetune-epochs", "20", "--finetune-lr", "5e-4"])
     ctx = Context("cpu", tmp_path, budget=budget_from_args(args))
-    assert (ctx.budget.finetune_epochs, ctx.budget.finetune_lr) == (40, 1e-3)
+    assert (ctx.budget.finetune_epochs, ctx.budget.finetune_lr) == (20, 5e-4)
     assert ctx.budget.samples_per_power == BUDGETS["cpu"].samples_per_power
-    assert ctx._ft_tag() == "_e40_lr0.001"
+    assert ctx._ft_tag() == "_e20_lr0.0005"
+    same = parse_args("x", "doc", ["--preset", "cpu", "--finetune-epochs", str(BUDGETS["cpu"].finetune_epochs)])
+    assert Context("cpu", tmp_path, budget=budget_from_args(same))._ft_tag() == ""  # the preset's value: same cache
     for bad in (["--finetune-epochs", "0"], ["--finetune-lr", "-1"]):
         with pytest.raises(SystemExit):
             parse_args("x", "doc", bad)
