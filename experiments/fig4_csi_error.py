@@ -4,7 +4,7 @@ channels against the perfect-CSI labels.
 
     python -m experiments.fig4_csi_error --preset cpu
 
-RZF and WMMSE computed from the same erroneous estimates are shown beside. The paper (figure only): SR
+RZF, RZF_BAL and WMMSE computed from the same erroneous estimates are shown beside. The paper (figure only): SR
 robust for both models, EE more robust for BERT than UBERT, MR degrades most.
 """
 

@@ -3,7 +3,7 @@
     python -m experiments.table1_power --preset cpu
 
 The models are those of Fig. 3 (pre-trained on all three power levels at once, GPA per sample); each cell
-is eq. 31 on the test samples of one power level, with the paper's value beside it and RZF / WMMSE on
+is eq. 31 on the test samples of one power level, with the paper's value beside it and RZF / RZF_BAL / WMMSE on
 the same samples.
 """
 

@@ -3,7 +3,7 @@
     python -m experiments.table2_power_generalization --preset cpu
 
 The GPA (eq. 15) scales the same beams to any budget, so a model trained at one P can be used at another.
-Test sets are labelled at P = 2 and 3 W on fresh channels; RZF and WMMSE are evaluated on them beside.
+Test sets are labelled at P = 2 and 3 W on fresh channels; RZF, RZF_BAL and WMMSE are evaluated on them beside.
 """
 
 from __future__ import annotations

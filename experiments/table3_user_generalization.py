@@ -4,7 +4,7 @@ K* in {5, 7} / {7, 9} users.
     python -m experiments.table3_user_generalization --preset cpu
 
 GAT, BERT and UBERT have parameters independent of K (Remark 1), so the Fig. 3 models run on the K* test
-sets as they are. Test sets are labelled on fresh channels at P in {1, 2, 3} W (pooled); RZF and WMMSE
+sets as they are. Test sets are labelled on fresh channels at P in {1, 2, 3} W (pooled); RZF, RZF_BAL and WMMSE
 beside.
 """
 

@@ -4,7 +4,7 @@ encoder blocks frozen, embedding and output layer fine-tuned (eq. 18) on another
 
     python -m experiments.table4_cross_task --preset cpu
 
-Tested on fresh labelled channels of the fine-tuning system (P in {1, 2, 3} pooled); RZF and WMMSE beside.
+Tested on fresh labelled channels of the fine-tuning system (P in {1, 2, 3} pooled); RZF, RZF_BAL and WMMSE beside.
 """
 
 from __future__ import annotations

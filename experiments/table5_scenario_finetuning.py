@@ -6,7 +6,7 @@ at (8, 16) -> fine-tuned at (6, 11), (6, 13).
 BERT: unsupervised fine-tuning (eq. 18) on ``finetune_samples`` channels for ``finetune_epochs`` epochs, the
 encoder blocks loaded and the N-dependent embedding and output layer re-initialised (Sec. IV-C2). UBERT:
 supervised fine-tuning on as many labelled samples per task, nothing re-initialised (Sec. V-C2). Tested on
-fresh labelled channels at the new system (P in {1, 2, 3} pooled), RZF and WMMSE beside.
+fresh labelled channels at the new system (P in {1, 2, 3} pooled), RZF, RZF_BAL and WMMSE beside.
 """
 
 from __future__ import annotations
