@@ -44,7 +44,7 @@ from jaxbeam.pipeline import REFERENCES, finetune_ubert, loss_for, performance_r
 REFS = ("rzf", "rzf_bal", "wmmse")
 """The references beside every model column: RZF (``jb.rzf``), RZF directions with max-min powers
 (RZF_BAL, ``jb.maxmin_power``: the closed-form bar on MR) and WMMSE."""
-REF_HEADER = ["RZF %", "RZF_BAL %", "WMMSE %"]
+REF_HEADER = [f"{k.upper()} %" for k in REFS]
 
 POWERS = (1.0, 2.0, 3.0)
 KINDS = ("mlp", "cnn", "gcn", "gat", "gpt", "bert")  # single-task models of Fig. 3 (UBERT apart)

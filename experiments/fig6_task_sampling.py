@@ -20,15 +20,15 @@ UTILITIES = ("sr", "mr", "ee")
 
 def body(ctx: Context) -> Report:
     curves, rows, raw = {}, [], []
-    refs = {u: pool(ctx.evaluate(u, ctx.labels(u, K, N).split("test"), references=REFS)) for u in UTILITIES}
+    tests = {u: ctx.labels(u, K, N).split("test") for u in UTILITIES}
+    refs = {u: pool(ctx.evaluate(u, tests[u], references=REFS)) for u in UTILITIES}
     for sampling in ("uniform", "random"):
         ubert = ctx.pretrained_ubert(K, N, sampling=sampling)
         log = ctx.ubert_dir(K, N, sampling=sampling) / "metrics.jsonl"
         records = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
         curves[sampling] = [(r["epoch"], 100 * r["val_utility"]) for r in records if "val_utility" in r]
         for u in UTILITIES:
-            test = ctx.labels(u, K, N).split("test")
-            r = {**pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=())), **refs[u]}
+            r = {**pool(ctx.evaluate(u, tests[u], *ubert, ubert=True, name="ubert", references=())), **refs[u]}
             rows.append([sampling, u.upper(), r["ubert"]] + [r[k] for k in REFS])
             raw.append({"sampling": sampling, "utility": u, **r})
 

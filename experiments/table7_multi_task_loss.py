@@ -27,13 +27,13 @@ PAPER = {
 def body(ctx: Context) -> Report:
     rows, raw = [], []
     for i, (K, N) in enumerate(ctx.grid(SYSTEMS)):
-        refs = {u: pool(ctx.evaluate(u, ctx.labels(u, K, N).split("test"), references=REFS)) for u in UTILITIES}
+        tests = {u: ctx.labels(u, K, N).split("test") for u in UTILITIES}
+        refs = {u: pool(ctx.evaluate(u, tests[u], references=REFS)) for u in UTILITIES}
         for head in HEADS if i == 0 else HEADS[:1]:
             for loss in ("proposed", "sum"):
                 ubert = ctx.pretrained_ubert(K, N, loss=loss, head=head)
                 for u in UTILITIES:
-                    test = ctx.labels(u, K, N).split("test")
-                    r = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=()))
+                    r = pool(ctx.evaluate(u, tests[u], *ubert, ubert=True, name="ubert", references=()))
                     name = "proposed (eq. 30)" if loss == "proposed" else "Sum Loss (eq. 32)"
                     rows.append(
                         [name, ubert[0].head, u.upper(), f"({K}, {N})", r["ubert"], PAPER[loss][u][i]]

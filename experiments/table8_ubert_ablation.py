@@ -25,12 +25,12 @@ PAPER = {
 def body(ctx: Context) -> Report:
     rows, raw = [], []
     for i, (K, N) in enumerate(ctx.grid(SYSTEMS)):
-        refs = {u: pool(ctx.evaluate(u, ctx.labels(u, K, N).split("test"), references=REFS)) for u in UTILITIES}
+        tests = {u: ctx.labels(u, K, N).split("test") for u in UTILITIES}
+        refs = {u: pool(ctx.evaluate(u, tests[u], references=REFS)) for u in UTILITIES}
         for variant, label in VARIANTS.items():
             ubert = ctx.pretrained_ubert(K, N, variant=variant)
             for u in UTILITIES:
-                test = ctx.labels(u, K, N).split("test")
-                r = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=()))
+                r = pool(ctx.evaluate(u, tests[u], *ubert, ubert=True, name="ubert", references=()))
                 rows.append(
                     [label, u.upper(), f"({K}, {N})", r["ubert"], PAPER[variant][u][i]] + [refs[u][k] for k in REFS]
                 )
