@@ -10,15 +10,23 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxbeam import _checks
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
 def _complex_dtype(dtype) -> jnp.dtype:
-    dtype = jnp.dtype(dtype) if dtype is not None else jnp.zeros((), jnp.complex64).dtype
+    try:
+        dtype = jnp.dtype(dtype) if dtype is not None else jnp.zeros((), jnp.complex64).dtype
+    except TypeError:
+        raise _checks.DTypeError(f"dtype must be a complex dtype (complex64 or complex128); got {dtype!r}") from None
     if not jnp.issubdtype(dtype, jnp.complexfloating):
-        raise ValueError(f"dtype must be a complex dtype (complex64 or complex128); got {dtype}")
+        raise _checks.DTypeError(f"dtype must be a complex dtype (complex64 or complex128); got {dtype}")
     # Under jax_enable_x64=False, complex128 silently becomes complex64.
     return jnp.zeros((), dtype).dtype
 
@@ -38,14 +46,19 @@ def rayleigh(key: jax.Array, batch_shape: Sequence[int] | int, K: int, N: int, *
     Returns:
       complex ``(*batch_shape, K, N)``, unit average power per entry.
     """
-    if isinstance(batch_shape, int):
+    if _is_int(batch_shape):
         batch_shape = (batch_shape,)
+    try:
+        ok = all(_is_int(b) and b >= 0 for b in batch_shape)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"batch_shape must be an int or a sequence of non-negative ints; got {batch_shape!r}")
     batch_shape = tuple(int(b) for b in batch_shape)
-    if any(b < 0 for b in batch_shape):
-        raise ValueError(f"batch_shape must hold non-negative sizes; got {batch_shape}")
     for name, v in (("K", K), ("N", N)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if not _is_int(v) or v < 1:
             raise ValueError(f"{name} must be a positive int; got {v!r}")
+    K, N = int(K), int(N)
     # jax.random.normal with a complex dtype draws CN(0, 1): real and imaginary parts each of variance 1/2.
     return jax.random.normal(key, (*batch_shape, K, N), dtype=_complex_dtype(dtype))
 
@@ -60,16 +73,19 @@ def csi_error(key: jax.Array, H: ArrayLike, mu_db: ArrayLike) -> jax.Array:
     Args:
       key: a ``jax.random`` key.
       H: complex ``(..., K, N)`` true channels.
-      mu_db: relative error level in dB (the paper uses -25, -23, -21, -19); scalar or per sample ``(...,)``.
+      mu_db: relative error level in dB (the paper uses -25, -23, -21, -19); scalar or per sample ``(...,)``;
+        concrete values must be finite (``ValueError``).
 
     Returns:
       complex ``(..., K, N)`` erroneous channel estimates, same dtype as ``H``.
     """
     H = _checks.complex_kn("H", H)
     mu_db = _checks.real_param("mu_db", mu_db, H.shape[:-2]).astype(H.real.dtype)
+    _checks.values("mu_db", mu_db)
     mu = 10.0 ** (mu_db / 10.0)
     z = jax.random.normal(key, H.shape, dtype=H.dtype)
     z_norm = jnp.linalg.norm(z, axis=-1, keepdims=True)
-    h_norm = jnp.linalg.norm(H, axis=-1, keepdims=True)
+    c = _checks.row_scale(H, axes=-1)  # no overflow of ||h_k||^2 for channels near the float range's end
+    h_norm = c * jnp.linalg.norm(H / c.astype(H.dtype), axis=-1, keepdims=True)
     scale = jnp.sqrt(mu)[..., None, None] * h_norm / jnp.maximum(z_norm, jnp.finfo(z_norm.dtype).tiny)
     return H + scale * z

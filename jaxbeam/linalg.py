@@ -34,7 +34,7 @@ def gains(A: jax.Array, B: jax.Array) -> jax.Array:
     return jnp.sum(jnp.conj(A)[..., :, None, :] * B[..., None, :, :], axis=-1)
 
 
-def hpd_solve(A: jax.Array, B: jax.Array) -> jax.Array:
+def hpd_solve(A: jax.Array, B: jax.Array, *, return_min_pivot: bool = False):
     r"""Solve ``A X = B`` for Hermitian positive-definite ``A``, batched.
 
     Gauss-Jordan elimination without pivoting (stable for HPD matrices: every pivot is a
@@ -44,8 +44,12 @@ def hpd_solve(A: jax.Array, B: jax.Array) -> jax.Array:
       A: ``(..., K, K)`` Hermitian positive definite (real symmetric also works).
       B: ``(..., K, M)`` right-hand sides.
 
+      return_min_pivot: also return ``min_j d_j / A_jj`` ``(...,)`` (real), the smallest pivot of the
+        elimination relative to its diagonal entry: 1 for diagonal ``A``, about ``1 / cond(A)`` at worst,
+        and at round-off level (``~eps``) for a numerically singular ``A``.
+
     Returns:
-      ``(..., K, M)``, the dtype of ``A`` and ``B`` combined.
+      ``(..., K, M)``, the dtype of ``A`` and ``B`` combined (and the relative pivot if requested).
     """
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
         raise ValueError(f"A must be square (..., K, K); got shape {A.shape}")
@@ -72,8 +76,20 @@ def hpd_solve(A: jax.Array, B: jax.Array) -> jax.Array:
         M = M - col[..., :, None] * pivot_row[..., None, :]
         return jnp.where((rows == j)[:, None], pivot_row[..., None, :], M)
 
-    M = lax.fori_loop(0, K, eliminate, M, unroll=K <= 16)
-    return M[..., K:]
+    if not return_min_pivot:
+        M = lax.fori_loop(0, K, eliminate, M, unroll=K <= 16)
+        return M[..., K:]
+    diag = jnp.real(jnp.diagonal(M[..., :K], axis1=-2, axis2=-1))
+
+    def eliminate_tracked(j, carry):
+        M, rel = carry
+        d = jnp.real(lax.dynamic_index_in_dim(lax.dynamic_index_in_dim(M, j, axis=-2, keepdims=False), j, -1, False))
+        a = lax.dynamic_index_in_dim(diag, j, axis=-1, keepdims=False)
+        rel = jnp.minimum(rel, jnp.where(a > 0, d / jnp.where(a > 0, a, 1.0), 0.0))
+        return eliminate(j, M), rel
+
+    M, rel = lax.fori_loop(0, K, eliminate_tracked, (M, jnp.ones(batch, diag.dtype)), unroll=K <= 16)
+    return M[..., K:], rel
 
 
 def gauss_jordan_inverse_bm(A: jax.Array) -> jax.Array:

@@ -64,11 +64,13 @@ def cosine_similarity(
     _checks.same_shape("W_label", W_label, "W", W)
     batch = jnp.broadcast_shapes(W_label.shape[:-2], W.shape[:-2])
     mask = _checks.user_mask(mask, batch, W.shape[-2])
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}; got {similarity!r}")
+    _checks.name_in("similarity", similarity, SIMILARITIES)
     if mask is not None:
         W_label = jnp.where(mask[..., None], W_label, 0)
         W = jnp.where(mask[..., None], W, 0)
+    # c is invariant to the scale of each matrix: divide by the largest entry so norms cannot overflow
+    W_label = W_label / _checks.row_scale(W_label).astype(W_label.dtype)
+    W = W / _checks.row_scale(W).astype(W.dtype)
     # Floor of the denominators (not an additive constant): where it binds, the numerator and its
     # gradient vanish too, so the gradient is exactly 0; eps^2 keeps 1 / floor^2 finite in float32.
     floor = jnp.finfo(W.real.dtype).eps ** 2
@@ -145,19 +147,23 @@ def make_loss(
     """The engine-facing loss ``loss_fn(W, batch) -> (loss (B,), metrics)`` for one utility.
 
     ``batch`` is a dict with ``"H"`` (complex ``(B, K, N)``), optional ``"mask"`` (bool ``(B, K)``),
-    ``"W_label"`` (complex ``(B, K, N)``, needed when ``supervised``) and optional ``"sigma2"``
-    (``(B,)``, overrides the default). ``metrics`` holds per-sample ``"utility"`` and, with labels in
-    the batch, ``"label_utility"`` and ``"cosine"``.
+    ``"W_label"`` (complex ``(B, K, N)``, needed when ``supervised``) and optional ``"sigma2"``, which
+    overrides the default and follows the noise rule of :mod:`jaxbeam._checks`: ``(B, 1)`` per sample or
+    ``(B, K)`` per user (a per-sample ``(B,)`` is rejected unless ``B == K``, where it would mean per
+    user). ``metrics`` holds per-sample ``"utility"`` and, with labels in the batch, ``"label_utility"``
+    and ``"cosine"``.
 
     Args:
       name: ``"sr"``, ``"mr"`` or ``"ee"``.
       supervised: eq. 17 if True (the batch must carry ``"W_label"``), eq. 18 if False.
       sigma2, Pc, lambda1, lambda2, similarity: as :func:`supervised_loss`.
     """
-    if name not in TASKS:
-        raise ValueError(f"name must be one of {TASKS}; got {name!r}")
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}; got {similarity!r}")
+    _checks.name_in("name", name, TASKS)
+    _checks.name_in("similarity", similarity, SIMILARITIES)
+    _checks.values("sigma2", sigma2, low=0.0, what="noise power in W")
+    _checks.values("Pc", Pc, low=0.0, strict=False, what="circuit power in W")
+    _checks.values("lambda1", lambda1, low=0.0, strict=False)
+    _checks.values("lambda2", lambda2, low=0.0, strict=False)
 
     def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
         H, mask = batch["H"], batch.get("mask")

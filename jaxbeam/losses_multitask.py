@@ -61,7 +61,11 @@ def _check_antenna_mask(antenna_mask, batch_shape, N):
     if antenna_mask is None:
         return None
     antenna_mask = jnp.asarray(antenna_mask)
-    if antenna_mask.dtype != jnp.bool_ or antenna_mask.ndim < 1 or antenna_mask.shape[-1] != N:
+    if antenna_mask.dtype != jnp.bool_:
+        raise _checks.DTypeError(
+            f"antenna_mask must be a boolean array of shape (..., N={N}); got dtype {antenna_mask.dtype}"
+        )
+    if antenna_mask.ndim < 1 or antenna_mask.shape[-1] != N:
         raise ValueError(
             f"antenna_mask must be a boolean array of shape (..., N={N}); got shape {antenna_mask.shape} "
             f"and dtype {antenna_mask.dtype}"
@@ -104,6 +108,8 @@ def multitask_label_loss(
     antenna_mask = _check_antenna_mask(antenna_mask, batch, N)
     a = _masked(W_out, mask, antenna_mask)
     b = _masked(W_label, mask, antenna_mask)
+    c = jnp.maximum(_checks.row_scale(a), _checks.row_scale(b))  # the loss is scale-free: no overflow at x 1e30
+    a, b = a / c.astype(a.dtype), b / c.astype(b.dtype)
     d = a - b
     num = jnp.sum(d.real**2 + d.imag**2, axis=(-2, -1))
     den = jnp.sum(a.real**2 + a.imag**2, axis=(-2, -1)) + jnp.sum(b.real**2 + b.imag**2, axis=(-2, -1))
@@ -128,15 +134,14 @@ def multitask_loss(
 
     Args:
       W_out, W_label, mask, antenna_mask, paper_scale: as :func:`multitask_label_loss`, batch ``(B,)``.
-      task: int ``(B,)``, each sample's task id (index into ``jb.TASKS``).
+      task: int ``(B,)`` (or broadcastable to it), each sample's task id (index into ``jb.TASKS``); a
+        concrete id outside ``[0, 3)`` raises ``ValueError``, a traced one is clamped into ``[0, 3)``.
 
     Returns:
       float scalar; a task with no sample in the batch contributes 0.
     """
     per_sample = multitask_label_loss(W_out, W_label, mask, antenna_mask, paper_scale=paper_scale)
-    task = jnp.asarray(task)
-    if not jnp.issubdtype(task.dtype, jnp.integer) or task.shape != per_sample.shape:
-        raise ValueError(f"task must be integer ids of shape {per_sample.shape}; got {task.shape} {task.dtype}")
+    task = _checks.clamp_task(_checks.task_ids("task", task, per_sample.shape))
     onehot = (task[..., None] == jnp.arange(NUM_TASKS)).astype(per_sample.dtype)  # (..., 3)
     axes = tuple(range(per_sample.ndim))
     sums = jnp.sum(onehot * per_sample[..., None], axis=axes)
@@ -148,7 +153,9 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
     """The engine-facing multi-task loss ``loss_fn(W, batch) -> (loss (B,), metrics)`` (eqs. 29-30).
 
     ``batch`` holds ``"H"`` (complex ``(B, K, N)``), ``"W_label"`` (each sample's label for its own
-    task), ``"task"`` (int ``(B,)``), optional ``"mask"``, ``"antenna_mask"`` and ``"sigma2"``. The loss
+    task), ``"task"`` (int ``(B,)``; concrete ids outside ``[0, 3)`` raise ``ValueError``, traced ones are
+    clamped into ``[0, 3)``), optional ``"mask"``, ``"antenna_mask"`` and ``"sigma2"`` (the noise rule of
+    :mod:`jaxbeam._checks`: ``(B, 1)`` per sample or ``(B, K)`` per user). The loss
     is per sample (:func:`multitask_label_loss`); its batch mean is eq. 29 / 3 under uniform task
     sampling.
 
@@ -165,6 +172,8 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
       ``"utility"`` over a set with equal per-task counts is the mean over tasks of eq. 31 / 100;
     * None: ``task_utility`` itself (only meaningful for a single task).
     """
+    _checks.values("sigma2", sigma2, low=0.0, what="noise power in W")
+    _checks.values("Pc", Pc, low=0.0, strict=False, what="circuit power in W")
     if utility_scale is None or (isinstance(utility_scale, str) and utility_scale == "label"):
         scale = utility_scale
     else:
@@ -174,14 +183,14 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
             raise ValueError(
                 f"utility_scale must be 'label', None or {NUM_TASKS} floats; got {utility_scale!r}"
             ) from None
-        if len(scale) != NUM_TASKS or not all(c > 0 for c in scale):
+        if len(scale) != NUM_TASKS or not all(0 < c < float("inf") for c in scale):
             raise ValueError(
                 f"utility_scale must hold {NUM_TASKS} positive floats (one per task); got {utility_scale!r}"
             )
 
     def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
         H, mask, amask = batch["H"], batch.get("mask"), batch.get("antenna_mask")
-        task = jnp.asarray(batch["task"])
+        task = _checks.clamp_task(_checks.task_ids("task", batch["task"], jnp.shape(H)[:-2]))
         s2 = batch.get("sigma2", sigma2)
         loss = multitask_label_loss(W, batch["W_label"], mask, amask, paper_scale=paper_scale)
 

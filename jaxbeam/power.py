@@ -1,23 +1,48 @@
 r"""Power adapters: the GPA of eq. 15, the Euclidean projection onto the power ball (3b), and the max-min
-(SINR-balancing) power allocation for given beam directions."""
+(SINR-balancing) power allocation for given beam directions.
+
+Norms are computed without overflow or underflow: ``W`` is divided by its largest entry magnitude
+(:func:`jaxbeam._checks.row_scale`) before squaring, so ``gpa(c W, P)`` is exact for ``c`` up to the float
+range's ends (e.g. ``c = 1e30`` in float32, where ``||W||_F^2`` itself overflows).
+
+Concrete ``P`` must be finite and > 0 (``ValueError``); a traced ``P <= 0`` or NaN gives zero beams. Concrete
+``W``/``H`` must be finite. ``sigma2`` follows the noise rule of :mod:`jaxbeam._checks`.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxbeam import _checks
 from jaxbeam.linalg import gains
 
 
-def _masked_power(W, mask):
+def _masked_scaled(W, mask):
+    """Masked ``W``, its per-sample scale ``c (..., 1, 1)`` and ``||W / c||_F^2 (...,)``."""
     W = _checks.complex_kn("W", W)
     mask = _checks.user_mask(mask, W.shape[:-2], W.shape[-2])
     if mask is not None:
         W = jnp.where(mask[..., None], W, 0)
-    power = jnp.sum(W.real**2 + W.imag**2, axis=(-2, -1))
-    return W, power
+    c = _checks.row_scale(W)
+    Ws = W / c.astype(W.dtype)
+    return W, c[..., 0, 0], jnp.sum(Ws.real**2 + Ws.imag**2, axis=(-2, -1))
+
+
+def _safe_P(P):
+    """Traced ``P <= 0`` or NaN -> 0 (zero beams), and a finite value to divide by."""
+    ok = P > 0
+    return jnp.where(ok, P, 0.0), jnp.where(ok, P, 1.0)
+
+
+def _norm_floor(c, p, floor):
+    r"""``sqrt(max(c^2 p, floor))`` without forming ``c^2 p`` when it could overflow (``c >= 1``) or
+    ``floor / c^2`` when that could (``c < 1``); exact for a constant ``c``, finite gradient in ``p``."""
+    hi = jnp.maximum(c, 1.0)
+    lo = jnp.minimum(c, 1.0)
+    return jnp.where(c >= 1, hi * jnp.sqrt(jnp.maximum(p, floor / hi**2)), jnp.sqrt(jnp.maximum(lo**2 * p, floor)))
 
 
 def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
@@ -33,15 +58,16 @@ def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arr
 
     Args:
       W: complex ``(..., K, N)`` unconstrained beamformers (the FC output of eq. 14).
-      P: power budget [W], scalar or per sample ``(...,)``.
+      P: power budget [W] (> 0), scalar or per sample ``(...,)``; a traced ``P <= 0`` gives zero beams.
       mask: optional bool ``(..., K)``; absent users' beams are zeroed first.
 
     Returns:
       complex ``(..., K, N)`` feasible beamformers.
     """
-    W, power = _masked_power(W, mask)
-    P = _checks.real_param("P", P, W.shape[:-2]).astype(power.dtype)
-    scale = jnp.sqrt(P / jnp.maximum(power, 1.0))
+    W, c, p = _masked_scaled(W, mask)
+    P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)
+    P, _ = _safe_P(P)
+    scale = jnp.sqrt(P) / _norm_floor(c, p, 1.0)
     return W * scale[..., None, None].astype(W.dtype)
 
 
@@ -55,15 +81,16 @@ def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) 
 
     Args:
       W: complex ``(..., K, N)``.
-      P: power budget [W] (> 0), scalar or per sample ``(...,)``.
+      P: power budget [W] (> 0), scalar or per sample ``(...,)``; a traced ``P <= 0`` gives zero beams.
       mask: optional bool ``(..., K)``; absent users' beams are zeroed first.
 
     Returns:
       complex ``(..., K, N)``.
     """
-    W, power = _masked_power(W, mask)
-    P = _checks.real_param("P", P, W.shape[:-2]).astype(power.dtype)
-    scale = jnp.sqrt(P / jnp.maximum(power, P))
+    W, c, p = _masked_scaled(W, mask)
+    P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)
+    P, P_div = _safe_P(P)
+    scale = jnp.sqrt(P) / _norm_floor(c, p, P_div)
     return W * scale[..., None, None].astype(W.dtype)
 
 
@@ -103,8 +130,11 @@ def maxmin_power(
       H: complex ``(..., K, N)`` channels.
       W: complex ``(..., K, N)`` beams whose directions are kept; a zero row stays zero (its user gets no
         power).
-      P: total power [W] (> 0), scalar or per sample ``(...,)``; the result has ``||W||_F^2 = P``.
-      sigma2: noise power [W], scalar, per sample ``(...,)`` or per user ``(..., K)``.
+      P: total power [W] (> 0), scalar or per sample ``(...,)``; the result has ``||W||_F^2 = P``. A traced
+        ``P <= 0`` or NaN gives zero beams.
+      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (:mod:`jaxbeam._checks`): scalar, per user
+        ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``. A traced ``sigma2 <= 0`` is floored so that the SNR
+        is at most ``1 / eps`` (:func:`jaxbeam._checks.floor_noise`).
       mask: optional bool ``(..., K)``; absent users get zero beams and take no power.
       num_iter: fixed-point iterations (>= 1).
 
@@ -114,15 +144,20 @@ def maxmin_power(
     H = _checks.complex_kn("H", H)
     W = _checks.complex_kn("W", W)
     _checks.same_shape("H", H, "W", W)
-    if int(num_iter) < 1:
+    if isinstance(num_iter, bool) or not isinstance(num_iter, int | np.integer) or num_iter < 1:
         raise ValueError(f"num_iter must be an int >= 1; got {num_iter!r}")
     batch = jnp.broadcast_shapes(H.shape[:-2], W.shape[:-2])
     K = H.shape[-2]
     mask = _checks.user_mask(mask, batch, K)
     rdtype = jnp.result_type(H.real.dtype, W.real.dtype)
-    P = _checks.real_param("P", P, batch).astype(rdtype)
-    s2 = _checks.real_param("sigma2", sigma2, batch, per_user_K=K).astype(rdtype)
+    P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(rdtype)
+    P, _ = _safe_P(P)
+    s2 = _checks.noise("sigma2", sigma2, batch, K).astype(rdtype)
     H, W = jnp.broadcast_to(H, batch + H.shape[-2:]), jnp.broadcast_to(W, batch + W.shape[-2:])
+    W = W / _checks.row_scale(W).astype(W.dtype)  # only the directions matter: no overflow of ||w_k||^2
+    c = _checks.row_scale(H)  # SINRs are unchanged by H -> H / c, sigma2 -> sigma2 / c^2: no over/underflow
+    H = H / c.astype(H.dtype)
+    s2 = s2 / c[..., 0] ** 2
     norm2 = jnp.sum(W.real**2 + W.imag**2, -1)  # (..., K)
     on = norm2 > 0
     if mask is not None:
@@ -134,8 +169,9 @@ def maxmin_power(
     on = on & (d > 0)
     Psi = jnp.where(jnp.eye(K, dtype=bool) | ~on[..., None, :], 0.0, A)
     inv_d = jnp.where(on, 1.0 / jnp.where(on, d, 1.0), 0.0)
-    s2 = jnp.broadcast_to(s2, d.shape)
     Pb = jnp.broadcast_to(P, batch)[..., None]
+    gain = Pb * jnp.max(d, -1, keepdims=True)  # largest received signal power
+    s2 = jnp.minimum(_checks.floor_noise(jnp.broadcast_to(s2, d.shape), gain), gain / jnp.finfo(rdtype).eps)
 
     def step(_, p):
         t = inv_d * (jnp.sum(Psi * p[..., None, :], -1) + s2)

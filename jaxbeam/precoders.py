@@ -12,6 +12,13 @@ gives ZF for ``alpha = 0`` (``h_k^H w_i = 0`` for ``i != k``) and RZF / LMMSE fo
 ``alpha = K sigma2 / P`` (reference 002, eq. 5, with noise ``sigma2``); MRT is ``W \propto H``.
 Solving a K x K system instead of inverting the N x N matrix of 002 eq. 5 is the matrix inversion
 lemma, ``(a I_N + H^T H^*)^{-1} H^T = H^T (a I_K + H^* H^T)^{-1}``.
+
+Scale: every sample's ``H`` is divided by its largest entry magnitude first (:func:`jaxbeam._checks.row_scale`,
+with ``alpha`` rescaled to match), so channels near the float range's ends (``x 1e30``, ``x 1e-30``) give the
+same beams as ``H`` itself (MRT, ZF) or as the exact RZF of the scaled system.
+
+Values: concrete ``P`` must be finite and > 0, concrete ``sigma2`` > 0, concrete ``H`` finite (``ValueError``).
+A traced ``P <= 0`` or NaN gives zero beams; a traced ``sigma2 <= 0`` gives the ZF limit of RZF.
 """
 
 from __future__ import annotations
@@ -25,19 +32,24 @@ from jaxbeam.linalg import bmm, gains, hpd_solve
 
 
 def _prepare(H, P, mask):
+    """Checked ``H / c`` (``c`` the per-sample scale, ``(..., 1, 1)``), ``P`` (0 where a traced P is not > 0), mask."""
     H = _checks.complex_kn("H", H)
     batch, K = H.shape[:-2], H.shape[-2]
     mask = _checks.user_mask(mask, batch, K)
-    P = _checks.real_param("P", P, batch).astype(H.real.dtype)
+    P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(H.real.dtype)
+    P = jnp.where(P > 0, P, 0.0)  # traced P <= 0 or NaN: zero beams
     if mask is not None:
         mask = jnp.broadcast_to(mask, batch + (K,))
         H = jnp.where(mask[..., None], H, 0)
-    return H, P, mask
+    c = _checks.row_scale(H)
+    return H / c.astype(H.dtype), c, P, mask
 
 
 def _equal_power(D, P, mask):
-    """Scale each row of ``D`` to norm ``sqrt(P / K_active)``; absent or zero rows stay zero."""
+    """Scale each row of ``D`` to norm ``sqrt(P / K_active)``; absent, zero or non-finite rows become zero."""
     K = D.shape[-2]
+    D = jnp.where(jnp.all(jnp.isfinite(D), axis=(-2, -1), keepdims=True), D, 0)
+    D = D / _checks.row_scale(D, axes=-1).astype(D.dtype)  # no overflow of the row norms
     norm2 = jnp.sum(D.real**2 + D.imag**2, axis=-1)
     k_active = K if mask is None else jnp.maximum(jnp.sum(mask, axis=-1), 1).astype(P.dtype)
     per_beam = P / k_active  # (...,)
@@ -46,7 +58,7 @@ def _equal_power(D, P, mask):
     return D * scale[..., None].astype(D.dtype)
 
 
-def _regularized_inverse(H, alpha, mask):
+def _regularized_inverse(H, alpha, mask, *, return_min_pivot=False):
     """``(alpha I + H H^H)^{-1} H`` for a K x K system, absent users decoupled by a unit diagonal."""
     K = H.shape[-2]
     gram = jnp.einsum("...kn,...in->...ki", H, jnp.conj(H))  # (H H^H)[k, i] = h_k^T h_i^*
@@ -54,7 +66,7 @@ def _regularized_inverse(H, alpha, mask):
     if mask is not None:
         diag = jnp.where(mask, diag, 1.0)  # zero rows of H: keep the system non-singular
     A = gram + jnp.eye(K, dtype=H.dtype) * diag[..., None].astype(H.dtype)
-    return hpd_solve(A, H)
+    return hpd_solve(A, H, return_min_pivot=return_min_pivot)
 
 
 def mrt(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
@@ -68,14 +80,21 @@ def mrt(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arr
     Returns:
       complex ``(..., K, N)`` with ``||W||_F^2 = P``.
     """
-    H, P, mask = _prepare(H, P, mask)
+    H, _, P, mask = _prepare(H, P, mask)
     return _equal_power(H, P, mask)
 
 
 def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Zero forcing: ``W \propto (H H^H)^{-1} H``, so ``h_k^H w_i = 0`` for ``i != k``.
 
-    Exists only for ``K <= N`` (``H H^H`` must be invertible); raises ``ValueError`` otherwise.
+    Exists only for ``K <= N`` (``H H^H`` must be invertible); raises ``ValueError`` otherwise. Computed
+    as ``(delta I + H H^H)^{-1} H`` with the tiny relative regulariser ``delta = eps tr(H H^H)`` (``eps`` of
+    the dtype), at the solve's own round-off for full-rank channels. Where ``H H^H`` is numerically
+    singular (a pivot of the elimination below ``sqrt(eps)`` of its diagonal entry, e.g. two identical
+    users), ZF does not exist; the sample then gets the pseudo-inverse limit ``(H H^H)^+ H`` through
+    ``delta = sqrt(eps) tr(H H^H) / K`` (so round-off along the null space is not amplified): finite
+    beams at full power, users outside the dependent set still nulled, instead of NaN.
+    A sample whose solve still fails gets zero beams.
 
     Args:
       H: complex ``(..., K, N)`` channels, ``K <= N``.
@@ -91,8 +110,15 @@ def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arra
         raise ValueError(
             f"zf needs K <= N (it nulls K-1 users with N antennas); got H with K={K}, N={N}. Use rzf instead."
         )
-    H, P, mask = _prepare(H0, P, mask)
-    return _equal_power(_regularized_inverse(H, 0.0, mask), P, mask)
+    H, _, P, mask = _prepare(H0, P, mask)
+    eps = jnp.finfo(H.real.dtype).eps
+    tr = jnp.sum(H.real**2 + H.imag**2, axis=(-2, -1))  # tr(H H^H), per sample
+    D, rel_pivot = _regularized_inverse(H, eps * tr, mask, return_min_pivot=True)
+    # numerically singular (a pivot below sqrt(eps) of its diagonal): the pseudo-inverse limit, from a
+    # regulariser large enough that round-off along the null space is not amplified
+    singular = rel_pivot < jnp.sqrt(eps)
+    D2 = _regularized_inverse(H, jnp.sqrt(eps) * tr / K, mask)
+    return _equal_power(jnp.where(singular[..., None, None], D2, D), P, mask)
 
 
 def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None) -> jax.Array:
@@ -107,17 +133,35 @@ def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike 
     Args:
       H: complex ``(..., K, N)`` channels.
       P: power budget [W], scalar or per sample ``(...,)``.
-      sigma2: noise power [W], scalar or per sample ``(...,)`` (one regularizer per sample).
+      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (:mod:`jaxbeam._checks`): scalar, per
+        user ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``. With per-user noise the beams are the RZF of the
+        noise-normalised channels ``h_k / sigma_k`` (the optimal structure with ``lambda_k = P / (K sigma_k^2)``),
+        which is the formula above when all ``sigma_k`` are equal.
       mask: optional bool ``(..., K)``; ``K`` above counts present users only.
 
     Returns:
-      complex ``(..., K, N)`` with ``||W||_F^2 = P``.
+      complex ``(..., K, N)`` with ``||W||_F^2 = P``; zero beams where a traced ``P`` is not > 0.
     """
-    H, P, mask = _prepare(H, P, mask)
-    sigma2 = _checks.real_param("sigma2", sigma2, H.shape[:-2]).astype(P.dtype)
-    K = H.shape[-2] if mask is None else jnp.maximum(jnp.sum(mask, axis=-1), 1).astype(P.dtype)
-    alpha = K * sigma2 / P
-    return _equal_power(_regularized_inverse(H, alpha, mask), P, mask)
+    H, c, P, mask = _prepare(H, P, mask)
+    K = H.shape[-2]
+    s2 = jnp.broadcast_to(_checks.noise("sigma2", sigma2, H.shape[:-2], K).astype(P.dtype), H.shape[:-1])
+    s2 = jnp.where(s2 > 0, s2, 0.0)  # traced sigma2 <= 0 or NaN: the ZF limit
+    present = jnp.ones(s2.shape, bool) if mask is None else mask
+    s_ref = jnp.min(jnp.where(present, s2, jnp.inf), axis=-1)  # per sample; == sigma2 for equal noise
+    s_ref = jnp.where(jnp.isfinite(s_ref), s_ref, 0.0)
+    # h_k / sigma_k relative to s_ref: exactly 1 for equal noise; absent users' rows are zero anyway
+    rel = jnp.where(present & (s2 > 0), jnp.sqrt(s_ref[..., None] / jnp.where(s2 > 0, s2, 1.0)), 1.0)
+    Hn = H * rel[..., None].astype(H.dtype)
+    k_act = K if mask is None else jnp.maximum(jnp.sum(mask, axis=-1), 1).astype(P.dtype)
+    # (K sigma2 / P) for H, divided by c^2 for H / c; traced P = 0: any finite value (the beams are zeroed)
+    c2 = (c[..., 0, 0] ** 2).astype(P.dtype)
+    alpha = jnp.where(P > 0, k_act * s_ref / jnp.where(P > 0, P, 1.0) / c2, 1.0)
+    # alpha within [eps, 1 / eps] x tr(Hn Hn^H): the same beams to round-off (ZF limit below, MRT limit above),
+    # a finite solve at traced sigma2 = 0 (as zf) and no inf pivot at tiny channels (H x 1e-30).
+    eps = jnp.finfo(P.dtype).eps
+    tr = jnp.sum(Hn.real**2 + Hn.imag**2, axis=(-2, -1))
+    alpha = jnp.clip(alpha, eps * tr, tr / eps)
+    return _equal_power(_regularized_inverse(Hn, alpha, mask), P, mask)
 
 
 def optimal_structure(H: ArrayLike, lam: ArrayLike, p: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:

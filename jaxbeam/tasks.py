@@ -22,13 +22,26 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxbeam.utility import TASKS
 
 NUM_TASKS = len(TASKS)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
 def _check_sizes(sizes_per_task: Sequence[int]) -> tuple[int, ...]:
+    try:
+        ok = all(_is_int(s) for s in sizes_per_task)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"sizes_per_task must be {NUM_TASKS} ints, one data-set size per task {TASKS}; got {sizes_per_task}"
+        )
     sizes = tuple(int(s) for s in sizes_per_task)
     if len(sizes) != NUM_TASKS:
         raise ValueError(f"sizes_per_task must give one data-set size per task {TASKS}; got {sizes_per_task!r}")
@@ -37,8 +50,14 @@ def _check_sizes(sizes_per_task: Sequence[int]) -> tuple[int, ...]:
     return sizes
 
 
+def _batch_size(batch_size) -> int:
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    return int(batch_size)
+
+
 def _per_task(batch_size: int) -> int:
-    batch_size = int(batch_size)
+    batch_size = _batch_size(batch_size)
     if batch_size < NUM_TASKS or batch_size % NUM_TASKS:
         raise ValueError(
             f"batch_size must be a positive multiple of the number of tasks ({NUM_TASKS}) for uniform task "
@@ -117,8 +136,7 @@ def random_task_batch(key: jax.Array, sizes_per_task: Sequence[int], batch_size:
       ``(task, index)``: int32 ``(B,)`` each; per-task counts are multinomial(B, 1/3, 1/3, 1/3).
     """
     sizes = _check_sizes(sizes_per_task)
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    batch_size = _batch_size(batch_size)
     k_task, k_index = jax.random.split(key)
     task = jax.random.randint(k_task, (int(batch_size),), 0, NUM_TASKS, dtype=jnp.int32)
     u = jax.random.uniform(k_index, (int(batch_size),))

@@ -4,19 +4,29 @@ Effective gains follow ``shared/DESIGN.md``: ``G[..., k, i] = h_k^H w_i``. Rates
 Absent users (``mask[..., k] == False``) have their beams removed before anything is computed, get
 rate 0, and count neither in the sum, nor in the min, nor in the transmit power.
 
-All functions are pure, jit/vmap/grad-able, accept any leading batch shape, and have finite
-gradients at ``W = 0``.
+``sigma2`` follows the noise rule of :mod:`jaxbeam._checks`: it broadcasts (numpy rules, from the right)
+against the per-user shape ``(..., K)``: a scalar, per user ``(K,)`` or ``(..., K)``, per sample
+``(..., 1)``.
+
+All functions are pure, jit/vmap/grad-able, accept any leading batch shape (also an empty one,
+``B = 0``), and have finite gradients at ``W = 0``. Concrete arguments are checked eagerly
+(:mod:`jaxbeam._checks`): NaN/Inf in ``H`` or ``W``, ``sigma2 <= 0``, ``Pc < 0`` raise ``ValueError``.
+Traced edge values: the SINR denominator ``interference + sigma2`` is floored at the smallest normal
+float, so a traced ``sigma2 <= 0`` gives finite (very large) rates rather than inf/NaN; the EE
+denominator ``||W||^2 + Pc`` likewise, so ``Pc = 0`` at ``W = 0`` gives EE = 0. Traced NaN entries
+propagate.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxbeam import _checks
 
-TASKS = ("sr", "mr", "ee")
+TASKS = _checks.TASKS  # ("sr", "mr", "ee"): task ids 0, 1, 2
 
 
 def _prepare(H, W, sigma2, mask):
@@ -26,7 +36,7 @@ def _prepare(H, W, sigma2, mask):
     batch = jnp.broadcast_shapes(H.shape[:-2], W.shape[:-2])
     K = H.shape[-2]
     mask = _checks.user_mask(mask, batch, K)
-    sigma2 = _checks.real_param("sigma2", sigma2, batch, per_user_K=K)
+    sigma2 = _checks.noise("sigma2", sigma2, batch, K)
     rdtype = jnp.result_type(H.real.dtype, W.real.dtype)
     if mask is not None:
         W = jnp.where(mask[..., None], W, 0)
@@ -46,17 +56,27 @@ def gains(H: ArrayLike, W: ArrayLike) -> jax.Array:
     H = _checks.complex_kn("H", H)
     W = _checks.complex_kn("W", W)
     _checks.same_shape("H", H, "W", W)
+    return _gains(H, W)
+
+
+def _gains(H, W):
     return jnp.einsum("...kn,...in->...ki", jnp.conj(H), W)
 
 
 def _sinr(H, W, sigma2, mask):
-    G = gains(H, W)
+    G = _gains(H, W)
+    # SINR_k(G / c, sigma2 / c^2) == SINR_k(G, sigma2) for any c > 0: dividing by the largest |G| per sample
+    # keeps |G|^2 finite for inputs near the float range's end (x 1e30); sigma2 / c^2 may underflow to 0 there,
+    # which is the right limit (noise negligible against the received powers).
+    c = _checks.row_scale(G)
+    G = G / c.astype(G.dtype)
+    sigma2 = sigma2 / (c[..., 0] ** 2)
     G2 = G.real**2 + G.imag**2  # |h_k^H w_i|^2 written so its gradient is finite at G = 0 (abs's is not)
     K = G2.shape[-1]
     eye = jnp.eye(K, dtype=bool)
     signal = jnp.diagonal(G2, axis1=-2, axis2=-1)
     interference = jnp.sum(jnp.where(eye, 0.0, G2), axis=-1)  # not total - signal: no cancellation
-    sinr = signal / (interference + sigma2)
+    sinr = signal / jnp.maximum(interference + sigma2, jnp.finfo(G2.dtype).tiny)  # module docstring
     if mask is not None:
         sinr = jnp.where(mask, sinr, 0.0)
     return sinr
@@ -70,7 +90,8 @@ def sinr(H: ArrayLike, W: ArrayLike, sigma2: ArrayLike = 0.1, mask: ArrayLike | 
     Args:
       H: complex ``(..., K, N)`` channels.
       W: complex ``(..., K, N)`` beamformers, row ``k`` is ``w_k`` [sqrt(W)].
-      sigma2: noise power [W]: scalar, per sample ``(...,)`` or per user ``(..., K)``.
+      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (module docstring): scalar, per user
+        ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``.
       mask: optional bool ``(..., K)``, True for users that are present.
 
     Returns:
@@ -110,12 +131,14 @@ def min_rate(H: ArrayLike, W: ArrayLike, sigma2: ArrayLike = 0.1, mask: ArrayLik
     Args: as :func:`sinr`.
 
     Returns:
-      float ``(...,)``.
+      float ``(...,)``; 0 for a sample with no present user (an all-False mask row).
     """
     r = rates(H, W, sigma2, mask)
-    if mask is not None:
-        r = jnp.where(mask, r, jnp.inf)
-    return jnp.min(r, axis=-1)
+    if mask is None:
+        return jnp.min(r, axis=-1)
+    mask = jnp.broadcast_to(mask, r.shape)
+    m = jnp.min(jnp.where(mask, r, jnp.inf), axis=-1)
+    return jnp.where(jnp.any(mask, axis=-1), m, 0.0)
 
 
 def transmit_power(W: ArrayLike, mask: ArrayLike | None = None) -> jax.Array:
@@ -149,15 +172,15 @@ def energy_efficiency(
 
     Args:
       H, W, sigma2, mask: as :func:`sinr`.
-      Pc: circuit power [W] (> 0), scalar or per sample ``(...,)``.
+      Pc: circuit power [W] (>= 0), scalar or per sample ``(...,)``.
 
     Returns:
-      float ``(...,)``.
+      float ``(...,)``; the denominator is floored at the smallest normal float (module docstring).
     """
     H, W, sigma2, mask, batch = _prepare(H, W, sigma2, mask)
-    Pc = _checks.real_param("Pc", Pc, batch).astype(sigma2.dtype)
+    Pc = _checks.real_param("Pc", Pc, batch, low=0.0, strict=False, what="circuit power in W").astype(sigma2.dtype)
     sr = jnp.sum(jnp.log1p(_sinr(H, W, sigma2, mask)), axis=-1) / jnp.log(2.0)
-    return sr / (transmit_power(W) + Pc)
+    return sr / jnp.maximum(jnp.sum(W.real**2 + W.imag**2, axis=(-2, -1)) + Pc, jnp.finfo(sr.dtype).tiny)
 
 
 def utility(
@@ -177,6 +200,7 @@ def utility(
     Returns:
       float ``(...,)``.
     """
+    _checks.name_in("name", name, TASKS)
     if name == "sr":
         return sum_rate(H, W, sigma2, mask)
     if name == "mr":
@@ -195,12 +219,24 @@ def performance(u_model: ArrayLike, u_reference: ArrayLike) -> jax.Array:
 
     Returns:
       float scalar, in percent.
+
+    Raises:
+      ValueError: different shapes, no sample, NaN/Inf entries, or a reference mean of 0 (the metric is
+        undefined), for concrete inputs; DTypeError (a TypeError) for complex or bool inputs. Traced
+        inputs: a zero reference mean gives NaN (undefined, not a silent inf).
     """
-    u_model = jnp.asarray(u_model)
-    u_reference = jnp.asarray(u_reference)
+    u_model = _checks._real("u_model", u_model)
+    u_reference = _checks._real("u_reference", u_reference)
     if u_model.shape != u_reference.shape:
         raise ValueError(
             f"u_model and u_reference must have the same shape (one value per test sample); "
             f"got {u_model.shape} and {u_reference.shape}"
         )
-    return 100.0 * jnp.mean(u_model) / jnp.mean(u_reference)
+    if u_model.size == 0:
+        raise ValueError("u_model and u_reference must hold at least one test sample; got empty arrays")
+    _checks.values("u_model", u_model)
+    _checks.values("u_reference", u_reference)
+    if _checks.is_concrete(u_reference) and float(np.mean(np.asarray(u_reference, np.float64))) == 0.0:
+        raise ValueError("u_reference must have a non-zero mean (eq. 31 divides by it); got mean 0")
+    ref = jnp.mean(u_reference)
+    return jnp.where(ref != 0, 100.0 * jnp.mean(u_model) / jnp.where(ref != 0, ref, 1.0), jnp.nan)

@@ -94,3 +94,18 @@ def test_make_loss_and_errors():
         losses.make_loss("xx", supervised=False)
     with pytest.raises(ValueError, match="similarity"):
         losses.cosine_similarity(W_label, W, similarity="nope")
+
+
+def test_batch_sigma2_follows_the_noise_rule():
+    """batch["sigma2"] is (B, 1) per sample or (B, K) per user; a flat (B,) with B != K is rejected."""
+    H, W_label, W, _ = _data()  # B = 5, K = 4
+    s2 = jnp.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    loss_fn = losses.make_loss("sr", supervised=False)
+    for per in (s2[:, None], jnp.broadcast_to(s2[:, None], (5, K))):
+        loss, _ = loss_fn(W, {"H": H, "sigma2": per})
+        want = [-float(jb.sum_rate(H[b], W[b], float(s2[b]))) for b in range(5)]
+        np.testing.assert_allclose(loss, want, rtol=1e-5)
+    with pytest.raises(ValueError, match="sigma2"):
+        loss_fn(W, {"H": H, "sigma2": s2})
+    with pytest.raises(ValueError, match="sigma2"):
+        losses.make_loss("sr", supervised=False, sigma2=0.0)

@@ -264,6 +264,40 @@ def test_bad_arguments_raise(model_and_vars):
 # ------------------------------------------------------------------------------------- loss eq. 29-30
 
 
+def test_out_of_range_task_ids_are_rejected_or_clamped_never_nan(model_and_vars):
+    """Defect 4: task = 5 under jit gave NaN beams (the embedding lookup of an out-of-range id)."""
+    model, v, fwd = model_and_vars
+    H = jb.rayleigh(jax.random.key(12), (4,), 5, 11)
+    W = np.asarray(fwd(v, H, 1.0, jnp.array([5, -3, 3, 1])))  # traced ids: clamped into [0, 3)
+    assert np.all(np.isfinite(W))
+    np.testing.assert_allclose(W, fwd(v, H, 1.0, jnp.array([2, 0, 2, 1])), rtol=1e-6, atol=1e-7)
+    for bad in (5, -1, jnp.array([0, 1, 2, 3])):  # concrete ids: ValueError naming task
+        with pytest.raises(ValueError, match=r"task must be integer task ids in \[0, 3\)"):
+            model.apply(v, H, 1.0, bad)
+    with pytest.raises(TypeError, match="task"):
+        model.apply(v, H, 1.0, 1.0)
+    # multi-task loss: concrete ids checked, traced ones clamped (no sample silently dropped, no NaN)
+    W_label = jb.rzf(H, 1.0, 0.1)
+    with pytest.raises(ValueError, match="task"):
+        multitask_loss(W, W_label, jnp.array([0, 1, 2, 3]))
+    loss = jax.jit(multitask_loss)(W, W_label, jnp.array([0, 1, 2, 9]))
+    np.testing.assert_allclose(loss, multitask_loss(W, W_label, jnp.array([0, 1, 2, 2])), rtol=1e-6)
+    loss_fn = jax.jit(make_multitask_loss())
+    per, metrics = loss_fn(W, {"H": H, "W_label": W_label, "task": jnp.array([0, 1, 2, 7])})
+    assert np.all(np.isfinite(np.asarray(metrics["utility"])))
+
+
+def test_traced_zero_power_gives_zero_beams(model_and_vars):
+    model, v, fwd = model_and_vars
+    H = jb.rayleigh(jax.random.key(13), (4,), 5, 11)
+    W = np.asarray(fwd(v, H, jnp.array([1.0, 0.0, -1.0, jnp.nan]), jnp.array([0, 1, 2, 0])))
+    assert np.all(np.isfinite(W))
+    np.testing.assert_array_equal(W[1:], 0)
+    assert 0 < _power(W[:1])[0] <= 1 + 1e-5
+    with pytest.raises(ValueError, match="P must be finite > 0"):
+        model.apply(v, H, 0.0, 0)
+
+
 def test_multitask_loss_is_zero_exactly_at_the_label():
     key = jax.random.key(13)
     W_label = jb.rayleigh(key, (4,), 6, 12) * jnp.array([0.1, 0.5, 1.0, 3.0])[:, None, None]  # any energy
@@ -340,6 +374,11 @@ def test_uniform_task_batch_has_exactly_equal_counts(B):
 
 
 def test_uniform_task_sampling_rejects_bad_sizes():
+    for bad in ((10, 10.5, 10), (10, True, 10), 10):
+        with pytest.raises(ValueError, match="sizes_per_task"):
+            uniform_task_batch(jax.random.key(0), bad, 3)
+    with pytest.raises(ValueError, match="batch_size"):
+        random_task_batch(jax.random.key(0), (10, 10, 10), 2.0)
     with pytest.raises(ValueError, match="batch_size"):
         uniform_task_batch(jax.random.key(0), (10, 10, 10), 10)
     with pytest.raises(ValueError, match="sizes_per_task"):

@@ -136,7 +136,9 @@ def _antenna_mask(antenna_mask, batch_shape: tuple, N: int):
         return None
     antenna_mask = jnp.asarray(antenna_mask)
     if antenna_mask.dtype != jnp.bool_:
-        raise ValueError(f"antenna_mask must be a boolean array of shape (..., N={N}); got dtype {antenna_mask.dtype}")
+        raise _checks.DTypeError(
+            f"antenna_mask must be a boolean array of shape (..., N={N}); got dtype {antenna_mask.dtype}"
+        )
     if antenna_mask.ndim < 1 or antenna_mask.shape[-1] != N:
         raise ValueError(
             f"antenna_mask must have shape (..., N={N}) (one flag per antenna); got shape {antenna_mask.shape}"
@@ -151,24 +153,8 @@ def _antenna_mask(antenna_mask, batch_shape: tuple, N: int):
 
 
 def _task_ids(task, batch_shape: tuple):
-    """Validate integer task ids (indices into ``jb.TASKS``), broadcast to ``batch_shape``."""
-    task = jnp.asarray(task)
-    if not jnp.issubdtype(task.dtype, jnp.integer):
-        raise ValueError(
-            f"task must be an integer array of task ids (0..{NUM_TASKS - 1}, jb.TASKS); got dtype {task.dtype}"
-        )
-    try:
-        if jnp.broadcast_shapes(task.shape, batch_shape) != batch_shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"task must be a scalar or per sample, broadcastable to {batch_shape}; got shape {task.shape}"
-        ) from None
-    if not isinstance(task, jax.core.Tracer):  # concrete ids: check the range now (traced ids cannot be)
-        t = np.asarray(task)
-        if t.size and (t.min() < 0 or t.max() >= NUM_TASKS):
-            raise ValueError(f"task ids must lie in 0..{NUM_TASKS - 1} (jb.TASKS = {TASKS}); got {np.unique(t)}")
-    return jnp.broadcast_to(task, batch_shape)
+    """Validated task ids broadcast to ``batch_shape``; traced ids are clamped into ``[0, 3)`` (class docstring)."""
+    return _checks.clamp_task(_checks.task_ids("task", task, batch_shape))
 
 
 class AntennaEncoding(nn.Module):
@@ -251,8 +237,11 @@ class UBERT(nn.Module):
 
     Args:
       H: complex ``(B, K, N)`` channels (any leading batch shape).
-      P: power budget [W], scalar or per sample ``(B,)``.
-      task: int, scalar or per sample ``(B,)``: index into ``jb.TASKS`` (0 = SR, 1 = MR, 2 = EE).
+      P: power budget [W] (> 0; concrete values are checked), scalar or per sample ``(B,)``; a traced
+        ``P <= 0`` gives zero beams.
+      task: int, scalar or per sample ``(B,)``: index into ``jb.TASKS`` (0 = SR, 1 = MR, 2 = EE). A concrete
+        id outside ``[0, 3)`` raises ``ValueError``; a traced one is clamped into ``[0, 3)`` (so it gives
+        the beams of task 0 or 2, never NaN: the embedding lookup of an out-of-range id would be NaN).
       mask: optional bool ``(B, K)``, True for present users.
       antenna_mask: optional bool ``(B, N)``, True for present antennas (pad at the end).
 
@@ -286,6 +275,8 @@ class UBERT(nn.Module):
     ) -> jax.Array:
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}; got {self.head!r}")
+        if isinstance(self.sigma2, bool) or not isinstance(self.sigma2, int | float) or not 0 < self.sigma2 < np.inf:
+            raise ValueError(f"sigma2 must be a finite float > 0 (noise power in W, an attribute); got {self.sigma2!r}")
         H = _checks.complex_kn("H", H)
         batch, K, N = H.shape[:-2], H.shape[-2], H.shape[-1]
         mask = _checks.user_mask(mask, batch, K)
@@ -293,6 +284,7 @@ class UBERT(nn.Module):
             mask = jnp.broadcast_to(mask, batch + (K,))
         antenna_mask = _antenna_mask(antenna_mask, batch, N)
         task = _task_ids(task, batch)
+        _checks.real_param("P", P, batch, low=0.0, what="power budget in W")
 
         Ta = antenna_tokens(H)  # eq. 19, (..., K, N, 2)
         if mask is not None:
@@ -350,6 +342,7 @@ class UBERT(nn.Module):
         )[..., 0]
         k_act = jnp.sum(present, -1).astype(f32)
         P_ = jnp.broadcast_to(jnp.asarray(P, f32), k_act.shape)
+        P_ = jnp.where(P_ > 0, P_, 0.0)  # traced P <= 0 or NaN: zero beams (the GPA below scales by sqrt(P) = 0)
         lam = jnp.exp(jnp.clip(z[..., 0], -20.0, 20.0)) * (P_ / jnp.maximum(k_act, 1.0))[..., None]
         share = jax.nn.softmax(jnp.where(present, z[..., 1], -jnp.inf), axis=-1)
         total = jax.nn.sigmoid(z_tot)  # sum_k p_k < 1: GPA scales by sqrt(P)
@@ -359,15 +352,15 @@ class UBERT(nn.Module):
         rdtype = H.real.dtype
         if self.head == "structured":
             W = optimal_structure(H, lam.astype(rdtype), p.astype(rdtype), mask=mask)
-            return gpa(W, P, mask=mask)  # eq. 15
+            return gpa(W, P_.astype(rdtype), mask=mask)  # eq. 15
         U = optimal_structure(H, lam.astype(rdtype), present.astype(rdtype), mask=mask)  # unit-norm directions
         # max-min powers of the same total (in watts: the GPA turns sum_k p_k into P sum_k p_k)
         W_bal = maxmin_power(H, U, (P_ * total).astype(rdtype), self.sigma2, mask=mask, num_iter=self.balance_iters)
-        p_bal = jnp.sum(W_bal.real**2 + W_bal.imag**2, -1).astype(f32) / P_[..., None]
+        p_bal = jnp.sum(W_bal.real**2 + W_bal.imag**2, -1).astype(f32) / jnp.where(P_ > 0, P_, 1.0)[..., None]
         g = jax.nn.sigmoid(nn.Dense(1, dtype=f32, kernel_init=small, name="balance_gate")(pooled))  # (..., 1)
         p = (1.0 - g) * p + g * p_bal
         scale = jnp.sqrt(jnp.where(present, p, 1.0)) * present  # no sqrt'(0) in the gradient
-        return gpa(U * scale[..., None].astype(U.dtype), P, mask=mask)  # eq. 15
+        return gpa(U * scale[..., None].astype(U.dtype), P_.astype(rdtype), mask=mask)  # eq. 15
 
 
 def _constant_bias(*values):

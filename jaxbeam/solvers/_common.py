@@ -27,32 +27,36 @@ def prepare(H, P, sigma2, mask, weights=None):
     """Validate and normalise: returns ``Hn (..., K, N), P (...,), mask_f (..., K) real, weights (..., K)``.
 
     ``Hn = H / sqrt(sigma2_k)`` with absent users' rows zeroed; ``mask_f`` is 1.0 for present users.
+    This is the entry of every solver (``wmmse``, ``sca``, ``maxmin_exact``), so its rules are theirs:
+
+    * ``sigma2`` broadcasts against the per-user shape ``(..., K)`` (the noise rule of
+      :mod:`jaxbeam._checks`: scalar, per user ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``);
+    * concrete ``P`` must be finite and > 0, concrete ``sigma2`` > 0, concrete ``weights`` finite and >= 0,
+      concrete ``H`` finite (``ValueError`` naming the argument); an empty batch is fine;
+    * traced ``P <= 0`` or NaN: the sample has no present user (``mask_f = 0``, ``P = 1`` internally), so
+      every solver returns zero beams for it;
+    * traced ``sigma2 <= 0`` or NaN: floored at ``eps P mean_k ||h_k||^2`` (SNR at most ``1 / eps``,
+      :func:`jaxbeam._checks.floor_noise`), a finite high-SNR problem.
     """
     H = _checks.complex_kn("H", H)
     batch, K = H.shape[:-2], H.shape[-2]
     rdtype = H.real.dtype
     mask = _checks.user_mask(mask, batch, K)
-    P = _checks.real_param("P", P, batch).astype(rdtype)
-    sigma2 = _checks.real_param("sigma2", sigma2, batch, per_user_K=K).astype(rdtype)
+    P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(rdtype)
+    sigma2 = _checks.noise("sigma2", sigma2, batch, K).astype(rdtype)
     mask_f = jnp.ones(batch + (K,), rdtype) if mask is None else jnp.broadcast_to(mask, batch + (K,)).astype(rdtype)
+    P = jnp.broadcast_to(P, batch)
+    ok = P > 0  # traced P <= 0 or NaN: switch the sample off (zero beams)
+    mask_f = mask_f * ok[..., None].astype(rdtype)
+    P = jnp.where(ok, P, 1.0)
     if weights is None:
         weights = jnp.ones(batch + (K,), rdtype)
     else:
-        weights = jnp.asarray(weights)
-        target = batch + (K,)
-        bad = jnp.issubdtype(weights.dtype, jnp.complexfloating) or weights.dtype == jnp.bool_
-        try:
-            bad = bad or jnp.broadcast_shapes(weights.shape, target) != target
-        except ValueError:
-            bad = True
-        if bad or weights.ndim < 1:
-            raise ValueError(
-                f"weights must be real per-user rate weights broadcastable to (..., K) = {target}; "
-                f"got shape {weights.shape} and dtype {weights.dtype}"
-            )
-        weights = jnp.broadcast_to(weights.astype(rdtype), target)
-    Hn = H * (mask_f / jnp.sqrt(jnp.broadcast_to(sigma2, batch + (K,))))[..., None].astype(H.dtype)
-    P = jnp.broadcast_to(P, batch)
+        weights = jnp.broadcast_to(_checks.weights("weights", weights, batch, K).astype(rdtype), batch + (K,))
+        weights = jnp.where(weights > 0, weights, 0.0)  # traced negative or NaN weights count as 0
+    gain = jnp.sum(abs2(H) * mask_f[..., None], axis=(-2, -1)) / jnp.maximum(jnp.sum(mask_f, -1), 1.0)
+    sigma2 = _checks.floor_noise(jnp.broadcast_to(sigma2, batch + (K,)), (P * gain)[..., None])
+    Hn = H * (mask_f / jnp.sqrt(sigma2))[..., None].astype(H.dtype)
     return Hn, P, mask_f, weights * mask_f
 
 
