@@ -38,6 +38,7 @@ The solver follows the optax-like split ``wmmse_init`` / ``wmmse_step`` / ``wmms
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import jax
@@ -227,15 +228,33 @@ def mmse_update_bm(G, Gm, P, weights, mu0, *, newton_steps: int, multiplier: str
     return d[:, None].astype(dtype) * Z * scale.astype(dtype), jnp.where(on_sphere, mu, 0.0)
 
 
+def check_tol(tol, name="tol"):
+    """``tol`` must be a finite real number in (0, 1): a relative tolerance."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1:
+        raise ValueError(f"{name} must be a relative tolerance, a float in (0, 1); got {tol!r}")
+    return float(tol)
+
+
+def check_count(value, name, minimum):
+    """``value`` must be a Python int >= ``minimum`` (an iteration or step count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return int(value)
+
+
 def _check_multiplier(multiplier):
     if multiplier not in MULTIPLIERS:
         raise ValueError(f"multiplier must be one of {MULTIPLIERS}; got {multiplier!r}")
     return multiplier
 
 
+STOPS = ("rates", "paper")
+
+
 class _LoopState(NamedTuple):
     """:class:`WMMSEState` in the batch-minor layout, plus the gains ``Gm @ coef`` of its coefficients
-    (computed once per iteration for the utility and reused by the next receiver update)."""
+    (computed once per iteration for the utility and reused by the next receiver update), the weighted
+    per-user rates ``(K, B)`` and the number of consecutive calm iterations ``(B,)`` (``stop="rates"``)."""
 
     coef: jax.Array  # (K, K, B)
     gains: jax.Array  # (K, K, B)
@@ -243,11 +262,22 @@ class _LoopState(NamedTuple):
     iteration: jax.Array
     converged: jax.Array
     mu: jax.Array
+    rates: jax.Array  # (K, B)
+    calm: jax.Array  # (B,) int32
+
+
+def _user_rates_bm(G, weights):
+    """Weighted per-user rates ``alpha_k R_k`` ``(K, B)`` [bit/s/Hz] from the gains ``(K, K, B)``."""
+    G2 = C.abs2(G)
+    signal = _diag_bm(G2)
+    interference = jnp.maximum(jnp.sum(G2, axis=1) - signal, 0.0)
+    return weights * jnp.log1p(signal / (interference + 1.0)) / jnp.log(2.0)
 
 
 def _loop_state(Y, Gm, weights, iteration, converged, mu):
     G = _bmm_bm(Gm, Y)
-    return _LoopState(Y, G, _wsr_bm(G, weights), iteration, converged, mu)
+    r = _user_rates_bm(G, weights)
+    return _LoopState(Y, G, jnp.sum(r, axis=0), iteration, converged, mu, r, jnp.zeros(mu.shape, jnp.int32))
 
 
 def _initial_state(Gm, P, weights, mask_f) -> _LoopState:
@@ -256,12 +286,20 @@ def _initial_state(Gm, P, weights, mask_f) -> _LoopState:
     return _loop_state(_rzf_coef_bm(Gm, P, mask_f), Gm, weights, z, z > 0, jnp.zeros_like(P))
 
 
-def _step_bm(state: _LoopState, Gm, P, weights, tol, newton_steps, multiplier) -> _LoopState:
+def _step_bm(state: _LoopState, Gm, P, weights, tol, newton_steps, multiplier, stop="paper", window=1) -> _LoopState:
     Y, mu = mmse_update_bm(state.gains, Gm, P, weights, state.mu, newton_steps=newton_steps, multiplier=multiplier)
     G = _bmm_bm(Gm, Y)
-    U = _wsr_bm(G, weights)
+    r = _user_rates_bm(G, weights)
+    U = jnp.sum(r, axis=0)
     done = state.converged
-    conv = jnp.abs(U - state.utility) <= tol * jnp.maximum(jnp.abs(state.utility), jnp.finfo(U.dtype).tiny)
+    scale = jnp.maximum(jnp.abs(state.utility), jnp.finfo(U.dtype).tiny)
+    if stop == "paper":
+        calm_now = jnp.abs(U - state.utility) <= tol * scale
+    else:  # every user's rate moved by at most tol x the mean rate per active user
+        k_act = jnp.maximum(jnp.sum(weights > 0, axis=0), 1).astype(U.dtype)
+        calm_now = jnp.max(jnp.abs(r - state.rates), axis=0) <= tol * scale / k_act
+    calm = jnp.where(calm_now, state.calm + 1, 0).astype(jnp.int32)
+    conv = calm >= window
     keep = lambda old, new: jnp.where(done, old, new)
     return _LoopState(
         coef=keep(state.coef, Y),
@@ -270,6 +308,8 @@ def _step_bm(state: _LoopState, Gm, P, weights, tol, newton_steps, multiplier) -
         iteration=state.iteration + jnp.where(done, 0, 1).astype(jnp.int32),
         converged=done | conv,
         mu=keep(state.mu, mu),
+        rates=keep(state.rates, r),
+        calm=keep(state.calm, calm),
     )
 
 
@@ -285,6 +325,13 @@ def _to_public(state: _LoopState, batch) -> WMMSEState:
     return WMMSEState(
         *(_from_bm(x, batch) for x in (state.coef, state.utility, state.iteration, state.converged, state.mu))
     )
+
+
+def _check_stop(stop, window):
+    if stop not in STOPS:
+        raise ValueError(f"stop must be one of {STOPS}; got {stop!r}")
+    if not (isinstance(window, int) and window >= 1):
+        raise ValueError(f"window must be an int >= 1; got {window!r}")
 
 
 def wmmse_init(
@@ -319,17 +366,20 @@ def wmmse_step(
 ) -> WMMSEState:
     r"""One WMMSE iteration (receivers, weights, beams); samples already converged are left unchanged.
 
-    Args: as :func:`wmmse_init`, plus the state, ``tol`` (relative utility change that marks a sample
-    as converged) and ``multiplier`` (as in :func:`wmmse`).
+    Args: as :func:`wmmse_init`, plus the state, ``tol`` (relative utility change of this iteration that
+    marks a sample as converged: the ``stop="paper"`` rule of :func:`wmmse`) and ``multiplier`` (as in
+    :func:`wmmse`).
 
     Returns:
       the next :class:`WMMSEState`.
     """
+    tol = check_tol(tol)
     _check_multiplier(multiplier)
     _, batch, (Gm, P, weights, _) = _prepare_bm(H, P, sigma2, mask, weights)
     Y = _to_bm(state.coef, len(batch))
     flat = lambda x: _to_bm(jnp.broadcast_to(x, batch), len(batch))
-    s = _LoopState(Y, _bmm_bm(Gm, Y), *(flat(x) for x in state[1:]))
+    G = _bmm_bm(Gm, Y)
+    s = _LoopState(Y, G, *(flat(x) for x in state[1:]), _user_rates_bm(G, weights), jnp.zeros(Y.shape[-1:], jnp.int32))
     s = _step_bm(s, Gm, P, weights, tol, _newton_steps(P.dtype), multiplier)
     return _to_public(s, batch)
 
@@ -351,6 +401,8 @@ def wmmse(
     mask: ArrayLike | None = None,
     *,
     multiplier: str = "closed",
+    stop: str = "rates",
+    window: int = 3,
     return_info: bool = False,
 ):
     r"""Weighted sum-rate maximisation by WMMSE, batched over any leading shape (Sec. III, eqs. 2-3).
@@ -359,24 +411,35 @@ def wmmse(
         \max_W \sum_k \alpha_k \log_2\!\Big(1 + \frac{|h_k^H w_k|^2}{\sum_{i\ne k} |h_k^H w_i|^2
         + \sigma_k^2}\Big) \quad \text{s.t.} \quad \|W\|_F^2 \le P
 
-    Starts from RZF and iterates until every sample's relative change of the weighted sum rate is at
-    most ``tol`` (the paper's convergence accuracy 1e-4) or ``max_iter``; converged samples are frozen
-    while the rest continue, inside one ``lax.while_loop``. jit-compatible (``tol``, ``max_iter``,
-    ``return_info`` static).
+    Starts from RZF and iterates until a sample's stopping test holds or ``max_iter``; converged samples
+    are frozen (and compacted away) while the rest continue. jit-compatible (``tol``, ``max_iter``,
+    ``stop``, ``window``, ``return_info`` static). Stopping tests (``stop=``):
+
+    * ``"rates"`` (default): for ``window`` consecutive iterations, every user's weighted rate changed by
+      at most ``tol`` times the mean rate per active user, ``max_k |dR_k| <= tol U / K``. At high SNR
+      the sum rate alone creeps: from RZF WMMSE slowly trades one user's rate against the others' (often
+      switching a user off over a hundred iterations) while the sum moves by less than ``tol`` per
+      iteration; the per-user test sees the trade. Within 0.1 % (mean sum rate) of a run to
+      convergence at 0-20 dB SNR and ``K <= N``.
+    * ``"paper"``: one iteration's relative change of the weighted sum rate ``|dU| <= tol |U|`` (the
+      paper's rule, convergence accuracy 1e-4); ends up to ~1 % below convergence at 15-20 dB with
+      ``K = N``.
 
     Args:
       H: complex ``(..., K, N)`` channels.
       P: power budget [W] (> 0), scalar or per sample ``(...,)``.
       sigma2: noise power [W], scalar, per sample ``(...,)`` or per user ``(..., K)``.
       weights: optional rate weights ``(..., K)`` (default: sum rate).
-      tol: relative utility change that ends a sample's iteration.
-      max_iter: iteration cap.
+      tol: relative tolerance of the stopping test, in (0, 1).
+      max_iter: iteration cap (int >= 0).
       mask: optional bool ``(..., K)``; absent users get zero beams and do not count.
       multiplier: how each beam update meets the power budget: ``"closed"`` (default; the normalised
         WMMSE of Christensen et al. 2008: closed-form multiplier, beams scaled onto the sphere, one
         K x K inverse per iteration) or ``"search"`` (Shi et al.'s update with the multiplier found to
         float round-off by a safeguarded secant search, several inverses per iteration). Both never
         decrease the utility and share their fixed points; see :func:`mmse_update_bm`.
+      stop: the stopping test, ``"rates"`` (default) or ``"paper"`` (see above).
+      window: consecutive calm iterations ``"rates"`` requires (int >= 1; ``"paper"`` uses 1).
       return_info: also return ``{"utility": (...,), "iterations": (...,), "converged": (...,)}``
         (weighted sum rate in bit/s/Hz, int32, bool).
 
@@ -384,14 +447,14 @@ def wmmse(
       complex ``(..., K, N)`` beamformers with ``||W||_F^2 <= P`` (``= P`` up to rounding when the
       power constraint is active, which it is for the sum rate); and the info dict if requested.
     """
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0; got {tol!r}")
-    if int(max_iter) < 0:
-        raise ValueError(f"max_iter must be >= 0; got {max_iter!r}")
+    tol = check_tol(tol)
+    max_iter = check_count(max_iter, "max_iter", 0)
     _check_multiplier(multiplier)
+    _check_stop(stop, window)
+    window = window if stop == "rates" else 1
     Hn, batch, (Gm, P, weights, mask_f) = _prepare_bm(H, P, sigma2, mask, weights)
     steps = _newton_steps(P.dtype)
-    step = lambda s, a: _step_bm(s, *a, tol, steps, multiplier)
+    step = lambda s, a: _step_bm(s, *a, tol, steps, multiplier, stop, window)
     state = C.compacting_while(step, _initial_state(Gm, P, weights, mask_f), (Gm, P, weights), int(max_iter), axis=-1)
     state = _to_public(state, batch)
     W = C.beams(state.coef, Hn)
