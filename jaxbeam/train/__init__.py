@@ -6,7 +6,7 @@ orbax checkpoints and fine-tuning rules.
                        val=val_arrays, workdir="runs/bert")
 """
 
-from jaxbeam.train.checkpoint import Checkpointer, load_config, load_params
+from jaxbeam.train.checkpoint import Checkpointer, CheckpointError, load_config, load_params
 from jaxbeam.train.engine import (
     Engine,
     data_mesh,
@@ -27,6 +27,7 @@ from jaxbeam.train.sources import ArraySource, ChannelSource, label_arrays, symm
 __all__ = [
     "ArraySource",
     "ChannelSource",
+    "CheckpointError",
     "Checkpointer",
     "Engine",
     "FitResult",

@@ -2,20 +2,31 @@
 
 Layout of a run directory::
 
-    WORKDIR/config.json        the run's configuration (JSON)
-    WORKDIR/latest/<step>/     the newest checkpoint (for resume): train state + best-so-far params/metric
-    WORKDIR/best/<step>/       the parameters with the best validation utility (for use / fine-tuning)
-    WORKDIR/metrics.jsonl      the metrics log (written by the fit loop, not here)
+    WORKDIR/config.json                  the run's configuration (JSON)
+    WORKDIR/checkpoints/<step>/arrays/   train state + best-so-far parameters (orbax StandardSave)
+    WORKDIR/checkpoints/<step>/meta/     JSON: best metric and epoch, train seconds, history, CRC-32 of
+                                         every array (orbax JsonSave)
+    WORKDIR/metrics.jsonl                the metrics log (written by the fit loop, not here)
 
-Saves are asynchronous; :meth:`Checkpointer.wait` (called by :meth:`close`) blocks until they are on disk.
-A save interrupted by a crash leaves the previous checkpoint intact (orbax writes to a temporary
-directory and renames it).
+One checkpoint per step holds everything a resume needs (latest state *and* best parameters), so there
+is no pair of checkpoints that a kill could leave out of step with each other. Orbax writes a step into a
+temporary directory and renames it when complete; temporary directories left by a kill are removed when
+the next run opens the directory. The two newest steps are kept. A restore checks every array against
+the CRC-32 stored with it; a step that cannot be read or does not match is reported, deleted, and the
+previous step is used; if no step is readable, :class:`CheckpointError` names the directory.
+
+Saves are asynchronous; :meth:`Checkpointer.wait` (called by :meth:`Checkpointer.close`) blocks until
+they are on disk. In multi-process runs every process must call :meth:`Checkpointer.save` and
+:meth:`Checkpointer.restore` with the same step (orbax synchronises them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +34,60 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+CHECKPOINTS = "checkpoints"
+KEEP = 2
+
+
+class CheckpointError(RuntimeError):
+    """A run directory's checkpoints are missing, unreadable or corrupt (the message names the path)."""
+
 
 def _manager(path: Path, *, read_only: bool = False) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=not read_only, read_only=read_only)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=KEEP, create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only
+    )
     return ocp.CheckpointManager(path, options=options)
 
 
 def _abstract(x):
     """jax arrays -> ``ShapeDtypeStruct`` with their sharding (restored placed like them); numpy arrays stay
-    numpy arrays (restored as numpy, keeping e.g. float64 metrics exact without ``jax_enable_x64``)."""
-    if isinstance(x, jax.Array):
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    numpy arrays (restored as numpy, keeping e.g. float64 values exact without ``jax_enable_x64``)."""
+    if isinstance(x, jax.Array | jax.ShapeDtypeStruct):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
     return np.asarray(x)
 
 
+def _key(entry) -> str:
+    for attr in ("key", "idx", "name"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
+
+
+def checksums(tree: Any) -> dict[str, int]:
+    """CRC-32 of every leaf's bytes (host copy), keyed by its tree path as ``"a/0/mu"`` (the same for a
+    tuple or named tuple and for the dict orbax restores it as without a target)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        x = np.ascontiguousarray(np.asarray(leaf))
+        out["/".join(_key(e) for e in path)] = zlib.crc32(x.reshape(-1).view(np.uint8)) if x.size else 0
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
+
+
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 class Checkpointer:
-    """Latest (resume) and best (validation) checkpoints of one run in ``workdir``.
+    """The checkpoints of one run in ``workdir`` (layout in the module docstring).
 
     Args:
       workdir: run directory (created).
@@ -47,65 +96,164 @@ class Checkpointer:
 
     def __init__(self, workdir: str | os.PathLike, *, config: dict | None = None):
         self.workdir = Path(workdir).absolute()
+        self.directory = self.workdir / CHECKPOINTS
         self.workdir.mkdir(parents=True, exist_ok=True)
         if config is not None and jax.process_index() == 0:
             tmp = self.workdir / ".config.json.tmp"
             tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
             os.replace(tmp, self.workdir / "config.json")
-        self._latest = _manager(self.workdir / "latest")
-        self._best = _manager(self.workdir / "best")
+        self._mngr = _manager(self.directory)
+
+    def steps(self) -> list[int]:
+        """Steps with a complete checkpoint on disk, oldest first."""
+        return sorted(self._mngr.all_steps())
 
     def latest_step(self) -> int | None:
-        return self._latest.latest_step()
+        steps = self.steps()
+        return steps[-1] if steps else None
 
-    def save_latest(self, step: int, item: Any) -> None:
-        """Save ``item`` (a pytree of arrays) as the latest checkpoint at ``step``."""
-        self._latest.save(int(step), args=ocp.args.StandardSave(item))
+    def save(self, step: int, arrays: Any, meta: dict) -> None:
+        """Save ``arrays`` (a pytree of arrays) and ``meta`` (JSON) as the checkpoint of ``step``, in the
+        background. A step already on disk (left by an earlier, killed run) is replaced."""
+        step = int(step)
+        if step in self._mngr.all_steps():
+            self._delete(step)
+        meta = {**meta, "step": step, "crc32": checksums(arrays)}
+        self._mngr.save(
+            step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta))
+        )
 
-    def restore_latest(self, target: Any) -> Any:
-        """Restore the latest checkpoint into the structure (and shardings) of ``target``.
+    def restore(self, target: Any) -> tuple[int, Any, dict] | None:
+        """The newest readable checkpoint as ``(step, arrays, meta)``, restored into the structure (and
+        shardings) of ``target`` (arrays or ``jax.ShapeDtypeStruct`` s); None if there is none.
 
-        ``target`` may hold arrays or ``jax.ShapeDtypeStruct`` s (e.g. from ``jax.eval_shape``).
+        Unreadable or corrupt steps newer than the one restored are deleted (with a warning).
+
+        Raises:
+          CheckpointError: there are checkpoints but none is readable.
         """
-        step = self._latest.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint under {self.workdir / 'latest'}")
+        self.wait()
+        steps = self.steps()
+        if not steps:
+            return None
         abstract = jax.tree.map(_abstract, target)
-        return self._latest.restore(step, args=ocp.args.StandardRestore(abstract))
+        failures = []
+        for step in reversed(steps):
+            try:
+                out = self._mngr.restore(
+                    step,
+                    args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+                )
+                _verify(out["arrays"], out["meta"], self.directory / str(step))
+            except Exception as e:  # noqa: BLE001 (any failure to read a step means: try the previous one)
+                failures.append((step, e))
+                continue
+            for bad, e in failures:
+                warnings.warn(
+                    f"checkpoint {self.directory / str(bad)} is unreadable ({_first_line(e)}); deleted, resuming "
+                    f"from step {step}",
+                    stacklevel=2,
+                )
+                self._delete(bad)
+            return step, out["arrays"], dict(out["meta"])
+        step, e = failures[0]
+        raise CheckpointError(
+            f"no readable checkpoint under {self.directory}: newest {self.directory / str(step)} "
+            f"({_first_line(e)}); delete the run directory to start afresh"
+        ) from e
 
-    def save_best(self, step: int, params: Any) -> None:
-        """Save ``params`` as the best checkpoint (the previous best is deleted)."""
-        self._best.save(int(step), args=ocp.args.StandardSave(params), force=True)
+    def _delete(self, step: int) -> None:
+        self.wait()
+        if jax.process_index() == 0:
+            shutil.rmtree(self.directory / str(step), ignore_errors=True)
+        _sync(f"jaxbeam_delete_{step}")
+        self._mngr.reload()
 
     def wait(self) -> None:
-        self._latest.wait_until_finished()
-        self._best.wait_until_finished()
+        self._mngr.wait_until_finished()
 
     def close(self) -> None:
         self.wait()
-        self._latest.close()
-        self._best.close()
+        self._mngr.close()
+
+
+def _verify(arrays: Any, meta: dict, where: Path) -> None:
+    if not isinstance(meta, dict) or "crc32" not in meta:
+        raise CheckpointError(f"{where / 'meta'} has no checksums")
+    got, want = checksums(arrays), meta["crc32"]
+    if set(got) != set(want):
+        raise CheckpointError(f"{where / 'arrays'} holds other arrays than its checksums list")
+    bad = [k for k in got if got[k] != want[k]]
+    if bad:
+        raise CheckpointError(f"{where / 'arrays'}: checksum mismatch in {bad[0]} (and {len(bad) - 1} more)")
+
+
+def _legacy_params(workdir: Path, which: str) -> Any:
+    """Parameters of a run directory in the layout before ``checkpoints/`` (``best/``, ``latest/``)."""
+    path = workdir / which
+    mngr, step = _manager(path, read_only=True), None
+    try:
+        step = mngr.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no {which!r} checkpoint under {workdir}")
+        item = mngr.restore(step, args=ocp.args.StandardRestore())
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {path / str(step)} is unreadable ({_first_line(e)})") from e
+    finally:
+        mngr.close()
+    return item["state"]["params"] if which == "latest" else item
 
 
 def load_params(workdir: str | os.PathLike, *, which: str = "best") -> Any:
-    """The parameters saved by a run: ``which="best"`` (validation) or ``"latest"`` (end of training).
+    """The parameters saved by a run: ``which="best"`` (validation) or ``"latest"`` (end of training), from
+    its newest readable checkpoint (checksums verified; an unreadable newest one falls back to the one before).
 
     Returns a pytree of numpy arrays (load onto devices with ``jax.device_put``).
+
+    Raises:
+      ValueError: ``which`` is neither ``"best"`` nor ``"latest"``.
+      FileNotFoundError: ``workdir`` holds no checkpoint.
+      CheckpointError: it holds checkpoints, but none is readable.
     """
     if which not in ("best", "latest"):
         raise ValueError(f"which must be 'best' or 'latest'; got {which!r}")
-    path = Path(workdir).absolute() / which
-    if not path.is_dir():
-        raise FileNotFoundError(f"no {which!r} checkpoint under {workdir}")
-    mngr = _manager(path, read_only=True)
-    step = mngr.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"no {which!r} checkpoint under {workdir}")
-    item = mngr.restore(step, args=ocp.args.StandardRestore())
-    mngr.close()
-    if which == "latest":
-        item = item["state"]["params"]
-    return jax.tree.map(np.asarray, item)
+    workdir = Path(workdir).absolute()
+    directory = workdir / CHECKPOINTS
+    if not directory.is_dir():
+        if (workdir / which).is_dir():
+            return jax.tree.map(np.asarray, _legacy_params(workdir, which))
+        raise FileNotFoundError(f"no checkpoint under {workdir}")
+    mngr = _manager(directory, read_only=True)
+    try:
+        steps = sorted(mngr.all_steps())
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint under {workdir}")
+        first = None
+        for step in reversed(steps):
+            try:
+                out = mngr.restore(
+                    step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+                )
+                arrays = jax.tree.map(np.asarray, out["arrays"])
+                _verify(arrays, out["meta"], directory / str(step))
+            except Exception as e:  # noqa: BLE001
+                first = first or (step, e)
+                continue
+            if first is not None:
+                warnings.warn(
+                    f"checkpoint {directory / str(first[0])} is unreadable ({_first_line(first[1])}); "
+                    f"loaded step {step}",
+                    stacklevel=2,
+                )
+            return arrays["best_params"] if which == "best" else arrays["state"]["params"]
+        step, e = first
+        raise CheckpointError(
+            f"no readable checkpoint under {directory}: newest {directory / str(step)} ({_first_line(e)})"
+        ) from e
+    finally:
+        mngr.close()
 
 
 def load_config(workdir: str | os.PathLike) -> dict:

@@ -51,7 +51,17 @@ def default_forward(model: nn.Module, params: Any, batch: Batch) -> jax.Array:
 
 def initialize_distributed(**kwargs) -> None:
     """Multi-host set-up: ``jax.distributed.initialize(**kwargs)``. Call only for multi-process runs,
-    before any other JAX call; every process then runs the same program (one ``fit`` each)."""
+    before any other JAX call; every process then runs the same program (one ``fit`` each).
+
+    A multi-host run is the same command on every host, each calling this first (on Cloud TPU / SLURM /
+    Open MPI the arguments are found automatically; elsewhere pass ``coordinator_address="host0:port"``,
+    ``num_processes`` and ``process_id``). Every process then builds the same data source (same seed) and
+    iterates the same global batches; :meth:`Engine.put_batch` transfers only the process's own block of
+    each batch to its devices, gradients are reduced across all devices by XLA (on CPU hosts through
+    gloo, ``jax_cpu_collectives_implementation``, the default), and checkpoints go to one ``workdir`` on a
+    file system every host sees (orbax coordinates the writes; the metrics log is written by process 0).
+    ``tests/test_multiprocess.py`` runs 2 processes x 4 CPU devices against 1 process x 8 devices.
+    """
     jax.distributed.initialize(**kwargs)
 
 
@@ -214,21 +224,31 @@ class Engine:
         return self.mesh.devices.size
 
     def put_batch(self, batch: Batch) -> Batch:
-        """Place a host batch (numpy, the global batch) sharded over ``"data"``.
+        """Place a host batch (numpy, the *global* batch: every process passes the same one) sharded over
+        ``"data"``.
 
-        Each process contributes its contiguous slice of the global batch (multi-host safe).
+        Each process transfers only the rows its own devices hold (``jax.make_array_from_process_local_data``):
+        on one host, all of them; on ``n`` hosts, the contiguous block of ``B / n`` rows that the data
+        sharding assigns to this process's devices.
         """
         B = len(batch["H"])
         if B % self.num_shards:
             raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
-        n, i = jax.process_count(), jax.process_index()
-        per = B // n
+        lo, hi = self._local_rows(B)
 
         def put(x):
             x = np.asarray(x)
-            return jax.make_array_from_process_local_data(self.data_sharding, x[i * per : (i + 1) * per], x.shape)
+            return jax.make_array_from_process_local_data(self.data_sharding, x[lo:hi], x.shape)
 
         return {k: put(v) for k, v in batch.items()}
+
+    def _local_rows(self, B: int) -> tuple[int, int]:
+        """The rows ``[lo, hi)`` of a global batch of ``B`` held by this process's devices."""
+        index = self.data_sharding.addressable_devices_indices_map((B,))
+        rows = sorted({(r.start or 0, B if r.stop is None else r.stop) for r, *_ in index.values()})
+        if any(stop != start for (_, stop), (start, _) in zip(rows, rows[1:], strict=False)):
+            raise ValueError(f"this process's devices hold rows {rows} of the batch, not one block (mesh order?)")
+        return rows[0][0], rows[-1][1]
 
     def put_state(self, state: State) -> State:
         """Replicate a state (or any pytree) over the mesh."""

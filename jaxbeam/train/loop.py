@@ -1,10 +1,13 @@
 """The fit loop: epochs of jitted data-parallel steps, validation every epoch, best weights kept,
 orbax checkpoints for exact resume, a tqdm progress bar and a JSONL metrics log.
 
-Exact resume: the data order depends only on ``(seed, epoch, batch index)`` (:mod:`.sources`), the
-state (params, Adam state, step, RNG) and the best-so-far weights are checkpointed together, and a
-restarted run skips to the checkpoint's step; so a run killed at any point and restarted ends with
-exactly the parameters of an uninterrupted run.
+Exact resume: the data order depends only on ``(seed, epoch, batch index)`` (:mod:`.sources`); the
+state (params, Adam state, step, RNG), the best-so-far weights and metric, the history and the training
+seconds spent are checkpointed together, in one atomic checkpoint per step (:mod:`.checkpoint`); a
+restarted run continues from the newest readable checkpoint and cuts ``metrics.jsonl`` back to its step.
+So a run killed at any instant (SIGKILL included) and restarted ends with exactly the parameters, best
+parameters, history and log (timing fields aside) of an uninterrupted run; ``tests/test_resume.py``
+checks this for BERT, UBERT and frozen-encoder fine-tuning.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +24,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from tqdm.auto import tqdm
 
 from jaxbeam.train.checkpoint import Checkpointer
@@ -35,7 +38,8 @@ class FitResult:
       state: the final train state (replicated on the mesh).
       best_params: parameters with the best validation utility (numpy; the final ones without validation).
       best_metric: that validation utility (``-inf`` without validation).
-      history: one record per epoch (``epoch``, ``step``, ``loss``, ``train_seconds``, ``val_*``).
+      history: one record per epoch (``epoch``, ``step``, ``loss``, ``train_seconds``, ``val_*``), those run
+        before a resume included; ``train_seconds`` is cumulative over all runs of the workdir.
       engine: the :class:`Engine` (for evaluation with the same mesh and jitted steps).
     """
 
@@ -80,6 +84,7 @@ def fit(
       learning_rate: initial Adam learning rate.
       val: validation set as a dict of arrays (``"H"``, ``"P"``, maybe ``"W_label"``), evaluated every epoch.
       workdir: run directory for checkpoints, ``config.json`` and ``metrics.jsonl``; None = no files.
+        Raises :class:`jaxbeam.train.CheckpointError` if it holds checkpoints and none is readable.
       config: JSON-serialisable run configuration saved as ``config.json``.
       seed: seed of the parameter initialisation.
       init_params: start from these parameters instead of a random initialisation (fine-tuning).
@@ -88,7 +93,10 @@ def fit(
       checkpoint_every: steps between "latest" checkpoints (one is also written at every epoch end).
       log_every: steps between JSONL / progress-bar updates.
       max_steps: stop (without a final checkpoint, like a killed run) once the global step reaches this.
-      max_train_seconds: stop after this much training time (validation and checkpoint time excluded).
+      max_train_seconds: stop after this much training time [s] (compilation, validation and checkpoint
+        time excluded),
+        counted over every run of ``workdir``: the seconds spent are checkpointed, so a killed run resumes
+        with what is left of its budget (one step's time may be lost with the kill, never granted twice).
       callback: ``callback(state, record)`` after every epoch's validation (record as in ``history``).
       progress: show a tqdm progress bar.
       mesh: device mesh (default: all devices on a 1-D ``"data"`` axis).
@@ -97,6 +105,8 @@ def fit(
     steps_per_epoch = train.steps_per_epoch
     if epochs <= 0:
         raise ValueError(f"epochs must be > 0; got {epochs}")
+    if max_train_seconds is not None and not max_train_seconds > 0:
+        raise ValueError(f"max_train_seconds must be > 0 or None; got {max_train_seconds}")
     total_steps = epochs * steps_per_epoch
     tx = make_optimizer(learning_rate, total_steps, labels=trainable_labels)
     engine = Engine(model, loss_fn, tx, mesh=mesh, forward=forward)
@@ -104,36 +114,44 @@ def fit(
     state = engine.init_state(jax.random.PRNGKey(seed), example, params=init_params)
     best_params = jax.device_get(state["params"])
     best_metric, best_epoch = -math.inf, -1
+    history: list[dict] = []
+    train_seconds = 0.0  # training time so far, over all runs of this workdir (checkpointed)
+    epoch_losses: list = []  # the step losses of the restored epoch before the restored step
 
     ckpt = Checkpointer(workdir, config=config) if workdir is not None else None
     log_file = None
+    last_saved = [None]
     if ckpt is not None:
-        if ckpt.latest_step() is not None:
-            target = {
-                "state": state,
-                "best_params": best_params,
-                "best_metric": np.zeros((), np.float64),
-                "best_epoch": np.zeros((), np.int64),
-            }
-            item = ckpt.restore_latest(target)
-            state = engine.put_state(item["state"])
-            best_params = jax.device_get(item["best_params"])
-            best_metric, best_epoch = float(item["best_metric"]), int(item["best_epoch"])
+        try:
+            restored = ckpt.restore({"state": state, "best_params": best_params})
+        except BaseException:
+            ckpt.close()
+            raise
+        if restored is not None:
+            last_saved[0], arrays, meta = restored
+            state = engine.put_state(arrays["state"])
+            best_params = jax.device_get(arrays["best_params"])
+            best_metric, best_epoch = float(meta["best_metric"]), int(meta["best_epoch"])
+            history = list(meta["history"])
+            train_seconds = float(meta["train_seconds"])
+            epoch_losses = [jnp.float32(x) for x in meta.get("epoch_losses", [])]
         if jax.process_index() == 0:
-            log_file = open(Path(workdir) / "metrics.jsonl", "a")  # noqa: SIM115 (closed in finally)
+            log_path = Path(workdir) / "metrics.jsonl"
+            _truncate_log(log_path, int(jax.device_get(state["step"])))
+            log_file = open(log_path, "a")  # noqa: SIM115 (closed in finally)
 
-    last_saved = [ckpt.latest_step() if ckpt is not None else None]
-
-    def save(step):
-        if ckpt is not None and step != last_saved[0]:
+    def save(step, seconds, losses=(), *, force=False):
+        if ckpt is not None and (force or step != last_saved[0]):
             last_saved[0] = step
-            item = {
-                "state": state,
-                "best_params": best_params,
-                "best_metric": np.asarray(best_metric, np.float64),
-                "best_epoch": np.asarray(best_epoch, np.int64),
+            arrays = {"state": state, "best_params": best_params}
+            meta = {
+                "best_metric": best_metric,
+                "best_epoch": best_epoch,
+                "train_seconds": seconds,
+                "history": history,
+                "epoch_losses": [float(x) for x in jax.device_get(list(losses))],  # for the epoch's mean loss
             }
-            ckpt.save_latest(step, item)
+            ckpt.save(step, arrays, meta)
 
     def log(record):
         if log_file is not None:
@@ -141,15 +159,19 @@ def fit(
             log_file.flush()
 
     step = int(jax.device_get(state["step"]))
-    history: list[dict] = []
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
-    train_seconds = 0.0
-    stopped = killed = False
+    stopped = max_train_seconds is not None and train_seconds >= max_train_seconds  # budget spent before a kill
+    killed = max_steps is not None and step >= max_steps
     try:
+        if max_train_seconds is not None and not (stopped or killed or step >= total_steps):
+            # compile the step outside the clock: one step on a copy of the state, discarded
+            jax.block_until_ready(engine.train_step(jax.tree.map(jnp.copy, state), engine.put_batch(example)))
         for epoch in range(step // steps_per_epoch, epochs):
+            if stopped or killed:
+                break
             start = step - epoch * steps_per_epoch
-            t0 = time.perf_counter()
-            losses = []
+            t0 = time.perf_counter()  # train_seconds + (now - t0) = training time so far
+            losses = epoch_losses if start else []  # a resumed epoch's mean counts its steps before the kill
             for batch in train.epoch(epoch, start=start):
                 state, metrics = engine.step(state, batch)
                 step += 1
@@ -159,8 +181,11 @@ def fit(
                     m = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     log({"step": step, "epoch": epoch, **m})
                     bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.4g}", val=f"{best_metric:.4g}")
-                if step % checkpoint_every == 0 and step % steps_per_epoch:
-                    save(step)  # epoch ends are saved after validation, below
+                if step % checkpoint_every == 0 and step % steps_per_epoch:  # epoch ends: after validation
+                    jax.block_until_ready(state)
+                    t_save = time.perf_counter()
+                    save(step, train_seconds + t_save - t0, losses)
+                    t0 += time.perf_counter() - t_save  # checkpoint time is not training time
                 if max_steps is not None and step >= max_steps:
                     killed = True  # like a killed run: no validation, no final checkpoint
                     break
@@ -178,22 +203,37 @@ def fit(
                 if v["utility"] > best_metric:
                     best_metric, best_epoch = v["utility"], epoch
                     best_params = jax.device_get(state["params"])
-                    if ckpt is not None:
-                        ckpt.save_best(step, best_params)
                 bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.4g}", val=f"{v['utility']:.4g}")
             history.append(record)
             log(record)
-            save(step)
+            # (force: re-saves a step saved mid-epoch just before a clock stop)
+            save(step, train_seconds, losses if step % steps_per_epoch else (), force=True)
             if callback is not None:
                 callback(state, record)
-            if stopped:
-                break
         if val is None:
             best_params = jax.device_get(state["params"])
     finally:
         bar.close()
         if ckpt is not None:
-            ckpt.close()
+            ckpt.close()  # waits for the asynchronous saves
         if log_file is not None:
             log_file.close()
     return FitResult(state=state, best_params=best_params, best_metric=best_metric, history=history, engine=engine)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the records of ``path`` up to ``step`` (those a resumed run would otherwise write twice) and drop
+    a line cut short by a kill; atomic (a kill during the rewrite leaves the old file)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and int(record.get("step", step + 1)) <= step:
+            keep.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
