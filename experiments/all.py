@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import time
 
-from experiments.common import BUDGETS, parse_args
+from experiments.common import BUDGETS, budget_from_args, parse_args
+from jaxbeam.pipeline import CPU_STEPS_PER_SECOND
 
 # name: (pre-training budgets it adds to the cache, fine-tunings it runs); UBERT counts 3 budgets.
 EXPERIMENTS = {
@@ -32,21 +33,33 @@ PAPER_TRAIN_MINUTES = 600.0  # per budget on one accelerator, 100 epochs of 240,
 SMOKE_MINUTES = 9.0  # the whole smoke grid from an empty cache: ~8.5 min measured in the test suite (2 cores)
 
 
-def estimate_minutes(preset: str) -> float:
-    """Upper bound of the run time [min] with an empty cache: budgets x per-model minutes + fine-tunings."""
+def estimate_minutes(preset: str, budget=None) -> float:
+    """Upper bound of the run time [min] with an empty cache: budgets x per-model minutes + fine-tunings.
+
+    A step budget counts ``steps / CPU_STEPS_PER_SECOND`` (55 steps/s, the cpu BERT / UBERT on an idle 2-core
+    CPU; a busier machine takes longer), a clock budget its minutes, each plus 0.5 min of labels, compilation
+    and evaluation; ``paper`` (epochs) counts :data:`PAPER_TRAIN_MINUTES` per budget.
+    """
     if preset == "smoke":
         return SMOKE_MINUTES
-    b = BUDGETS[preset]
-    per_train = b.minutes + 0.5 if b.minutes is not None else PAPER_TRAIN_MINUTES  # + labels, compile, eval
+    b = BUDGETS[preset] if budget is None else budget
+    if b.minutes is not None:
+        per_train = b.minutes + 0.5
+    elif b.steps is not None:
+        per_train = b.steps / CPU_STEPS_PER_SECOND / 60 + 0.5
+    else:
+        per_train = PAPER_TRAIN_MINUTES
     return sum(t * per_train + f * FINETUNE_MINUTES[preset] for t, f in EXPERIMENTS.values())
 
 
 def main(argv=None) -> int:
     args = parse_args("all", __doc__, argv)
-    est = estimate_minutes(args.preset)
+    budget = budget_from_args(args)
+    est = estimate_minutes(args.preset, budget)
+    how = f"{budget.steps:,} steps per model at ~{CPU_STEPS_PER_SECOND:g} steps/s" if budget.steps else "its budget"
     print(
         f"running {len(EXPERIMENTS)} experiments on the {args.preset!r} preset: about {est:.0f} min at most "
-        f"({est / 60:.1f} h; cached labels and models are reused)",
+        f"({est / 60:.1f} h with {how} on a 2-core CPU; cached labels and models are reused)",
         flush=True,
     )
     passthrough = ["--preset", args.preset, "--results", str(args.results), "--seed", str(args.seed)]
@@ -54,7 +67,12 @@ def main(argv=None) -> int:
         passthrough += ["--runs", str(args.runs)]
     if args.quiet:
         passthrough.append("--quiet")
-    for flag, value in (("--finetune-epochs", args.finetune_epochs), ("--finetune-lr", args.finetune_lr)):
+    for flag, value in (
+        ("--finetune-epochs", args.finetune_epochs),
+        ("--finetune-lr", args.finetune_lr),
+        ("--steps", args.steps),
+        ("--minutes", args.minutes),
+    ):
         if value is not None:
             passthrough += [flag, str(value)]
     times = {}

@@ -8,6 +8,19 @@ and trained models by what they are (utility, (K, N), power levels, model kind, 
 one another experiment trained, and an interrupted experiment resumes: label generation continues from
 its last chunk and training from its last orbax checkpoint (:func:`jaxbeam.train.fit`).
 
+Cache keys (policy: regenerate into another path, verify on load): every cached folder is
+``<readable name>-<hash>``, the hash (:func:`jaxbeam.data.fingerprint`) of everything that determines it:
+for label sets their identity (:func:`jaxbeam.labels.label_config`: solver, tolerance, K, N, P, samples,
+seed, sigma2, Pc, channel source, dtype, label-solver version); for models the config (size, loss,
+learning rate, seed...), the module, the budget and the label sets' identities; for fine-tunings also the
+digest of the pre-trained parameters and the fine-tuning budget. A changed setting therefore trains or
+solves into a new folder; a folder whose stored ``meta.json`` / ``config.json`` identity does not match
+(e.g. copied by hand) stops with a ``ValueError`` naming the differing fields.
+
+Budgets: a fixed number of training steps per model (:class:`Budget` ``steps``: 5,000 on ``cpu``, ~1.5 min
+for BERT on a 2-core CPU at ~55 steps/s; UBERT three times that), the same on every machine; ``--minutes``
+trains on a clock instead, and the results files then say that they depend on the machine.
+
 Conventions shared by all experiments (where the paper is silent, DESIGN.md and this list decide):
 
 * pre-training sets hold ``samples_per_power`` labels per P in {1, 2, 3} W (paper: 80,000), split 8:1:1;
@@ -15,7 +28,8 @@ Conventions shared by all experiments (where the paper is silent, DESIGN.md and 
   experiment says otherwise (Table II trains at P = 1 only);
 * BERT and the baselines are pre-trained with the supervised loss eq. 17, UBERT with eqs. 29-30 and
   Algorithm 1; BERT is fine-tuned without labels (eq. 18), UBERT with labels (Sec. V-C2);
-* performance is eq. 31 against the label solver (WMMSE for SR, SCA for MR and EE) on the test split,
+* performance is eq. 31 against the label solver (WMMSE for SR, the exact max-min optimum for MR, SCA for
+  EE) on the test split,
   and every table carries the references :data:`REFS` (RZF, RZF_BAL, WMMSE; Fig. 3 adds MRT and ZF) on
   the same samples: a learned model is worth something only where it beats them.
 """
@@ -35,11 +49,23 @@ import numpy as np
 
 import jaxbeam as jb
 from jaxbeam import configs, train
-from jaxbeam.data import LabelSet, load_labels
+from jaxbeam.data import LabelSet, fingerprint
 from jaxbeam.evaluate import markdown_table
-from jaxbeam.labels import generate_labels
+from jaxbeam.labels import generate_labels, label_config
 from jaxbeam.losses_multitask import make_multitask_loss
-from jaxbeam.pipeline import REFERENCES, finetune_ubert, loss_for, performance_rows, pretrain, pretrain_ubert
+from jaxbeam.pipeline import (
+    REFERENCES,
+    budget_record,
+    check_run,
+    describe_budget,
+    finetune_ubert,
+    loss_for,
+    params_digest,
+    performance_rows,
+    pretrain,
+    pretrain_ubert,
+    train_identity,
+)
 
 REFS = ("rzf", "rzf_bal", "wmmse")
 """The references beside every model column: RZF (``jb.rzf``), RZF directions with max-min powers
@@ -58,11 +84,13 @@ class Budget:
       model_preset: the :mod:`jaxbeam.configs` preset for model size and learning rate.
       samples_per_power: labelled pre-training samples per power level (split 8:1:1).
       test_samples_per_power: labelled samples per power level of a test-only set (K*, fine-tune systems).
-      minutes: training budget per model [min] (epochs sized by a throughput probe); None = ``epochs``.
-      epochs: epochs per model when ``minutes`` is None.
+      minutes: a clock budget per model [min] (epochs sized by a throughput probe, machine-dependent
+        results); None = ``steps``. Only set when asked (``--minutes``).
+      epochs: epochs per model when ``steps`` and ``minutes`` are None.
       finetune_samples: samples of a fine-tuning set (paper: 10,000 unlabeled).
       finetune_epochs: fine-tuning epochs (paper: 10).
       finetune_lr: fine-tuning learning rate (paper: 2e-5).
+      steps: training steps per single-task model (UBERT: three times as many); None = ``epochs``.
     """
 
     model_preset: str
@@ -73,14 +101,24 @@ class Budget:
     finetune_samples: int
     finetune_epochs: int
     finetune_lr: float
+    steps: int | None = None
+
+    def train_budget(self, factor: int = 1) -> dict:
+        """The budget of one model (:func:`jaxbeam.pipeline.budget_record`), ``factor`` models' worth (UBERT: 3)."""
+        if self.minutes is not None:
+            return budget_record(minutes=self.minutes * factor)
+        if self.steps is not None:
+            return budget_record(steps=self.steps * factor)
+        return budget_record(epochs=self.epochs)
 
 
 BUDGETS = {
     "smoke": Budget("smoke", 40, 16, None, 1, 48, 1, 1e-3),
+    # cpu: 5,000 steps per model, ~1.5 min for BERT at ~55 steps/s on a 2-core CPU (the former clock budget).
     # cpu fine-tuning: 40 epochs at the cpu pre-training rate. BERT re-initialises its embedding and output layer
     # at a new N; 10 epochs at 2e-4 (~8 s) left it far from converged: (6, 12) -> (8, 15) SR 42.0 % against
     # 71.8 % with 40 epochs at 1e-3 (EE 63.1 / 82.6 %); UBERT is unchanged by it (MR 96.9 / 97.2 %).
-    "cpu": Budget("cpu", 3000, 300, 1.5, 40, 2000, 40, 1e-3),
+    "cpu": Budget("cpu", 3000, 300, None, 40, 2000, 40, 1e-3, steps=5000),
     "paper": Budget("paper", 80_000, 10_000, None, 100, 10_000, 10, 2e-5),
 }
 
@@ -129,19 +167,28 @@ class Context:
             **over,
         )
 
+    def label_args(self, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, test: bool = False) -> dict:
+        """The :func:`jaxbeam.labels.generate_labels` arguments of :meth:`labels` (its identity's source)."""
+        n = self.budget.test_samples_per_power if test else self.budget.samples_per_power
+        seed = self.seed + (7919 if test else 0) + 101 * K + N
+        P = [float(p) for p in P]
+        return {"utility": utility, "K": K, "N": N, "P_levels": P, "samples": n, "seed": seed}
+
+    def label_identity(self, *args, **kw) -> dict:
+        """:func:`jaxbeam.labels.label_config` of :meth:`labels` with these arguments."""
+        return label_config(**self.label_args(*args, **kw), sigma2=self.sigma2, Pc=self.Pc)
+
     def labels(self, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, test: bool = False) -> LabelSet:
         """Label set of ``utility`` at (K, N) and power levels P: a pre-training set (split 8:1:1) or, with
-        ``test``, a smaller test-only set drawn from other channels. Made once, then loaded."""
-        n = self.budget.test_samples_per_power if test else self.budget.samples_per_power
-        P = tuple(float(p) for p in P)
-        seed = self.seed + (7919 if test else 0) + 101 * K + N
-        tag = "-".join(f"{p:g}" for p in P)
-        path = self.runs / "labels" / f"{utility}_{K}x{N}_P{tag}_n{n}_s{seed}"
-        if (path / "meta.json").is_file():
-            return load_labels(path)
-        if self.progress:
-            print(f"labels: {utility.upper()} at ({K}, {N}), P = {list(P)}, {n} per P -> {path}", flush=True)
-        return generate_labels(path, utility, K, N, P, n, seed, sigma2=self.sigma2, Pc=self.Pc, progress=self.progress)
+        ``test``, a smaller test-only set drawn from other channels. Made once (at a path keyed by its
+        identity), then loaded and checked."""
+        a = self.label_args(utility, K, N, P, test=test)
+        tag = "-".join(f"{p:g}" for p in a["P_levels"])
+        ident = self.label_identity(utility, K, N, P, test=test)
+        path = self.runs / "labels" / f"{utility}_{K}x{N}_P{tag}_n{a['samples']}_s{a['seed']}-{fingerprint(ident)}"
+        if self.progress and not (path / "meta.json").is_file():
+            print(f"labels: {utility.upper()} at ({K}, {N}), P = {a['P_levels']}, {a['samples']} per P -> {path}")
+        return generate_labels(path, **a, sigma2=self.sigma2, Pc=self.Pc, progress=self.progress)
 
     # ---------------------------------------------------------------------------------------- models
     def model(self, kind: str, K: int, N: int, cfg=None):
@@ -170,12 +217,27 @@ class Context:
             raise ValueError(f"loss must be 'supervised' or 'objective'; got {loss!r}")
         cfg = self.config(utility, K, N, P, supervised=loss == "supervised")
         tag = "-".join(f"{p:g}" for p in P)
-        workdir = self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}"
         model = self.model(kind, K, N, cfg)
+        budget = self.budget.train_budget()
+        request = {"labels": [self.label_identity(utility, K, N, P)], "budget": budget, "kind": kind, "loss": loss}
+        key = fingerprint({"config": cfg.to_dict(), "model": repr(model), **request})
+        workdir = self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}-{key}"
         if self.progress:
-            print(f"pre-training {kind.upper()} for {utility.upper()} at ({K}, {N}), P = {list(P)} -> {workdir}")
+            print(
+                f"pre-training {kind.upper()} for {utility.upper()} at ({K}, {N}), P = {list(P)}, "
+                f"{describe_budget(budget)} -> {workdir}"
+            )
         labels = self.labels(utility, K, N, P)
-        params = pretrain(cfg, labels, workdir, minutes=self.budget.minutes, progress=self.progress, model=model)
+        params = pretrain(
+            cfg,
+            labels,
+            workdir,
+            steps=budget.get("steps"),
+            minutes=budget.get("minutes"),
+            progress=self.progress,
+            model=model,
+            identity={"kind": kind, "loss": loss},
+        )
         return model, params
 
     def pretrained_ubert(
@@ -205,24 +267,36 @@ class Context:
         sets = {t: self.labels(t, K, N, P) for t in jb.TASKS}
         if self.progress:
             print(f"pre-training UBERT ({variant}, {model.head} head, {sampling} sampling, {loss} loss) at ({K}, {N})")
-        minutes = None if self.budget.minutes is None else self.budget.minutes * len(jb.TASKS)
+        budget = self.budget.train_budget(len(jb.TASKS))
         params = pretrain_ubert(
             cfg,
             sets,
             workdir,
-            minutes=minutes,
+            steps=budget.get("steps"),
+            minutes=budget.get("minutes"),
             sampling=sampling,
             progress=self.progress,
             model=model,
             loss_fn=sum_loss(self.sigma2, self.Pc, sets) if loss == "sum" else None,
+            identity={"loss": loss, "variant": variant},
         )
         return model, params
 
     def ubert_dir(self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full", head=None) -> Path:
-        """Run directory of :meth:`pretrained_ubert` (checkpoints, ``metrics.jsonl``)."""
+        """Run directory of :meth:`pretrained_ubert` (checkpoints, ``metrics.jsonl``), keyed by its identity."""
         tag = "-".join(f"{p:g}" for p in P)
-        head = head or self.config().model.ubert_head
-        return self.runs / "models" / f"ubert-{variant}-{head}_{K}x{N}_P{tag}_{sampling}_{loss}"
+        cfg = self.config("sr", K, N, P)
+        model = self.ubert(cfg, variant, head)
+        request = {
+            "config": cfg.to_dict(),
+            "model": repr(model),
+            "labels": {t: self.label_identity(t, K, N, P) for t in jb.TASKS},
+            "budget": self.budget.train_budget(len(jb.TASKS)),
+            "sampling": sampling,
+            "loss": loss,
+        }
+        name = f"ubert-{variant}-{model.head}_{K}x{N}_P{tag}_{sampling}_{loss}-{fingerprint(request)}"
+        return self.runs / "models" / name
 
     def ubert(self, cfg=None, variant: str = "full", head: str | None = None):
         """A fresh UBERT sized by the preset: ``variant`` as in :meth:`pretrained_ubert`, ``head`` (default the
@@ -263,7 +337,12 @@ class Context:
         cfg = self.config(utility, K, N, P, supervised=False)
         model = self.model("bert", K, N, cfg)
         tag = "frozen" if frozen_encoder else "full"
-        workdir = self.runs / "finetune" / f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}"
+        budget = {"epochs": b.finetune_epochs, "learning_rate": b.finetune_lr, "machine_dependent": False}
+        extra = {"finetuned_from": params_digest(pre[1]), "frozen_encoder": frozen_encoder, "samples": samples}
+        ident = train_identity(cfg, {}, budget, model, **extra)
+        name = f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}-{fingerprint(ident)}"
+        workdir = self.runs / "finetune" / name
+        check_run(workdir, ident)
         H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
         Ps = np.resize(np.asarray(P, np.float32), samples)
         batch = min(cfg.train.batch_size, samples)
@@ -282,7 +361,12 @@ class Context:
             learning_rate=b.finetune_lr,
             val=val,
             workdir=workdir,
-            config={**cfg.to_dict(), "finetuned_from": pre_name, "frozen_encoder": frozen_encoder},
+            config={
+                **cfg.to_dict(),
+                "finetuned_from": pre_name,
+                "frozen_encoder": frozen_encoder,
+                "identity": ident,
+            },
             init_params=params,
             trainable_labels=train.trainable_labels(params) if frozen_encoder else None,
             seed=self.seed,
@@ -300,7 +384,14 @@ class Context:
         for t in jb.TASKS:
             full = self.labels(t, K, N, P, test=False).split("train")
             sets[t] = full.subset(np.arange(min(samples, len(full))))
-        workdir = self.runs / "finetune" / f"ubert_{pre_name}_to_{K}x{N}_n{samples}{self._ft_tag()}"
+        request = {
+            "config": cfg.to_dict(),
+            "labels": {t: self.label_identity(t, K, N, P) for t in jb.TASKS},
+            "init_params": params_digest(pre[1]),
+            "budget": {"epochs": b.finetune_epochs, "learning_rate": b.finetune_lr},
+        }
+        name = f"ubert_{pre_name}_to_{K}x{N}_n{samples}{self._ft_tag()}-{fingerprint(request)}"
+        workdir = self.runs / "finetune" / name
         if self.progress:
             print(f"fine-tuning UBERT ({pre_name}) at ({K}, {N}), {samples} samples per task -> {workdir}")
         params = finetune_ubert(
@@ -311,6 +402,7 @@ class Context:
             epochs=b.finetune_epochs,
             learning_rate=b.finetune_lr,
             progress=self.progress,
+            identity={"samples_per_task": samples},
         )
         return pre[0], params
 
@@ -397,6 +489,11 @@ def write_report(name: str, report: Report, results: Path, settings: dict, secon
     md += [
         "Settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()),
         "",
+        *(
+            [f"Training budget: {settings['training_budget']}" + _budget_note(settings), ""]
+            if "training_budget" in settings
+            else []
+        ),
         f"Run time: {seconds / 60:.1f} min on {jax.devices()[0].device_kind} x{jax.device_count()} "
         f"(jax {jax.__version__}). Reproduce: `python -m experiments.{name} --preset {settings['preset']}`.",
         "",
@@ -412,6 +509,14 @@ def write_report(name: str, report: Report, results: Path, settings: dict, secon
     return results / f"{name}.md"
 
 
+def _budget_note(settings: dict) -> str:
+    if settings.get("machine_dependent"):
+        return (
+            " per model: a clock, so these numbers are MACHINE-DEPENDENT (another machine trains more or fewer steps)."
+        )
+    return " per model (fixed: the same numbers on any machine)."
+
+
 def parse_args(name: str, doc: str, argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=doc.split("\n\n")[0])
     ap.add_argument("--preset", choices=tuple(BUDGETS), default="cpu", help="data / training budget (default cpu)")
@@ -421,7 +526,17 @@ def parse_args(name: str, doc: str, argv=None) -> argparse.Namespace:
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs (default: the preset's)")
     ap.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (default: the preset's)")
+    ap.add_argument("--steps", type=int, help="training steps per model (default: the preset's; UBERT x 3)")
+    ap.add_argument(
+        "--minutes", type=float, help="train each model on a clock of this many minutes (machine-dependent results)"
+    )
     args = ap.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps must be a positive integer; got {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        ap.error(f"--minutes must be positive; got {args.minutes}")
+    if args.steps is not None and args.minutes is not None:
+        ap.error("give --steps or --minutes, not both")
     if args.finetune_epochs is not None and args.finetune_epochs < 1:
         ap.error(f"--finetune-epochs must be a positive integer; got {args.finetune_epochs}")
     if args.finetune_lr is not None and not args.finetune_lr > 0:
@@ -430,9 +545,14 @@ def parse_args(name: str, doc: str, argv=None) -> argparse.Namespace:
 
 
 def budget_from_args(args: argparse.Namespace) -> Budget:
-    """The preset's :class:`Budget` with the command line's fine-tuning overrides."""
+    """The preset's :class:`Budget` with the command line's overrides (fine-tuning, ``--steps``, ``--minutes``)."""
     over = {"finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr}
-    return dataclasses.replace(BUDGETS[args.preset], **{k: v for k, v in over.items() if v is not None})
+    budget = dataclasses.replace(BUDGETS[args.preset], **{k: v for k, v in over.items() if v is not None})
+    if getattr(args, "steps", None) is not None:
+        budget = dataclasses.replace(budget, steps=args.steps, minutes=None)
+    if getattr(args, "minutes", None) is not None:
+        budget = dataclasses.replace(budget, minutes=args.minutes, steps=None)
+    return budget
 
 
 def run_experiment(name: str, doc: str, body: Callable[[Context], Report], argv=None) -> Report:
@@ -443,7 +563,14 @@ def run_experiment(name: str, doc: str, body: Callable[[Context], Report], argv=
     t0 = time.perf_counter()
     report = body(ctx)
     seconds = time.perf_counter() - t0
-    settings = {"preset": args.preset, **dataclasses.asdict(ctx.budget), "seed": args.seed}
+    train_budget = ctx.budget.train_budget()
+    settings = {
+        "preset": args.preset,
+        **dataclasses.asdict(ctx.budget),
+        "seed": args.seed,
+        "training_budget": describe_budget(train_budget),
+        "machine_dependent": train_budget["machine_dependent"],
+    }
     path = write_report(name, report, args.results, settings, seconds)
     print(f"\n{report.title}\n\n{markdown_table(report.header, report.rows, '.2f')}\n")
     print(f"wrote {path} ({seconds / 60:.1f} min)")

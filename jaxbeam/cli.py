@@ -87,6 +87,9 @@ def _label(args) -> int:
     solver = args.solver
     if solver is not None and solver not in SOLVERS[args.utility]:
         raise UserError(f"--solver for --utility {args.utility} must be one of {', '.join(SOLVERS[args.utility])}")
+    from pathlib import Path
+
+    finished = (Path(args.out) / "meta.json").is_file()
     try:
         labels = generate_labels(
             args.out,
@@ -107,7 +110,8 @@ def _label(args) -> int:
         raise UserError(str(e)) from None
     m = labels.meta
     means = ", ".join(f"P = {p} W: {u:.4f}" for p, u in m["mean_utility"].items())
-    print(f"wrote {len(labels)} {args.utility.upper()} labels ({m['solver']}, tol {m['tol']}) to {args.out}")
+    verb = "found the finished set of" if finished else "wrote"
+    print(f"{verb} {len(labels)} {args.utility.upper()} labels ({m['solver']}, tol {m['tol']}) in {args.out}")
     print(f"mean utility: {means}")
     return 0
 
@@ -118,9 +122,12 @@ def _add_label(sub) -> None:
         help="make a label data set with the batched solvers (chunked, resumable)",
         description=(
             "Solve SAMPLES Rayleigh channels per power level with the label solver of the utility "
-            "(SR: WMMSE, MR and EE: SCA) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
-            "numpy.load or jaxbeam.data.load_labels). Chunks are sharded over all local devices and saved "
-            "as they finish: run the same command again after an interruption to resume."
+            "(SR: WMMSE, MR: exact max-min, EE: SCA) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
+            "numpy.load or jaxbeam.data.load_labels; meta.json holds every file's sha256). Chunks are sharded "
+            "over all local devices and saved with a checksum as they finish: run the same command again after "
+            "an interruption (even a kill) to resume; a corrupted chunk is re-solved with a warning, and on a "
+            "finished set the command does nothing. Other settings on the same OUT stop with an error naming "
+            "what differs."
         ),
         epilog="example: jaxbeam label --utility sr --K 6 --N 12 --P 1 2 3 --samples 80000 --seed 0 --out data/sr_6_12",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -136,7 +143,9 @@ def _add_label(sub) -> None:
     p.add_argument("--Pc", type=_positive_float, default=0.5, help="circuit power [W] (EE)")
     p.add_argument("--tol", type=_positive_float, default=1e-4, help="solver convergence tolerance")
     p.add_argument(
-        "--solver", default=None, help="sr: wmmse|sca, mr: sca|exact, ee: sca (default: wmmse for sr, else sca)"
+        "--solver",
+        default=None,
+        help="sr: wmmse|sca, mr: exact|sca, ee: sca (default: wmmse for sr, exact for mr, sca for ee)",
     )
     p.add_argument("--chunk", type=_positive_int, default=4096, help="samples per chunk (unit of resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -169,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\njaxbeam {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        # A run directory whose checkpoints are all unreadable is the user's file problem, not a bug.
+        from jaxbeam.train.checkpoint import CheckpointError
+
+        if isinstance(e, CheckpointError):
+            print(f"jaxbeam {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -88,12 +88,15 @@ def _quickstart(args) -> int:
         preset=args.preset,
         workdir=Path(args.workdir),
         samples_per_power=args.samples,
-        minutes_per_model=args.minutes,
+        steps_per_model=getattr(args, "steps", None),
+        minutes_per_model=getattr(args, "minutes", None),
         kstar_samples_per_power=args.kstar_samples,
         seed=args.seed,
         model=args.model,
     )
     make_config(args.preset, None)  # validates the preset name
+    if opts.steps_per_model is not None and opts.minutes_per_model is not None:
+        raise UserError("give --steps or --minutes, not both")
     result = quickstart.run(opts)
     print("\n" + (Path(args.workdir) / "quickstart.md").read_text())
     print(f"total {result['seconds'] / 60:.1f} min on {result['device']}; table, JSON and PNG in {args.workdir}/")
@@ -105,25 +108,38 @@ def add_quickstart(sub) -> None:
         "quickstart",
         help="the main job: labels -> BERT for SR, MR, EE -> table vs MRT/ZF/RZF/WMMSE",
         description=(
-            "Make (or reuse) labels at (K, N) = (6, 12), P in {1, 2, 3} W; pre-train one BERT per utility "
-            "(SR, MR, EE) on the preset; print eq. 31 performance of BERT next to MRT, ZF, RZF and WMMSE "
-            "against the label solver per P and at K* in {5, 7}. Writes quickstart.md/.json/.png into "
-            "WORKDIR. Everything is cached: a second run only re-evaluates."
+            "Make (or reuse) labels at (K, N) = (6, 12), P in {1, 2, 3} W (label solvers: WMMSE for SR, exact "
+            "max-min for MR, SCA for EE); pre-train one BERT per utility (SR, MR, EE) on the preset for a fixed "
+            "number of steps (16,000 on cpu, ~5 min each on a 2-core CPU: the same numbers on any machine); "
+            "print eq. 31 performance of BERT next to MRT, ZF, RZF, RZF_BAL and WMMSE against the label solver "
+            "per P and at K* in {5, 7}. Writes quickstart.md/.json/.png into WORKDIR. Everything is cached: a "
+            "second run only re-evaluates."
         ),
-        epilog="example: jaxbeam quickstart --minutes 5 --workdir runs/quickstart",
+        epilog="example: jaxbeam quickstart --steps 16000 --workdir runs/quickstart",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--preset", default="cpu", help="model/training preset")
     p.add_argument("--workdir", default="runs/quickstart", help="run directory (labels, checkpoints, outputs)")
     p.add_argument("--samples", type=_positive_int, default=4000, help="labelled samples per power level (K = 6)")
     p.add_argument("--kstar-samples", type=_positive_int, default=300, help="test samples per P at K* = 5, 7")
-    p.add_argument("--minutes", type=_positive_float, default=5.0, help="training budget per utility [min]")
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        help="training steps per utility (default: 16000 on cpu, 40 on smoke, the preset's epochs on paper)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=_positive_float,
+        default=argparse.SUPPRESS,
+        help="train on a clock instead: budget per utility [min]; results depend on the machine (labelled so)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of channels, split and initialisation")
     p.add_argument(
         "--model",
         choices=["bert", "ubert"],
         default="bert",
-        help="bert: one BERT per utility; ubert: one multi-task UBERT for all three (budget: minutes x 3)",
+        help="bert: one BERT per utility; ubert: one multi-task UBERT for all three (budget: steps or minutes x 3)",
     )
     p.set_defaults(func=_quickstart)
 
@@ -151,7 +167,10 @@ def _pretrain(args) -> int:
             raise UserError(f"--labels are {labels.meta['utility']!r} labels; --utility is {cfg.train.utility!r}")
     else:
         labels = labels_for(workdir, cfg, cfg.train.utility, cfg.system.K, cfg.train.samples_per_power, args.seed)
-    pretrain(cfg, labels, workdir / "model", minutes=args.minutes)
+    try:
+        pretrain(cfg, labels, workdir / "model", steps=args.steps, minutes=args.minutes)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     print(f"best-on-validation weights in {workdir / 'model'}; evaluate with: jaxbeam evaluate {workdir / 'model'}")
     return 0
 
@@ -179,7 +198,9 @@ def _pretrain_ubert(args) -> int:
         else:  # same seed for every utility: the three sets share channels and split
             sets[u] = labels_for(workdir, cfg, u, sy.K, cfg.train.samples_per_power, args.seed)
     try:
-        params = pretrain_ubert(cfg, sets, workdir / "model", minutes=args.minutes, sampling=args.sampling)
+        params = pretrain_ubert(
+            cfg, sets, workdir / "model", steps=args.steps, minutes=args.minutes, sampling=args.sampling
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     rows = []
@@ -214,15 +235,20 @@ def add_pretrain(sub) -> None:
         help="supervised pre-training of BERT (eq. 17) on a label set; resumable",
         description=(
             "Pre-train BERT on a label data set (made into WORKDIR/labels if --labels is not given). "
-            "Checkpoints (latest and best on validation), config.json and metrics.jsonl go to WORKDIR/model; "
-            "running the same command again resumes."
+            "Budget: --steps training steps (reproducible), --minutes on a clock (machine-dependent), or the "
+            "preset's epochs. Checkpoints (latest and best on validation), config.json and metrics.jsonl go to "
+            "WORKDIR/model; running the same command again resumes; other settings on the same WORKDIR stop "
+            "with an error naming what differs."
         ),
         epilog=f"example: jaxbeam pretrain --preset cpu --utility mr --workdir runs/mr {_EXAMPLE_SET}",
     )
     _add_config_args(p)
     p.add_argument("--labels", help="label data set directory (from `jaxbeam label`)")
     p.add_argument("--workdir", required=True, help="run directory")
-    p.add_argument("--minutes", type=_positive_float, help="size the epochs to this training budget [min]")
+    p.add_argument("--steps", type=_positive_int, help="train this many steps (default: the preset's epochs)")
+    p.add_argument(
+        "--minutes", type=_positive_float, help="train on a clock of this many minutes (machine-dependent results)"
+    )
     p.add_argument("--seed", type=int, default=0, help="label seed when labels are made here (default 0)")
     p.add_argument(
         "--model",
@@ -266,7 +292,7 @@ def _finetune(args) -> int:
     import jax
 
     from jaxbeam import train
-    from jaxbeam.pipeline import bert_model, loss_for
+    from jaxbeam.pipeline import bert_model, check_run, loss_for, params_digest, train_identity
 
     pre_cfg, pre_params = _load_run(args.checkpoint)
     sy = pre_cfg.system
@@ -289,6 +315,13 @@ def _finetune(args) -> int:
     params = train.transfer_params(pre_params, fresh)
     labels = train.trainable_labels(params) if args.frozen_encoder else None
     val_src = train.ChannelSource(sy.K, sy.N, sy.P, 1024, 1, seed=args.seed + 1)
+    budget = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "machine_dependent": False}
+    extra = {"finetuned_from": params_digest(pre_params), "frozen_encoder": args.frozen_encoder, "seed": args.seed}
+    ident = train_identity(cfg, {}, budget, model, **extra)
+    try:
+        check_run(Path(args.workdir), ident)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     res = train.fit(
         model,
         loss_for(cfg),
@@ -297,7 +330,12 @@ def _finetune(args) -> int:
         learning_rate=tc.learning_rate,
         val=next(val_src.epoch(0)),
         workdir=Path(args.workdir),
-        config={**cfg.to_dict(), "finetuned_from": str(args.checkpoint), "frozen_encoder": args.frozen_encoder},
+        config={
+            **cfg.to_dict(),
+            "finetuned_from": str(args.checkpoint),
+            "frozen_encoder": args.frozen_encoder,
+            "identity": ident,
+        },
         init_params=params,
         trainable_labels=labels,
         seed=args.seed,

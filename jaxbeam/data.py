@@ -2,13 +2,23 @@
 
 Format (a directory; every array loads with plain ``numpy.load``)::
 
-    DIR/meta.json   solver, tolerance, seed, sigma2, P levels, Pc, K, N, utility, package version,
-                    mean label utility per power level, number of samples, format version
+    DIR/meta.json   solver, tolerance, seed, sigma2, P levels, Pc, K, N, utility, channel source, dtype,
+                    label-solver version, package version, mean label utility per power level, number of
+                    samples, format version, and the sha256 of every array file (``"sha256"``)
     DIR/H.npy       complex64 (S, K, N)  channels
     DIR/W.npy       complex64 (S, K, N)  label beamformers, ||W||_F^2 <= P
     DIR/P.npy       float32   (S,)       power budget of each sample [W]
     DIR/U.npy       float32   (S,)       the label's utility (SR, MR or EE)
     DIR/split.npy   int8      (S,)       0 = train, 1 = validation, 2 = test (8:1:1, deterministic)
+
+Integrity: :func:`save_labels` records each array file's sha256 in ``meta.json`` (written last, atomically),
+and :func:`load_labels` checks it (``verify=True``): a truncated or altered file raises ``ValueError`` naming
+it, never silently wrong data.
+
+Identity: :func:`label_identity` is the part of ``meta.json`` that determines the labels (utility, solver,
+tolerance, K, N, P levels, samples, seed, chunk size, sigma2, Pc, channel source, dtype, label-solver version);
+:func:`fingerprint` is a short hash of any such dict's canonical JSON, the suffix of cache paths, and
+:func:`check_identity` compares a stored identity with an expected one, naming the first differing field.
 
 This module is the training shell's side of the data flow; the functional core never imports it.
 """
@@ -16,6 +26,7 @@ This module is the training shell's side of the data flow; the functional core n
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,6 +37,56 @@ import numpy as np
 FORMAT = "jaxbeam-labels/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
 _ARRAYS = ("H", "W", "P", "U", "split")
+IDENTITY_FIELDS = (
+    "utility",
+    "solver",
+    "tol",
+    "K",
+    "N",
+    "P",
+    "samples_per_level",
+    "seed",
+    "chunk_size",
+    "sigma2",
+    "Pc",
+    "channel",
+    "dtype",
+    "label_version",
+)
+"""The ``meta.json`` fields that determine a label set's content (timing, versions of jax etc. do not)."""
+
+
+def fingerprint(fields: dict[str, Any], length: int = 12) -> str:
+    """The first ``length`` hex digits of the sha256 of ``fields``' canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def label_identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """The determining fields (:data:`IDENTITY_FIELDS`) of a label set's ``meta`` (missing ones as None)."""
+    return {k: meta.get(k) for k in IDENTITY_FIELDS}
+
+
+def check_identity(stored: dict[str, Any], expected: dict[str, Any], what: str) -> None:
+    """Raise ``ValueError`` naming every field where ``stored`` differs from ``expected`` (``what``: the path)."""
+    keys = list(expected) + [k for k in stored if k not in expected]
+    diff = {k: (stored.get(k), expected.get(k)) for k in keys if _canon(stored.get(k)) != _canon(expected.get(k))}
+    if diff:
+        fields = "; ".join(f"{k}: stored {a!r}, expected {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"{what} was made with other settings ({fields}); use another directory or delete it")
+
+
+def _canon(v):
+    return json.loads(json.dumps(v, sort_keys=True, default=str))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,30 +149,66 @@ def split_ids(n: int, seed: int) -> np.ndarray:
 
 
 def save_labels(path: str | os.PathLike, labels: LabelSet) -> Path:
-    """Write ``labels`` to directory ``path`` in the format above (atomically per file)."""
+    """Write ``labels`` to directory ``path`` in the format above (atomically per file, ``meta.json`` last).
+
+    A ``meta.json`` already there is removed first, so a set is finished exactly when ``meta.json`` exists.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    (path / "meta.json").unlink(missing_ok=True)
     arrays = {"H": labels.H, "W": labels.W, "P": labels.P, "U": labels.U, "split": labels.split_ids}
+    sums = {}
     for name, arr in arrays.items():
         tmp = path / f".{name}.npy.tmp"
         with open(tmp, "wb") as f:
-            np.save(f, arr)
+            np.save(f, np.ascontiguousarray(arr))
+            f.flush()
+            os.fsync(f.fileno())
+        sums[f"{name}.npy"] = file_sha256(tmp)
         os.replace(tmp, path / f"{name}.npy")
-    meta = {"format": FORMAT, **labels.meta}
+    meta = {"format": FORMAT, **{k: v for k, v in labels.meta.items() if k != "sha256"}, "sha256": sums}
     tmp = path / ".meta.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(tmp, path / "meta.json")
     return path
 
 
-def load_labels(path: str | os.PathLike, *, mmap: bool = False) -> LabelSet:
-    """Read a label data set written by :func:`save_labels` (or ``jaxbeam label``)."""
+def load_labels(path: str | os.PathLike, *, mmap: bool = False, verify: bool = True) -> LabelSet:
+    """Read a label data set written by :func:`save_labels` (or ``jaxbeam label``).
+
+    With ``verify`` (default) every array file is checked against the sha256 in ``meta.json``.
+
+    Raises:
+      FileNotFoundError: ``path`` holds no ``meta.json``.
+      ValueError: unreadable ``meta.json``, another format, or an array file that is missing, truncated,
+        altered (checksum) or of the wrong shape; the message names the file.
+    """
     path = Path(path)
     if not (path / "meta.json").is_file():
         raise FileNotFoundError(f"{path} is not a jaxbeam label data set (no meta.json)")
-    meta = json.loads((path / "meta.json").read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: unsupported format {meta.get('format')!r}; expected {FORMAT!r}")
-    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS}
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path / 'meta.json'} is corrupted ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path}: unsupported format {got!r}; expected {FORMAT!r}")
+    sums = meta.get("sha256") or {}
+    arrays = {}
+    for name in _ARRAYS:
+        file = path / f"{name}.npy"
+        if not file.is_file():
+            raise ValueError(f"{file} is missing from the label set")
+        if verify and f"{name}.npy" in sums and file_sha256(file) != sums[f"{name}.npy"]:
+            raise ValueError(f"{file} is corrupted or truncated (sha256 differs from meta.json)")
+        try:
+            arrays[name] = np.load(file, mmap_mode="r" if mmap else None)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{file} is corrupted or truncated ({e})") from None
     meta.pop("format")
-    return LabelSet(H=arrays["H"], W=arrays["W"], P=arrays["P"], U=arrays["U"], split_ids=arrays["split"], meta=meta)
+    try:
+        return LabelSet(
+            H=arrays["H"], W=arrays["W"], P=arrays["P"], U=arrays["U"], split_ids=arrays["split"], meta=meta
+        )
+    except ValueError as e:
+        raise ValueError(f"{path}: inconsistent array files ({e})") from None

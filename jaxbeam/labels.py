@@ -1,15 +1,25 @@
 """Label data set generation: chunked, resumable, sharded over all local devices (training shell).
 
 ``generate_labels`` (and ``jaxbeam label``) solve ``samples`` Rayleigh channels per power level with the
-label solver of the utility and write the data set format of :mod:`jaxbeam.data` (plain ``.npy`` files
-plus ``meta.json``; load with :func:`jaxbeam.data.load_labels` or ``numpy.load``).
+label solver of the utility (SR: WMMSE, MR: the exact max-min optimum ``jb.maxmin_exact``, EE: SCA) and
+write the data set format of :mod:`jaxbeam.data` (plain ``.npy`` files plus ``meta.json``; load with
+:func:`jaxbeam.data.load_labels` or ``numpy.load``).
 
 Determinism and resume: the channels of chunk ``j`` of power level ``l`` are drawn from
-``fold_in(fold_in(key(seed), l), j)``, never from the run's history, and each finished chunk is
-written atomically to ``OUT/chunks/`` before the next starts. A run that is interrupted and started
-again with the same arguments skips the finished chunks, so the result is the one an uninterrupted run
-gives: no sample missing or duplicated. When all chunks are done they are assembled into the final
-files, the 8:1:1 split is drawn (:func:`jaxbeam.data.split_ids`) and the chunk folder is removed.
+``fold_in(fold_in(key(seed), l), j)``, never from the run's history. Each finished chunk is written
+atomically to ``OUT/chunks/`` and then its sha256 beside it (``*.npz.sha256``); a restart with the same
+arguments keeps exactly the chunks whose checksum, arrays and shapes check out, and re-solves any other
+(truncated, corrupted, or without a checksum because the run was killed in between) with a one-line
+warning. The result is bit-identical to an uninterrupted run on the same devices, whenever the run was
+killed. When all chunks are done they are assembled into the final files (``meta.json`` last, with the
+sha256 of every array file), the 8:1:1 split is drawn (:func:`jaxbeam.data.split_ids`) and the chunk folder
+is removed.
+
+Finished sets (policy): the same command on a finished set is a no-op (the set is loaded, its checksums
+verified, and returned); other settings on a finished or unfinished set stop with a ``ValueError`` naming
+each differing field; a finished set whose files fail their checksum is regenerated with a warning.
+The determining fields are :data:`jaxbeam.data.IDENTITY_FIELDS` (:func:`label_config`), among them
+:data:`LABEL_VERSION`, raised whenever a label solver's result changes.
 
 Devices: each chunk is one ``jit`` call whose batch axis is sharded over a 1-D ``"data"`` mesh of all
 local devices (padded to a multiple of the device count); every sample is solved on its own, so the
@@ -21,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,12 +43,16 @@ import numpy as np
 import jaxbeam
 from jaxbeam import solvers
 from jaxbeam.channels import rayleigh
-from jaxbeam.data import LabelSet, save_labels, split_ids
+from jaxbeam.data import LabelSet, check_identity, file_sha256, label_identity, load_labels, save_labels, split_ids
 from jaxbeam.utility import TASKS
 from jaxbeam.utility import utility as utility_fn
 
-DEFAULT_SOLVER = {"sr": "wmmse", "mr": "sca", "ee": "sca"}
-SOLVERS = {"sr": ("wmmse", "sca"), "mr": ("sca", "exact"), "ee": ("sca",)}
+DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
+"""Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
+SOLVERS = {"sr": ("wmmse", "sca"), "mr": ("exact", "sca"), "ee": ("sca",)}
+LABEL_VERSION = 2
+"""Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
+CHANNEL = "rayleigh"
 
 
 def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
@@ -49,8 +64,91 @@ def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
     return solvers.sca(H, P, sigma2, utility, Pc, tol)
 
 
+def label_config(
+    utility: str,
+    K: int,
+    N: int,
+    P_levels: Sequence[float],
+    samples: int,
+    seed: int = 0,
+    *,
+    sigma2: float = 0.1,
+    Pc: float = 0.5,
+    tol: float = 1e-4,
+    solver: str | None = None,
+    chunk_size: int = 1024,
+) -> dict:
+    """The identity of the label set :func:`generate_labels` makes with these arguments (validated).
+
+    A dict of :data:`jaxbeam.data.IDENTITY_FIELDS`: everything that determines the labels (the chunk size
+    too: it fixes which channels are drawn). Raises ``ValueError`` naming a bad argument.
+    """
+    if utility not in TASKS:
+        raise ValueError(f"utility must be one of {TASKS}; got {utility!r}")
+    solver = DEFAULT_SOLVER[utility] if solver is None else solver
+    if solver not in SOLVERS[utility]:
+        raise ValueError(f"solver for utility {utility!r} must be one of {SOLVERS[utility]}; got {solver!r}")
+    for name, v in (("K", K), ("N", N), ("samples", samples), ("chunk_size", chunk_size)):
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int; got {seed!r}")
+    P_levels = [float(p) for p in P_levels]
+    if not P_levels or any(not p > 0 for p in P_levels):
+        raise ValueError(f"P_levels must be a non-empty list of positive powers; got {P_levels!r}")
+    for name, v in (("sigma2", sigma2), ("Pc", Pc), ("tol", tol)):
+        if not float(v) > 0:
+            raise ValueError(f"{name} must be > 0; got {v!r}")
+    return {
+        "utility": utility,
+        "solver": solver,
+        "tol": float(tol),
+        "K": int(K),
+        "N": int(N),
+        "P": P_levels,
+        "samples_per_level": int(samples),
+        "seed": int(seed),
+        "chunk_size": int(chunk_size),
+        "sigma2": float(sigma2),
+        "Pc": float(Pc),
+        "channel": CHANNEL,
+        "dtype": str(jnp.zeros((), jnp.complex64).dtype),
+        "label_version": LABEL_VERSION,
+    }
+
+
 def _chunk_name(level: int, index: int) -> str:
     return f"{level:03d}_{index:06d}.npz"
+
+
+def _warn(message: str) -> None:
+    print(f"jaxbeam labels: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _chunk_problem(path: Path, n: int, K: int, N: int) -> str | None:
+    """Why the chunk file ``path`` cannot be used (None: it is complete and intact)."""
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.is_file():
+        return "no checksum (the run stopped while writing it)"
+    if file_sha256(path) != sidecar.read_text().strip():
+        return "checksum mismatch (truncated or corrupted)"
+    try:
+        with np.load(path) as z:
+            shapes = {k: z[k].shape for k in ("H", "W", "U")}
+    except Exception as e:  # noqa: BLE001 (any unreadable archive: zipfile.BadZipFile, EOFError, KeyError, ...)
+        return f"unreadable ({type(e).__name__})"
+    if shapes != {"H": (n, K, N), "W": (n, K, N), "U": (n,)}:
+        return f"unexpected shapes {shapes}"
+    return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _solve_chunk_fn(utility, solver, sigma2, Pc, tol, mesh):
@@ -61,6 +159,22 @@ def _solve_chunk_fn(utility, solver, sigma2, Pc, tol, mesh):
         return W, utility_fn(utility, H, W, sigma2, Pc)
 
     return jax.jit(solve, in_shardings=(data, data), out_shardings=(data, data))
+
+
+def _finished(out: Path, config: dict) -> LabelSet | None:
+    """The finished set in ``out`` if there is one with this identity (None: none, or it was corrupted)."""
+    if not (out / "meta.json").is_file():
+        return None
+    try:
+        labels = load_labels(out)
+    except ValueError as e:
+        _warn(f"{e}; regenerating {out}")
+        for name in ("meta.json", "H.npy", "W.npy", "P.npy", "U.npy", "split.npy"):
+            (out / name).unlink(missing_ok=True)
+        return None
+    check_identity(label_identity(labels.meta), config, f"the finished label set {out}")
+    shutil.rmtree(out / "chunks", ignore_errors=True)  # left over by a run killed while cleaning up
+    return labels
 
 
 def generate_labels(
@@ -81,69 +195,56 @@ def generate_labels(
     progress: bool = True,
     max_chunks: int | None = None,
 ) -> LabelSet | None:
-    """Make (or finish) a label data set in directory ``out``.
+    """Make (or finish, or load when finished) a label data set in directory ``out``.
 
     Args:
-      out: output directory (created; an unfinished run there is resumed).
+      out: output directory (created; an unfinished run there is resumed, a finished one loaded).
       utility: ``"sr"``, ``"mr"`` or ``"ee"``.
       K, N: users and transmit antennas.
       P_levels: power budgets [W]; ``samples`` samples are made for each.
       samples: samples per power level.
       seed: channel seed (and the split's seed).
       sigma2: noise power [W]; Pc: circuit power [W] (EE).
-      tol: solver convergence tolerance (the paper's 1e-4).
-      solver: ``"wmmse"`` or ``"sca"`` (SR), ``"sca"`` or ``"exact"`` (MR, max-min by bisection), ``"sca"``
-        (EE); default ``wmmse`` for SR and ``sca`` otherwise.
-      chunk_size: samples per chunk (one jit call; the unit of resume).
+      tol: solver convergence tolerance (the paper's 1e-4; the exact max-min solver has its own stop).
+      solver: ``"wmmse"`` or ``"sca"`` (SR), ``"exact"`` (max-min by bisection and duality) or ``"sca"`` (MR),
+        ``"sca"`` (EE); default :data:`DEFAULT_SOLVER`.
+      chunk_size: samples per chunk (one jit call; the unit of resume; it fixes the channels drawn).
       devices: devices to shard each chunk over (default all local devices).
       progress: show a tqdm progress bar (samples/s and ETA).
       max_chunks: stop after solving this many new chunks and return None (for tests of resume).
 
     Returns:
-      the finished :class:`jaxbeam.data.LabelSet` (also written to ``out``), or None if stopped early.
-    """
-    if utility not in TASKS:
-        raise ValueError(f"utility must be one of {TASKS}; got {utility!r}")
-    solver = DEFAULT_SOLVER[utility] if solver is None else solver
-    if solver not in SOLVERS[utility]:
-        raise ValueError(f"solver for utility {utility!r} must be one of {SOLVERS[utility]}; got {solver!r}")
-    for name, v in (("K", K), ("N", N), ("samples", samples), ("chunk_size", chunk_size)):
-        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int; got {v!r}")
-    P_levels = [float(p) for p in P_levels]
-    if not P_levels or any(not p > 0 for p in P_levels):
-        raise ValueError(f"P_levels must be a non-empty list of positive powers; got {P_levels!r}")
-    for name, v in (("sigma2", sigma2), ("Pc", Pc), ("tol", tol)):
-        if not float(v) > 0:
-            raise ValueError(f"{name} must be > 0; got {v!r}")
+      the finished :class:`jaxbeam.data.LabelSet` as loaded from ``out`` (meta with checksums), or None if
+      stopped early.
 
+    Raises:
+      ValueError: a bad argument, or ``out`` holds a set (finished or not) made with other settings; the
+        message names the differing fields.
+    """
+    config = label_config(
+        utility, K, N, P_levels, samples, seed, sigma2=sigma2, Pc=Pc, tol=tol, solver=solver, chunk_size=chunk_size
+    )
+    solver, P_levels = config["solver"], config["P"]
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done_set = _finished(out, config)
+    if done_set is not None:
+        return done_set
     chunks = out / "chunks"
     chunks.mkdir(parents=True, exist_ok=True)
     dtype = jnp.zeros((), jnp.complex64).dtype
-    config = {
-        "utility": utility,
-        "solver": solver,
-        "K": int(K),
-        "N": int(N),
-        "P": P_levels,
-        "samples_per_level": int(samples),
-        "seed": int(seed),
-        "sigma2": float(sigma2),
-        "Pc": float(Pc),
-        "tol": float(tol),
-        "chunk_size": int(chunk_size),
-    }
     cfg_path = chunks / "config.json"
-    if cfg_path.is_file():
-        old = json.loads(cfg_path.read_text())
-        if old != config:
-            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
-            raise ValueError(f"{out} holds an unfinished run with other settings (old, new): {diff}")
+    try:
+        old = json.loads(cfg_path.read_text()) if cfg_path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        _warn(f"{cfg_path} is corrupted; discarding the unfinished chunks")
+        shutil.rmtree(chunks)
+        chunks.mkdir()
+        old = None
+    if old is not None:
+        check_identity(old, config, f"{out} holds an unfinished run that")
     else:
-        tmp = chunks / ".config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-        os.replace(tmp, cfg_path)
+        _write_atomic(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
 
     devices = list(jax.local_devices()) if devices is None else list(devices)
     mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
@@ -153,7 +254,17 @@ def generate_labels(
     n_chunks = -(-samples // chunk_size)
     plan = [(lv, j) for lv in range(len(P_levels)) for j in range(n_chunks)]
     size = lambda j: min(chunk_size, samples - j * chunk_size)
-    todo = [(lv, j) for lv, j in plan if not (chunks / _chunk_name(lv, j)).is_file()]
+    todo = []
+    for lv, j in plan:
+        path = chunks / _chunk_name(lv, j)
+        if not path.is_file():
+            todo.append((lv, j))
+            continue
+        problem = _chunk_problem(path, size(j), K, N)
+        if problem is not None:
+            _warn(f"chunk {path} {problem}; re-solving it")
+            path.unlink()
+            todo.append((lv, j))
     total = samples * len(P_levels)
     done = total - sum(size(j) for _, j in todo)
 
@@ -174,10 +285,15 @@ def generate_labels(
             P = jnp.full((padded,), P_levels[lv], H.real.dtype)
             W, U = solve(H, P)
             arrays = {"H": np.asarray(H[:n]), "W": np.asarray(W[:n]), "U": np.asarray(U[:n])}
-            tmp = chunks / f".{_chunk_name(lv, j)}.tmp"
+            path = chunks / _chunk_name(lv, j)
+            tmp = chunks / f".{path.name}.tmp"
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-            os.replace(tmp, chunks / _chunk_name(lv, j))
+                f.flush()
+                os.fsync(f.fileno())
+            digest = file_sha256(tmp)
+            os.replace(tmp, path)
+            _write_atomic(path.with_name(path.name + ".sha256"), digest.encode())
             if bar is not None:
                 bar.update(n)
     finally:
@@ -200,7 +316,6 @@ def generate_labels(
         "mean_utility_all": float(U.mean()),
         "package_version": jaxbeam.__version__,
         "jax_version": jax.__version__,
-        "dtype": str(dtype),
         "seconds_last_session": round(time.perf_counter() - t0, 3),
     }
     labels = LabelSet(
@@ -213,7 +328,7 @@ def generate_labels(
     )
     save_labels(out, labels)
     shutil.rmtree(chunks)
-    return labels
+    return load_labels(out)
 
 
-__all__ = ["DEFAULT_SOLVER", "SOLVERS", "generate_labels", "label_solver"]
+__all__ = ["CHANNEL", "DEFAULT_SOLVER", "LABEL_VERSION", "SOLVERS", "generate_labels", "label_config", "label_solver"]

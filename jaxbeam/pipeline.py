@@ -3,10 +3,26 @@
 Each step is cached under a run directory and resumable: labels are made by
 :func:`jaxbeam.labels.generate_labels` (chunked), training by :func:`jaxbeam.train.fit` (orbax
 checkpoints). A finished step is reused, so a second call only re-evaluates.
+
+Cache keys (policy): a label set of :func:`labels_for` lives at ``labels/<utility>_<K>x<N>_s<seed>-<hash>``,
+``<hash>`` the :func:`jaxbeam.data.fingerprint` of its identity (:func:`jaxbeam.labels.label_config`: solver,
+tolerance, K, N, P levels, samples, seed, sigma2, Pc, channel source, dtype, label-solver version), so other
+settings regenerate into another path; the stored ``meta.json`` is checked on load. A training run records
+its identity (:func:`train_identity`: the whole config, the model, the label sets' fingerprints, the budget
+and the caller's extras) in ``config.json``; :func:`pretrain`, :func:`pretrain_ubert` and
+:func:`finetune_ubert` stop with a ``ValueError`` naming the differing fields when the run directory holds
+a run of another identity (:func:`check_run`), so a model is reused only for the same config. Callers that
+cache (the quickstart, the experiments) put a hash of the identity into the directory name.
+
+Budgets: a fixed number of training steps (``steps``, turned into ``ceil(steps / steps_per_epoch)`` epochs:
+reproducible on any machine), the preset's epochs, or, only when asked, a clock (``minutes``: epochs sized
+by a throughput probe and training stopped on the clock; results depend on the machine and are labelled
+so in the run's identity).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -20,31 +36,127 @@ import numpy as np
 import jaxbeam as jb
 from jaxbeam import losses, train
 from jaxbeam.configs import Config
-from jaxbeam.data import LabelSet, load_labels
+from jaxbeam.data import LabelSet, check_identity, fingerprint, label_identity
 from jaxbeam.evaluate import linear_beams
-from jaxbeam.labels import generate_labels
+from jaxbeam.labels import generate_labels, label_config
 from jaxbeam.losses_multitask import make_multitask_loss
 
 REFERENCES = ("mrt", "zf", "rzf", "rzf_bal", "wmmse")
+CPU_STEPS_PER_SECOND = 55.0
+"""Assumed training rate [steps/s] of the cpu-preset BERT and UBERT on a 2-core CPU (measured 50-68 on an idle
+machine); used only to state how long a step budget takes, never to size one."""
 
 
 def labels_for(
     root: Path, cfg: Config, utility: str, K: int, samples: int, seed: int, progress=True, *, N: int | None = None
 ) -> LabelSet:
-    """The cached label set ``root/labels/<utility>_<K>x<N>_s<seed>`` (made or finished if needed).
+    """The cached label set ``root/labels/<utility>_<K>x<N>_s<seed>-<hash>`` (made or finished if needed).
 
-    ``N`` defaults to the preset's; P, sigma2 and Pc are the preset's.
+    ``N`` defaults to the preset's; P, sigma2 and Pc are the preset's; solver and tolerance the defaults of
+    :func:`jaxbeam.labels.generate_labels`. ``<hash>`` keys the path by the set's whole identity.
     """
     sy = cfg.system
     N = sy.N if N is None else N
-    path = Path(root) / "labels" / f"{utility}_{K}x{N}_s{seed}"
-    if (path / "meta.json").is_file():
-        labels = load_labels(path)
-        if len(labels) == samples * len(sy.P) and sorted(set(labels.P.tolist())) == sorted(sy.P):
-            return labels
-    if progress:
+    ident = label_config(utility, K, N, sy.P, samples, seed, sigma2=sy.sigma2, Pc=sy.Pc)
+    path = Path(root) / "labels" / f"{utility}_{K}x{N}_s{seed}-{fingerprint(ident)}"
+    if progress and not (path / "meta.json").is_file():
         print(f"labels: {utility.upper()} at (K, N) = ({K}, {N}), P = {list(sy.P)}, {samples} per P -> {path}")
     return generate_labels(path, utility, K, N, sy.P, samples, seed, sigma2=sy.sigma2, Pc=sy.Pc, progress=progress)
+
+
+# ------------------------------------------------------------------------------------ run identities
+def params_digest(params) -> str:
+    """Short sha256 of a parameter pytree's leaves (paths, dtypes, shapes and bytes): the identity of a
+    pre-trained model that a fine-tuning starts from."""
+    h = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def budget_record(*, steps: int | None = None, minutes: float | None = None, epochs: int | None = None) -> dict:
+    """The training budget as recorded in a run's identity and results: a clock (``minutes``, marked
+    ``machine_dependent``), else a step count, else the preset's epochs."""
+    if steps is not None and minutes is not None:
+        raise ValueError(f"give steps or minutes, not both; got steps={steps!r}, minutes={minutes!r}")
+    if minutes is not None:
+        if not float(minutes) > 0:
+            raise ValueError(f"minutes must be > 0; got {minutes!r}")
+        return {"minutes": float(minutes), "machine_dependent": True}
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+            raise ValueError(f"steps must be a positive int; got {steps!r}")
+        return {"steps": int(steps), "machine_dependent": False}
+    return {"epochs": int(epochs), "machine_dependent": False}
+
+
+def describe_budget(budget: dict, rate: float = CPU_STEPS_PER_SECOND) -> str:
+    """``"16,000 steps (~4.8 min on a 2-core CPU)"``, ``"a 5 min clock (machine-dependent)"`` or ``"40 epochs"``."""
+    if "minutes" in budget:
+        return f"a {budget['minutes']:g} min clock budget (results depend on the machine)"
+    if "steps" in budget:
+        return (
+            f"{budget['steps']:,} steps (~{budget['steps'] / rate / 60:.1f} min on a 2-core CPU at ~{rate:g} steps/s)"
+        )
+    return f"{budget['epochs']} epochs"
+
+
+def train_identity(cfg: Config, label_metas: dict, budget: dict, model=None, **extra) -> dict:
+    """Everything that determines a training run: the config, the module (its repr: class and fields), the
+    label sets (``{name: [meta, ...]}`` -> their identity fingerprints), the budget and the caller's extras."""
+    labels = {k: [fingerprint(label_identity(m)) for m in ms] for k, ms in sorted(label_metas.items())}
+    ident = {
+        "config": cfg.to_dict(),
+        "labels": labels,
+        "budget": budget,
+        "model": None if model is None else repr(model),
+    }
+    return json.loads(json.dumps({**ident, **extra}, sort_keys=True, default=str))
+
+
+def check_run(workdir: Path, identity: dict) -> None:
+    """Stop (``ValueError`` naming the differing fields) if ``workdir`` holds a training run of another identity."""
+    f = Path(workdir) / "config.json"
+    if not f.is_file():
+        return
+    try:
+        stored = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{f} is corrupted ({e}); delete {workdir} to train again") from None
+    if not isinstance(stored, dict) or "identity" not in stored:
+        raise ValueError(
+            f"{workdir} holds a training run without an identity record (an older jaxbeam); "
+            "use another directory or delete it"
+        )
+    check_identity(_flatten(stored["identity"]), _flatten(identity), f"the training run {workdir}")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """``{"config": {"system": {"sigma2": x}}}`` -> ``{"config.system.sigma2": x}`` (names in messages)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _epochs_for(workdir, tc_epochs, budget, model, loss_fn, source, progress) -> int:
+    """Epochs of a run from its budget: ``ceil(steps / steps_per_epoch)``, the preset's, or (clock) a probe's."""
+    if "steps" in budget:
+        epochs = max(1, math.ceil(budget["steps"] / source.steps_per_epoch))
+        if progress:
+            print(
+                f"  training {describe_budget(budget)}: {epochs} epochs x {source.steps_per_epoch} steps "
+                f"= {epochs * source.steps_per_epoch:,} steps"
+            )
+        return epochs
+    if "minutes" in budget:
+        return planned_epochs(workdir, tc_epochs, budget["minutes"], model, loss_fn, source, progress=progress)
+    return tc_epochs
 
 
 def bert_model(cfg: Config, N: int | None = None, dtype=None):
@@ -127,28 +239,36 @@ def pretrain(
     labels: LabelSet,
     workdir: Path,
     *,
+    steps: int | None = None,
     minutes: float | None = None,
     progress: bool = True,
     model=None,
+    identity: dict | None = None,
 ):
     """Supervised (eq. 17) or unsupervised (eq. 18) pre-training of BERT on ``labels``; resumable.
 
-    With ``minutes``, the number of epochs (and so the cosine schedule) is sized once from a throughput
-    probe to fill that budget and recorded in ``workdir/config.json``, so a resumed or repeated run keeps
-    the same schedule. A finished run is not trained again. ``model`` replaces BERT by another module with
-    BERT's call signature (a baseline of :mod:`jaxbeam.models.baselines`). Returns the best-on-validation
-    parameters.
+    Budget: ``steps`` training steps (``ceil(steps / steps_per_epoch)`` epochs, the cosine schedule over
+    them; reproducible anywhere), else with ``minutes`` a clock (epochs sized once by a throughput probe,
+    recorded in ``workdir/config.json`` so a resumed run keeps its schedule, and training stopped on the
+    clock: machine-dependent), else the preset's ``epochs``. A finished run is not trained again. ``model``
+    replaces BERT by another module with BERT's call signature (a baseline of
+    :mod:`jaxbeam.models.baselines`); ``identity`` adds fields to the run's identity (:func:`train_identity`,
+    checked by :func:`check_run`: ``ValueError`` if ``workdir`` holds a run of another identity). Returns
+    the best-on-validation parameters.
     """
     workdir = Path(workdir)
     tc = cfg.train
     model, loss_fn = bert_model(cfg) if model is None else model, loss_for(cfg)
+    budget = budget_record(steps=steps, minutes=minutes, epochs=tc.epochs)
+    ident = train_identity(cfg, {"labels": [labels.meta]}, budget, model, **(identity or {}))
+    check_run(workdir, ident)
     source = train.ArraySource(
         train.label_arrays(labels.split("train"), with_labels=tc.supervised),
         tc.batch_size,
         seed=tc.seed,
         transform=train.symmetry_augment,
     )
-    epochs = planned_epochs(workdir, tc.epochs, minutes, model, loss_fn, source, progress=progress)
+    epochs = _epochs_for(workdir, tc.epochs, budget, model, loss_fn, source, progress)
     return fit_within_budget(
         workdir,
         minutes,
@@ -158,7 +278,7 @@ def pretrain(
         epochs=epochs,
         learning_rate=tc.learning_rate,
         val=train.label_arrays(labels.split("val")),
-        config={**cfg.to_dict(), "epochs_planned": epochs, "label_meta": labels.meta},
+        config={**cfg.to_dict(), "epochs_planned": epochs, "label_meta": labels.meta, "identity": ident},
         seed=tc.seed,
         eval_batch_size=tc.eval_batch_size,
         checkpoint_every=tc.checkpoint_every,
@@ -301,12 +421,14 @@ def pretrain_ubert(
     labels_by_task,
     workdir: Path,
     *,
+    steps: int | None = None,
     minutes: float | None = None,
     sampling: str = "uniform",
     augment: bool = True,
     progress: bool = True,
     model=None,
     loss_fn=None,
+    identity: dict | None = None,
 ):
     """Supervised multi-task pre-training of UBERT (eqs. 29-30, Algorithm 1) on one label set per task; resumable.
 
@@ -317,14 +439,15 @@ def pretrain_ubert(
         sets of several (K, N), padded with masks). Their ``"train"`` parts are trained on, their ``"val"``
         parts select the best weights.
       workdir: run directory (orbax checkpoints, ``config.json``, ``metrics.jsonl``).
-      minutes: size the number of epochs (and the cosine schedule) from a throughput probe to fill this
-        budget, as :func:`pretrain` does; recorded in ``config.json`` so a resumed run keeps it.
+      steps, minutes: the budget, as :func:`pretrain` (a fixed step count; or a clock, machine-dependent;
+        neither: the preset's epochs).
       sampling: ``"uniform"`` (Algorithm 1) or ``"random"`` (Fig. 6 baseline).
       augment: label-preserving symmetry augmentation (:func:`jaxbeam.train.symmetry_augment`).
       progress: progress bar and messages.
       model: a UBERT variant to train instead of the preset's (e.g. an ablation of Table VIII).
       loss_fn: a multi-task loss replacing eq. 30 (e.g. the Sum Loss of eq. 32, Table VII); it must keep the
-        ``"utility"`` metric of ``make_multitask_loss`` (the validation criterion).
+        ``"utility"`` metric of ``make_multitask_loss`` (the validation criterion). Name it in ``identity``.
+      identity: fields added to the run's identity (:func:`train_identity`, checked by :func:`check_run`).
 
     The validation criterion is the mean over tasks of eq. 31 / 100 (``make_multitask_loss`` with
     ``utility_scale`` = each task's mean validation label utility), so SR, MR and EE count equally despite
@@ -337,8 +460,13 @@ def pretrain_ubert(
     tc = cfg.train
     model = ubert_model(cfg) if model is None else model
     source, val, eq30, scale, B = _multitask_setup(cfg, sets, sampling=sampling, augment=augment, seed=tc.seed)
+    budget = budget_record(steps=steps, minutes=minutes, epochs=tc.epochs)
+    metas = {t: [x.meta for x in xs] for t, xs in sets.items()}
+    extra = {"sampling": sampling, "augment": augment, "loss": "eq30" if loss_fn is None else "custom"}
+    ident = train_identity(cfg, metas, budget, model, **{**extra, **(identity or {})})
+    check_run(workdir, ident)
     loss_fn = eq30 if loss_fn is None else loss_fn
-    epochs = planned_epochs(workdir, tc.epochs, minutes, model, loss_fn, source, progress=progress)
+    epochs = _epochs_for(workdir, tc.epochs, budget, model, loss_fn, source, progress)
     config = {
         **cfg.to_dict(),
         "model_kind": "ubert",
@@ -347,7 +475,8 @@ def pretrain_ubert(
         "sampling": sampling,
         "augment": augment,
         "utility_scale": scale,
-        "label_meta": {t: [x.meta for x in xs] for t, xs in sets.items()},
+        "label_meta": metas,
+        "identity": ident,
     }
     return fit_within_budget(
         workdir,
@@ -378,6 +507,7 @@ def finetune_ubert(
     sampling: str = "uniform",
     augment: bool = False,
     progress: bool = True,
+    identity: dict | None = None,
 ):
     """Supervised fine-tuning of a pre-trained UBERT (Sec. V-C2): same architecture, same loss (eqs. 29-30).
 
@@ -393,6 +523,7 @@ def finetune_ubert(
       init_params: the pre-trained parameters (``"params"`` collection).
       epochs: epochs (paper: 10); learning_rate: initial Adam learning rate (paper: 2e-5, cosine decay).
       sampling, augment, progress: as :func:`pretrain_ubert`.
+      identity: fields added to the run's identity (which holds :func:`params_digest` of ``init_params``).
 
     Returns:
       the best-on-validation parameters.
@@ -410,6 +541,11 @@ def finetune_ubert(
     fresh_shapes = jax.tree.map(lambda x: tuple(x.shape), fresh)
     if jax.tree.map(lambda x: tuple(np.shape(x)), init_params) != fresh_shapes:
         raise ValueError("init_params do not fit this UBERT (another F, L, C or head?); nothing is re-initialised")
+    budget = {"epochs": int(epochs), "learning_rate": float(learning_rate), "machine_dependent": False}
+    metas = {t: [x.meta for x in xs] for t, xs in sets.items()}
+    extra = {"finetune": True, "init_params": params_digest(init_params), "sampling": sampling, "augment": augment}
+    ident = train_identity(cfg, metas, budget, model, **{**extra, **(identity or {})})
+    check_run(Path(workdir), ident)
     res = train.fit(
         model,
         loss_fn,
@@ -424,7 +560,8 @@ def finetune_ubert(
             "finetune": True,
             "batch_size_used": B,
             "utility_scale": scale,
-            "label_meta": {t: [x.meta for x in xs] for t, xs in sets.items()},
+            "label_meta": metas,
+            "identity": ident,
         },
         seed=cfg.train.seed,
         init_params=init_params,

@@ -1,10 +1,16 @@
 """``jaxbeam quickstart``: the main job on a small preset, from nothing to a table that means something.
 
 Makes (or reuses) labels, pre-trains one BERT per utility (SR, MR, EE) at (K, N) = (6, 12) on power
-budgets P in {1, 2, 3} W, then prints eq. 31 performance of BERT beside MRT, ZF, RZF and WMMSE, all
-against the label solver, per P and at the unseen user counts K* in {5, 7}. The table is also written
-as markdown (``quickstart.md``), JSON and a PNG bar chart into the run directory. Every step is
-cached: a second run only re-evaluates.
+budgets P in {1, 2, 3} W, then prints eq. 31 performance of BERT beside MRT, ZF, RZF, RZF_BAL and WMMSE,
+all against the label solver (WMMSE for SR, the exact max-min optimum for MR, SCA for EE), per P and at
+the unseen user counts K* in {5, 7}. The table is also written as markdown (``quickstart.md``), JSON and
+a PNG bar chart into the run directory. Every step is cached by what determines it (labels by their
+identity, models by config, labels and budget): a second run only re-evaluates.
+
+Budget: a fixed number of training steps per model (:data:`STEPS_PER_MODEL`: 16,000 on ``cpu``, about
+5 min on a 2-core CPU at ~55 steps/s; UBERT gets that times the number of tasks), so the same command gives
+the same numbers on any machine. ``minutes_per_model`` (``--minutes``) trains on a clock instead; its
+results depend on the machine and say so in the table header and in ``quickstart.json``.
 """
 
 from __future__ import annotations
@@ -17,11 +23,25 @@ from pathlib import Path
 import jax
 
 from jaxbeam import configs
+from jaxbeam.data import fingerprint
 from jaxbeam.evaluate import markdown_table
-from jaxbeam.pipeline import REFERENCES, bert_model, labels_for, performance_rows, pretrain, pretrain_ubert, ubert_model
+from jaxbeam.pipeline import (
+    REFERENCES,
+    bert_model,
+    budget_record,
+    describe_budget,
+    labels_for,
+    performance_rows,
+    pretrain,
+    pretrain_ubert,
+    ubert_model,
+)
 from jaxbeam.utility import TASKS
 
 METHODS = ("bert", *REFERENCES)
+STEPS_PER_MODEL = {"cpu": 16_000, "smoke": 40}
+"""Training steps per BERT model by preset (``cpu``: 5 min x ~55 steps/s on a 2-core CPU, rounded); a
+preset not listed trains its own ``epochs``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +52,33 @@ class QuickstartOptions:
     samples_per_power: int = 4000
     kstar: tuple[int, ...] = (5, 7)
     kstar_samples_per_power: int = 300
-    minutes_per_model: float = 5.0
+    steps_per_model: int | None = None  # None: STEPS_PER_MODEL[preset] (or the preset's epochs)
+    minutes_per_model: float | None = None  # a clock budget instead of steps (machine-dependent results)
     utilities: tuple[str, ...] = TASKS
     seed: int = 0
     progress: bool = True
-    model: str = "bert"  # "ubert": one multi-task UBERT for all utilities, budget minutes_per_model x utilities
+    model: str = "bert"  # "ubert": one multi-task UBERT for all utilities, budget per model x utilities
+
+    def budget(self, factor: int = 1) -> dict:
+        """The budget of one model (:func:`jaxbeam.pipeline.budget_record`), ``factor`` times the per-model one."""
+        if self.minutes_per_model is not None:
+            if self.steps_per_model is not None:
+                raise ValueError("give steps_per_model or minutes_per_model, not both")
+            return budget_record(minutes=self.minutes_per_model * factor)
+        steps = STEPS_PER_MODEL.get(self.preset) if self.steps_per_model is None else self.steps_per_model
+        if steps is None:
+            return budget_record(epochs=configs.get_preset(self.preset).train.epochs)
+        return budget_record(steps=int(steps) * factor)
+
+
+def _kw(budget: dict) -> dict:
+    return {"steps": budget.get("steps"), "minutes": budget.get("minutes")}
+
+
+def _run_dir(root: Path, name: str, cfg, budget: dict, sets) -> Path:
+    """``root/<name>-<hash>``: the hash of the config, the budget and the label sets' identities."""
+    ident = {"config": cfg.to_dict(), "budget": budget, "labels": {u: x.meta.get("sha256") for u, x in sets.items()}}
+    return root / f"{name}-{fingerprint(ident)}"
 
 
 def _run_ubert(opts: QuickstartOptions, root: Path) -> list[dict]:
@@ -45,10 +87,11 @@ def _run_ubert(opts: QuickstartOptions, root: Path) -> list[dict]:
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=opts.seed))
     sy = cfg.system
     sets = {u: labels_for(root, cfg, u, sy.K, opts.samples_per_power, opts.seed, opts.progress) for u in TASKS}
-    minutes = opts.minutes_per_model * len(opts.utilities)
+    budget = opts.budget(len(TASKS))
+    workdir = _run_dir(root, "ubert", cfg, budget, sets)
     if opts.progress:
-        print(f"pre-training UBERT on {', '.join(u.upper() for u in TASKS)} ({minutes} min budget) -> {root / 'ubert'}")
-    params = pretrain_ubert(cfg, sets, root / "ubert", minutes=minutes, progress=opts.progress)
+        print(f"pre-training UBERT on {', '.join(u.upper() for u in TASKS)} ({describe_budget(budget)}) -> {workdir}")
+    params = pretrain_ubert(cfg, sets, workdir, **_kw(budget), progress=opts.progress)
     model, rows = ubert_model(cfg), []
     for u in opts.utilities:
         t = TASKS.index(u)
@@ -71,16 +114,21 @@ def run(opts: QuickstartOptions) -> dict:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=opts.seed))
         sy = cfg.system
         labels = labels_for(root, cfg, u, sy.K, opts.samples_per_power, opts.seed, opts.progress)
+        budget = opts.budget()
+        workdir = _run_dir(root, f"bert_{u}", cfg, budget, {u: labels})
         if opts.progress:
-            print(f"pre-training BERT for {u.upper()} ({opts.minutes_per_model} min budget) -> {root / f'bert_{u}'}")
-        params = pretrain(cfg, labels, root / f"bert_{u}", minutes=opts.minutes_per_model, progress=opts.progress)
+            print(f"pre-training BERT for {u.upper()} ({describe_budget(budget)}) -> {workdir}")
+        params = pretrain(cfg, labels, workdir, **_kw(budget), progress=opts.progress)
         model = bert_model(cfg)
         rows += performance_rows(u, labels.split("test"), sy.sigma2, sy.Pc, model=model, params=params)
         for K in opts.kstar:
             test = labels_for(root, cfg, u, K, opts.kstar_samples_per_power, opts.seed + 1000 + K, opts.progress)
             rows += performance_rows(u, test, sy.sigma2, sy.Pc, model=model, params=params)
+    budget = opts.budget(len(TASKS) if opts.model == "ubert" else 1)
     result = {
         "rows": rows,
+        "budget": {**budget, "per_model": describe_budget(budget)},
+        "machine_dependent": budget["machine_dependent"],
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(opts).items()},
         "device": f"{jax.devices()[0].device_kind} x{jax.device_count()}",
         "seconds": time.perf_counter() - t_start,
@@ -108,11 +156,23 @@ def table(rows) -> str:
 def write_outputs(root: Path, result: dict) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "quickstart.json").write_text(json.dumps(result, indent=2))
+    model = _methods(result["rows"])[0].upper()
+    budget = result.get("budget", {})
+    if budget.get("machine_dependent"):
+        how = f"Training budget: {budget['per_model']} per model: MACHINE-DEPENDENT results. "
+    elif budget:
+        how = f"Training budget: {budget['per_model']} per model (fixed: the same numbers on any machine). "
+    else:
+        how = ""
     text = (
         "Performance (eq. 31, % of the label solver's mean utility; label solver: WMMSE for SR, "
-        f"projected-gradient SCA for MR and EE). {_methods(result['rows'])[0].upper()} trained at K = 6; "
+        f"exact max-min (`jb.maxmin_exact`) for MR, projected-gradient SCA for EE). {model} trained at K = 6; "
         "K = 5, 7 are unseen user counts. References at full power: MRT, ZF, RZF (equal powers), RZF_BAL (RZF "
-        "directions with max-min SINR-balancing powers, `jb.maxmin_power`), WMMSE.\n\n" + table(result["rows"]) + "\n"
+        "directions with max-min SINR-balancing powers, `jb.maxmin_power`), WMMSE. "
+        + how
+        + "\n\n"
+        + table(result["rows"])
+        + "\n"
     )
     (root / "quickstart.md").write_text(text)
     plot(result["rows"], root / "quickstart.png")

@@ -1,5 +1,6 @@
 """The training jobs of the `jaxbeam` command end to end on the smoke preset, and their user errors."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -52,6 +53,11 @@ def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
     assert main(argv) == 0
     assert (run / "model" / "config.json").is_file()
     assert len((run / "model" / "metrics.jsonl").read_text().splitlines()) >= 2
+    # the same workdir with another budget or config stops, naming what differs (no silent reuse)
+    code, out = _run_and_status(argv[:-2] + ["--set", "epochs=3"], capsys)
+    assert code == 2 and "config.train.epochs: stored 2, expected 3" in out.err
+    code, out = _run_and_status(argv + ["--steps", "5"], capsys)
+    assert code == 2 and "budget.steps" in out.err
     out_json = tmp_path / "eval.json"
     assert main(["evaluate", str(run / "model"), "--labels", str(labels_dir), "--out", str(out_json)]) == 0
     rows = json.loads(out_json.read_text())
@@ -72,19 +78,50 @@ def test_quickstart_runs_end_to_end_and_a_second_run_only_reevaluates(tmp_path):
         samples_per_power=80,
         kstar=(4,),
         kstar_samples_per_power=16,
-        minutes_per_model=0.02,
+        steps_per_model=12,
         utilities=("sr",),
         progress=False,
     )
     first = quickstart.run(opts)
+    assert first["budget"]["steps"] == 12 and first["machine_dependent"] is False
+    assert "12 steps" in (tmp_path / "quickstart.md").read_text()
+    (run_dir,) = tmp_path.glob("bert_sr-*")
     assert [(r["K"], r["P"]) for r in first["rows"]] == [(3, 1.0), (3, 2.0), (3, 3.0), (4, 1.0), (4, 2.0), (4, 3.0)]
     for name in ("quickstart.md", "quickstart.json", "quickstart.png"):
         assert (tmp_path / name).stat().st_size > 0
-    ckpt_files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "bert_sr").rglob("*") if p.is_file())
+    ckpt_files = sorted(p.relative_to(tmp_path) for p in run_dir.rglob("*") if p.is_file())
     second = quickstart.run(opts)
     for a, b in zip(first["rows"], second["rows"], strict=True):
         np.testing.assert_allclose([a["bert"], a["rzf"]], [b["bert"], b["rzf"]], rtol=1e-5)
     metrics = [p for p in ckpt_files if p.name == "metrics.jsonl"]
     assert metrics  # training wrote its log once; the second run added no training records
-    again = sorted(p.relative_to(tmp_path) for p in (tmp_path / "bert_sr").rglob("*") if p.is_file())
+    again = sorted(p.relative_to(tmp_path) for p in run_dir.rglob("*") if p.is_file())
     assert again == ckpt_files
+    # the same command in a fresh run directory trains again and gives the same numbers bit for bit (a fixed
+    # step budget); its labels are copied there by hand, and are checked, not re-solved
+    import shutil
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tmp_path / "labels", fresh / "labels")
+    third = quickstart.run(dataclasses.replace(opts, workdir=fresh))
+    assert json.dumps(third["rows"]) == json.dumps(first["rows"])
+    assert sorted(p.name for p in (fresh / "labels").iterdir()) == sorted(
+        p.name for p in (tmp_path / "labels").iterdir()
+    )
+
+
+def test_a_clock_budget_is_labelled_machine_dependent(tmp_path):
+    opts = quickstart.QuickstartOptions(preset="cpu", minutes_per_model=5.0)
+    assert opts.budget(3) == {"minutes": 15.0, "machine_dependent": True}
+    assert quickstart.QuickstartOptions(preset="cpu").budget() == {"steps": 16_000, "machine_dependent": False}
+    with pytest.raises(ValueError, match="not both"):
+        quickstart.QuickstartOptions(steps_per_model=10, minutes_per_model=1.0).budget()
+    row = {"utility": "sr", "K": 6, "N": 12, "P": 1.0, "samples": 4, "label": 1.0, "bert": 90.0}
+    budget = {**opts.budget(), "per_model": "a 5 min clock budget (results depend on the machine)"}
+    quickstart.write_outputs(tmp_path, {"rows": [row], "budget": budget, "machine_dependent": True})
+    assert "MACHINE-DEPENDENT" in (tmp_path / "quickstart.md").read_text()
+    budget = {**quickstart.QuickstartOptions().budget(), "per_model": "16,000 steps"}
+    quickstart.write_outputs(tmp_path, {"rows": [row], "budget": budget, "machine_dependent": False})
+    assert "MACHINE-DEPENDENT" not in (tmp_path / "quickstart.md").read_text()
+    code = main(["quickstart", "--steps", "5", "--minutes", "1", "--workdir", str(tmp_path / "x")])
+    assert code == 2

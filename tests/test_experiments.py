@@ -63,11 +63,33 @@ def test_cache_is_reused_across_experiments(dirs):
     second = module.main(argv)
     assert snapshot() == before  # no checkpoint, label chunk or config written again
     assert second.rows == first.rows  # the same models give the same table
-    assert (runs / "models" / "bert_sr_6x12_P1-2-3_supervised").is_dir()
+    assert len(list((runs / "models").glob("bert_sr_6x12_P1-2-3_supervised-*"))) == 1  # keyed by its identity
 
 
 def test_all_states_a_run_time_estimate():
+    from experiments.common import BUDGETS
+
     assert estimate_minutes("cpu") > estimate_minutes("smoke") > 0
+    # step budgets: 93 model budgets of 5,000 steps at 55 steps/s (+ 0.5 min each) and 48 fine-tunings of 1 min
+    assert estimate_minutes("cpu") == pytest.approx(93 * (5000 / 55 / 60 + 0.5) + 48 * 1.0)
+    half = BUDGETS["cpu"].__class__(**{**BUDGETS["cpu"].__dict__, "steps": 2500})
+    assert estimate_minutes("cpu", half) < estimate_minutes("cpu")
+
+
+def test_step_and_clock_budgets_from_the_command_line(tmp_path):
+    from experiments.common import BUDGETS, budget_from_args, parse_args
+
+    assert budget_from_args(parse_args("x", "doc", ["--preset", "cpu"])).train_budget() == {
+        "steps": BUDGETS["cpu"].steps,
+        "machine_dependent": False,
+    }
+    b = budget_from_args(parse_args("x", "doc", ["--preset", "cpu", "--steps", "700"]))
+    assert b.train_budget(3) == {"steps": 2100, "machine_dependent": False}
+    b = budget_from_args(parse_args("x", "doc", ["--preset", "cpu", "--minutes", "1.5"]))
+    assert b.train_budget() == {"minutes": 1.5, "machine_dependent": True}
+    for bad in (["--steps", "0"], ["--minutes", "0"], ["--steps", "5", "--minutes", "1"]):
+        with pytest.raises(SystemExit):
+            parse_args("x", "doc", bad)
 
 
 def test_bert_pretrain_cpu_runs_on_smoke_and_reports_the_references(tmp_path):

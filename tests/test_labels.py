@@ -64,8 +64,13 @@ def test_cli_label(tmp_path, capsys):
     argv = ["label", "--utility", "mr", "--K", "2", "--N", "3", "--P", "1", "--samples", "8", "--chunk", "8"]
     assert cli.main(argv + ["--out", str(out), "--no-progress"]) == 0
     labels = load_labels(out)
-    assert len(labels) == 8 and labels.meta["solver"] == "sca" and labels.meta["utility"] == "mr"
+    assert len(labels) == 8 and labels.meta["solver"] == "exact" and labels.meta["utility"] == "mr"
     assert "mean utility" in capsys.readouterr().out
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert cli.main(argv + ["--out", str(out), "--no-progress"]) == 0  # the same command again: a no-op
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert cli.main(argv + ["--out", str(out), "--no-progress", "--sigma2", "1"]) == 2
+    assert "sigma2: stored 0.1, expected 1.0" in capsys.readouterr().err
     assert cli.main(argv + ["--out", str(tmp_path / "e"), "--solver", "wmmse"]) == 2
     assert "--solver" in capsys.readouterr().err
     with pytest.raises(SystemExit):
