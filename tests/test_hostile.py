@@ -33,6 +33,9 @@ B, K, N = 3, 2, 3  # B != K, so a per-sample (B,) noise vector is an error, not 
 SETTINGS = dict(
     derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=False
 )
+# One worker runs the whole file, so test_zz_counts sees every case of the run.
+pytestmark = pytest.mark.xdist_group("hostile")
+
 COUNTS: collections.Counter = collections.Counter()
 RAN: set = set()
 
