@@ -151,6 +151,14 @@ def _real(name: str, x) -> jnp.ndarray:
     return x
 
 
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether an array of ``shape`` broadcasts (numpy rules) to exactly ``target``."""
+    try:
+        return jnp.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False
+
+
 def real_param(
     name: str, x, batch_shape: tuple, *, low: float | None = None, strict: bool = True, what: str = ""
 ) -> jnp.ndarray:
@@ -161,13 +169,8 @@ def real_param(
     """
     x_in = x
     x = _real(name, x)
-    try:
-        if jnp.broadcast_shapes(x.shape, batch_shape) != batch_shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a scalar or per sample, broadcastable to {batch_shape}; got {_describe(x)}"
-        ) from None
+    if not _broadcasts_to(x.shape, batch_shape):
+        raise ValueError(f"{name} must be a scalar or per sample, broadcastable to {batch_shape}; got {_describe(x)}")
     if low is not None:
         values(name, x_in, low=low, strict=strict, what=what)
     return x
@@ -183,14 +186,11 @@ def noise(name: str, x, batch_shape: tuple, K: int) -> jnp.ndarray:
     x_in = x
     x = _real(name, x)
     target = tuple(batch_shape) + (K,)
-    try:
-        if jnp.broadcast_shapes(x.shape, target) != target:
-            raise ValueError
-    except ValueError:
+    if not _broadcasts_to(x.shape, target):
         raise ValueError(
             f"{name} must broadcast (numpy rules, from the right) to the per-user shape (..., K) = {target}: "
             f"a scalar, per user (K,) or (..., K), or per sample (..., 1); got {_describe(x)}"
-        ) from None
+        )
     values(name, x_in, low=0.0, what="noise power in W")
     return x.reshape((1,)) if x.ndim == 0 else x
 
@@ -200,13 +200,10 @@ def weights(name: str, x, batch_shape: tuple, K: int) -> jnp.ndarray:
     x_in = x
     x = _real(name, x)
     target = tuple(batch_shape) + (K,)
-    try:
-        if x.ndim < 1 or jnp.broadcast_shapes(x.shape, target) != target:
-            raise ValueError
-    except ValueError:
+    if x.ndim < 1 or not _broadcasts_to(x.shape, target):
         raise ValueError(
             f"{name} must be real per-user rate weights broadcastable to (..., K) = {target}; got {_describe(x)}"
-        ) from None
+        )
     values(name, x_in, low=0.0, strict=False, what="non-negative rate weights")
     return x
 
@@ -236,13 +233,10 @@ def task_ids(name: str, task, batch_shape: tuple | None = None) -> jnp.ndarray:
             f"got {_describe(task)}"
         )
     if batch_shape is not None:
-        try:
-            if jnp.broadcast_shapes(task.shape, batch_shape) != batch_shape:
-                raise ValueError
-        except ValueError:
+        if not _broadcasts_to(task.shape, batch_shape):
             raise ValueError(
                 f"{name} must be a scalar or per sample, broadcastable to {batch_shape}; got {_describe(task)}"
-            ) from None
+            )
     h = _host(t_in)
     if h is not None and h.size:
         bad = (h < 0) | (h >= len(TASKS))
