@@ -3,7 +3,7 @@
 Prints a table (median / p90 latency, per-sample latency, compile time, parameters, FLOPs per sample,
 achieved GFLOP/s and its fraction of a large matmul's rate on this machine) and writes a JSON file
 recording device, JAX version and sizes. It is the same job as ``jaxbeam bench`` (same options), which
-holds the implementation (:mod:`jaxbeam.bench`).
+holds the implementation (:mod:`jaxbeam.jobs.bench`).
 """
 
 from __future__ import annotations

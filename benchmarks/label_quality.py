@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxbeam as jb
-from jaxbeam.evaluate import markdown_table
+from jaxbeam.jobs.report import markdown_table
 
 SIGMA2, PC = 0.1, 0.5
 SETTINGS = [((6, 12), 1.0), ((6, 12), 3.0), ((8, 16), 1.0), ((8, 16), 3.0)]

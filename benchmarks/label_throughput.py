@@ -26,7 +26,7 @@ import numpy as np
 
 import jaxbeam as jb
 from benchmarks.numpy_wmmse import wmmse_numpy
-from jaxbeam.evaluate import markdown_table
+from jaxbeam.jobs.report import markdown_table
 
 SIGMA2, PC, P = 0.1, 0.5, 1.0
 

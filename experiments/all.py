@@ -11,7 +11,7 @@ import importlib
 import time
 
 from experiments.common import BUDGETS, budget_from_args, parse_args
-from jaxbeam.pipeline import CPU_STEPS_PER_SECOND
+from jaxbeam.jobs.runs import CPU_STEPS_PER_SECOND
 
 # name: (pre-training budgets it adds to the cache, fine-tunings it runs); UBERT counts 3 budgets.
 EXPERIMENTS = {

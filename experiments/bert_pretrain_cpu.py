@@ -6,7 +6,7 @@ the same weights at K* = 5 and 7 (Table III).
     python -m experiments.bert_pretrain_cpu --utility mr --minutes 10 --labels runs/labels_mr
 
 Labels come from the label solvers (SR: ``jb.wmmse``; MR: ``jb.maxmin_exact``; EE: ``jb.sca``) through
-:func:`jaxbeam.labels.generate_labels`, made once and cached as a :mod:`jaxbeam.data` label set under
+:func:`jaxbeam.data.generate.generate_labels`, made once and cached as a :mod:`jaxbeam.data.format` label set under
 ``--labels`` (default ``runs/labels_<utility>_6x12``; a set there made with other settings stops the run
 with a message naming the differing field). The learning-rate
 schedule (cosine decay) is sized to the time budget from a throughput probe before training; the clock
@@ -46,11 +46,13 @@ import jax
 import jax.numpy as jnp
 
 import jaxbeam as jb
-from jaxbeam import configs, losses, train
-from jaxbeam.data import LabelSet, fingerprint
-from jaxbeam.evaluate import markdown_table
-from jaxbeam.labels import generate_labels
-from jaxbeam.pipeline import reference_beams, steps_per_second
+from jaxbeam import configs, train
+from jaxbeam.data.format import LabelSet, fingerprint
+from jaxbeam.data.generate import generate_labels
+from jaxbeam.jobs.evaluate import reference_beams
+from jaxbeam.jobs.report import markdown_table
+from jaxbeam.jobs.runs import steps_per_second
+from jaxbeam.train import losses
 
 
 def cached_labels(path: Path, utility, S, K, N, P, sigma2, Pc, *, seed) -> LabelSet:

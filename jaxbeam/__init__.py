@@ -9,12 +9,12 @@ The functional core re-exported here is the public API of ``shared/DESIGN.md``::
 """
 
 from jaxbeam import models  # noqa: F401  (jb.models.BERT, DESIGN.md)
-from jaxbeam.channels import csi_error, rayleigh
-from jaxbeam.power import gpa, maxmin_power, project_power
-from jaxbeam.precoders import mrt, rzf, zf
-from jaxbeam.solvers import maxmin_exact, sca, wmmse, wmmse_init, wmmse_step
-from jaxbeam.tokenize import antenna_tokens, user_tokens
-from jaxbeam.utility import (
+from jaxbeam._version import __version__  # noqa: F401  (jb.__version__)
+from jaxbeam.core.channels import csi_error, rayleigh
+from jaxbeam.core.power import gpa, maxmin_power, project_power
+from jaxbeam.core.precoders import mrt, rzf, zf
+from jaxbeam.core.tokenize import antenna_tokens, user_tokens
+from jaxbeam.core.utility import (
     TASKS,
     energy_efficiency,
     gains,
@@ -26,8 +26,7 @@ from jaxbeam.utility import (
     transmit_power,
     utility,
 )
-
-__version__ = "0.1.0"
+from jaxbeam.solvers import maxmin_exact, sca, wmmse, wmmse_init, wmmse_step
 
 __all__ = [
     "TASKS",

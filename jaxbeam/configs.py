@@ -9,10 +9,9 @@ field name (``get_preset("cpu", features=64, epochs=3)``); unknown names and bad
 * ``paper`` (Sec. VI-A): F = 1024, 12 encoder blocks, 16 heads, Adam, lr 2e-4 with cosine decay,
   batch 32, 100 epochs, 80,000 labelled samples per power level.
 * ``cpu``: a small BERT (F = 128, 3 blocks, 4 heads) and 12,000 labelled samples that trains to a useful
-  result on a 2-core laptop in minutes: at (6, 12), P = 1 W, 10 dB, about 98 % of WMMSE on SR, 94 % of
-  the (former SCA-MR) labels on MR and 99 % on EE after 10 minutes (``experiments/bert_pretrain_cpu.py``
-  lists the measured curves). The quickstart and the experiments train it for fixed step budgets
-  (:data:`jaxbeam.quickstart.STEPS_PER_MODEL`, ``experiments.common.BUDGETS``).
+  result on a 2-core laptop in minutes (README and ``experiments/bert_pretrain_cpu.py`` for the
+  measured curves). The quickstart and the experiments train it for fixed step budgets
+  (:data:`jaxbeam.jobs.quickstart.STEPS_PER_MODEL`, ``experiments.common.BUDGETS``).
 * ``smoke``: a tiny model and data set for tests (seconds).
 """
 
@@ -21,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jaxbeam.utility import TASKS
+from jaxbeam.core.utility import TASKS
 
 
 def _positive(obj, *names):

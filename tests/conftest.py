@@ -17,5 +17,13 @@ os.environ["XLA_FLAGS"] = " ".join(
 ).strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+
+@pytest.fixture
+def x64():
+    """Float64 inside the test (references and finite differences in double precision)."""
+    with jax.enable_x64(True):
+        yield

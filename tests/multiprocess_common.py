@@ -5,7 +5,8 @@ import numpy as np
 import optax
 
 import jaxbeam as jb
-from jaxbeam import losses, train
+from jaxbeam import train
+from jaxbeam.train import losses
 
 K, N, B = 3, 4, 16
 

@@ -29,9 +29,10 @@ if os.environ.get("JAXBEAM_TEST_JAX_CACHE"):
 import numpy as np  # noqa: E402
 
 import jaxbeam as jb  # noqa: E402
-from jaxbeam import losses, train  # noqa: E402
-from jaxbeam.data import LabelSet, split_ids  # noqa: E402
-from jaxbeam.losses_multitask import make_multitask_loss  # noqa: E402
+from jaxbeam import train  # noqa: E402
+from jaxbeam.data.format import LabelSet, split_ids  # noqa: E402
+from jaxbeam.train import losses  # noqa: E402
+from jaxbeam.train.losses_multitask import make_multitask_loss  # noqa: E402
 
 K, N, S = 3, 4, 60  # 48 training samples
 CHECKPOINT_EVERY = 2

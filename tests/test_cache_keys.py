@@ -8,9 +8,10 @@ import pytest
 
 import jaxbeam as jb
 from jaxbeam import configs
-from jaxbeam.data import fingerprint, label_identity, load_labels
-from jaxbeam.labels import label_config
-from jaxbeam.pipeline import labels_for, pretrain
+from jaxbeam.data.format import fingerprint, label_identity, load_labels
+from jaxbeam.data.generate import label_config
+from jaxbeam.jobs.labels import labels_for
+from jaxbeam.jobs.pretrain import pretrain
 
 
 def _cfg(**over):

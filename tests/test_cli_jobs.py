@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from jaxbeam import quickstart
 from jaxbeam.cli import main
-from jaxbeam.data import load_labels
+from jaxbeam.data.format import load_labels
+from jaxbeam.jobs import quickstart
 
 
 def _run_and_status(argv, capsys):

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jaxbeam as jb
-from jaxbeam.losses_multitask import multitask_loss
+from jaxbeam.train.losses_multitask import multitask_loss
 
 B, K, N = 3, 2, 3  # B != K, so a per-sample (B,) noise vector is an error, not per-user noise
 SETTINGS = dict(

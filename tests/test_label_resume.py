@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxbeam.data import load_labels
-from jaxbeam.labels import generate_labels
+from jaxbeam.data.format import load_labels
+from jaxbeam.data.generate import generate_labels
 
 ARGS = dict(utility="sr", K=3, N=4, P_levels=[1.0, 2.0], samples=40, seed=5)
 TIMING = ("seconds_last_session",)
@@ -86,7 +86,7 @@ import jax
 jax.config.update("jax_compilation_cache_dir", sys.argv[2])  # restarts skip the compile, as a rerun would
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-from jaxbeam.labels import generate_labels
+from jaxbeam.data.generate import generate_labels
 generate_labels(sys.argv[1], utility="sr", K=3, N=4, P_levels=[1.0, 2.0], samples=40, seed=5, chunk_size=8,
                 devices=jax.local_devices()[:1], progress=False)
 """

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxbeam import cli
-from jaxbeam.data import load_labels
-from jaxbeam.labels import generate_labels
+from jaxbeam.data.format import load_labels
+from jaxbeam.data.generate import generate_labels
 
 ARGS = dict(utility="sr", K=3, N=4, P_levels=[1.0, 2.0], samples=40, seed=5)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxbeam as jb
-from jaxbeam import losses
+from jaxbeam.train import losses
 
 K, N = 4, 6
 

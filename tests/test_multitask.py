@@ -11,9 +11,11 @@ import pytest
 
 import jaxbeam as jb
 from jaxbeam import configs, train
-from jaxbeam.data import LabelSet, split_ids
-from jaxbeam.losses_multitask import make_multitask_loss
-from jaxbeam.pipeline import finetune_ubert, performance_rows, pretrain_ubert, ubert_model
+from jaxbeam.data.format import LabelSet, split_ids
+from jaxbeam.jobs.builders import ubert_model
+from jaxbeam.jobs.evaluate import performance_rows
+from jaxbeam.jobs.pretrain import finetune_ubert, pretrain_ubert
+from jaxbeam.train.losses_multitask import make_multitask_loss
 
 
 def _labels(utility, S=60, K=3, N=4, seed=0):

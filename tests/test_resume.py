@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 import jaxbeam as jb
-from jaxbeam import losses, train
-from jaxbeam.data import LabelSet, split_ids
+from jaxbeam import train
+from jaxbeam.data.format import LabelSet, split_ids
+from jaxbeam.train import losses
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "resume_worker.py"

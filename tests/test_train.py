@@ -11,8 +11,10 @@ import optax
 import pytest
 
 import jaxbeam as jb
-from jaxbeam import configs, losses, pipeline, train
-from jaxbeam.data import LabelSet, split_ids
+from jaxbeam import configs, train
+from jaxbeam.data.format import LabelSet, split_ids
+from jaxbeam.jobs import builders
+from jaxbeam.train import losses
 
 K, N = 3, 4
 
@@ -174,10 +176,10 @@ def test_presets():
         configs.get_preset("cpu", features=130)
     with pytest.raises(ValueError, match="utility"):
         configs.get_preset("cpu", utility="xx")
-    assert cpu.model.ubert_head == "balanced" and pipeline.ubert_model(cpu).head == "balanced"
-    assert pipeline.ubert_model(configs.get_preset("cpu", sigma2=0.2)).sigma2 == 0.2
+    assert cpu.model.ubert_head == "balanced" and builders.ubert_model(cpu).head == "balanced"
+    assert builders.ubert_model(configs.get_preset("cpu", sigma2=0.2)).sigma2 == 0.2
     element = configs.get_preset("cpu", ubert_head="element")
-    assert pipeline.ubert_model(element).head == "element"
+    assert builders.ubert_model(element).head == "element"
     with pytest.raises(ValueError, match="ubert_head"):
         configs.get_preset("cpu", ubert_head="linear")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -203,20 +205,20 @@ def test_symmetry_augment_keeps_every_utility_and_is_deterministic():
 
 
 def test_time_budget_is_a_clock_and_an_ended_run_is_not_trained_again(tmp_path, monkeypatch):
-    """pipeline.pretrain(minutes=...) stops on the clock even where the throughput probe planned far more
+    """pretrain(minutes=...) stops on the clock even where the throughput probe planned far more
     epochs (a machine that got busier after the probe), and a second call loads the best weights instead
     of training on."""
-    from jaxbeam import pipeline
+    from jaxbeam.jobs import pretrain, runs
 
-    monkeypatch.setattr(pipeline, "steps_per_second", lambda *a, **k: 1e5)  # the probe saw an idle machine
+    monkeypatch.setattr(runs, "steps_per_second", lambda *a, **k: 1e5)  # the probe saw an idle machine
     cfg = configs.get_preset("smoke", K=K, N=N, samples_per_power=120, log_every=1000)
     labels = _labels(120)
     workdir = tmp_path / "run"
-    params = pipeline.pretrain(cfg, labels, workdir, minutes=0.05, progress=False)  # 3 s; plan: 50,000 epochs
+    params = pretrain.pretrain(cfg, labels, workdir, minutes=0.05, progress=False)  # 3 s; plan: 50,000 epochs
     planned = json.loads((workdir / "config.json").read_text())["epochs_planned"]
     done = json.loads((workdir / "budget_done.json").read_text())
     assert planned == 50_000 and done["train_seconds"] >= 3.0 and done["epochs"] < planned
     files = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file() and p.name != "config.json"}
-    again = pipeline.pretrain(cfg, labels, workdir, minutes=0.05, progress=False)
+    again = pretrain.pretrain(cfg, labels, workdir, minutes=0.05, progress=False)
     chex.assert_trees_all_equal(again, params)
     assert {p: p.stat().st_mtime_ns for p in files} == files  # no step, checkpoint or log written

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import jaxbeam as jb
-from jaxbeam.losses_multitask import make_multitask_loss, multitask_label_loss, multitask_loss
 from jaxbeam.models.ubert import cosine_positional_encoding
-from jaxbeam.tasks import random_task_batch, uniform_task_batch, uniform_task_epoch
+from jaxbeam.train.losses_multitask import make_multitask_loss, multitask_label_loss, multitask_loss
+from jaxbeam.train.task_sampling import random_task_batch, uniform_task_batch, uniform_task_epoch
 
 F, L, C = 16, 1, 2
 

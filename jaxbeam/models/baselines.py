@@ -41,11 +41,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbeam import _checks
+from jaxbeam.core import _checks
+from jaxbeam.core.power import gpa
+from jaxbeam.core.tokenize import antenna_tokens, user_tokens
 from jaxbeam.models.bert import Embedding, output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
-from jaxbeam.power import gpa
-from jaxbeam.tokenize import antenna_tokens, user_tokens
 
 
 def _head(width: int) -> nn.Dense:

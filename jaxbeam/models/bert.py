@@ -24,10 +24,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbeam import _checks
+from jaxbeam.core import _checks
+from jaxbeam.core.power import gpa
+from jaxbeam.core.tokenize import user_tokens
 from jaxbeam.models.encoder import Encoder, attention_mask
-from jaxbeam.power import gpa
-from jaxbeam.tokenize import user_tokens
 
 # Output layer (eq. 14) initialisation, shared by every model that ends in the GPA (BERT, UBERT's eq. 28,
 # the baselines): small enough that the raw beams start inside the unit ball of eq. 15 (for BERT

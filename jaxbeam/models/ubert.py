@@ -37,23 +37,19 @@ query ``i`` ranks the keys ``j`` in the same order (the "static attention" of ad
 eq. 23 has no residual: all N updated tokens of a user become nearly the same mixture of its antenna
 tokens and the beam loses its per-antenna structure (W[k, n] almost constant in n). We therefore add
 the standard residual, ``T_ant[k, i] = T_pos[k, i] + Softmax(A[k, i])^T T_pos[k]`` (``aeb_residual``,
-default on). Measured on a small multi-task fit (K = 4, N = 6, F = 32, 2 blocks, 400 Adam steps on
-RZF / ZF / MRT labels), the eq. 30 loss plateaus at 0.48 without it and at 0.27 with it.
+default on; README, "UBERT", has the fit that motivated it).
 
 **Output layer, expressiveness.** With eq. 28 as written (a linear map per element) and eq. 27's sum,
 ``W[k, n] = T_ant[k, n] . w + T_hat[k] . w``: other users reach user k's beam only through the term
 ``T_hat[k] . w``, which is the same for every antenna n. Interference-aware beams (ZF-like, whose
 entry n mixes the other users' channels at antenna n) are then out of reach of the output layer itself.
 ``head_hidden > 0`` puts a per-element GELU layer before the final map, so the antenna token (which
-carries the position code) and the user context interact; whether that closes the gap at paper scale is
-an experiment, not a given (it did not in the small fit above, within 400 steps). Measured at full
-quickstart scale (``jaxbeam quickstart --model ubert`` with ``head="element"``, 15 min of training on 2
-CPU cores, 2026-11-23): UBERT reached 47.0 / 31.8 / 39.7 % of the SR / MR / EE labels at P = 1,
-against MRT's 47.2 / 38.0 / 39.9 %, i.e. it learned matched filtering and nothing more.
+carries the position code) and the user context interact. Trained as written, the eq. 28 head learns
+matched filtering (MRT) and nothing more (README, "UBERT").
 
 ``head="structured"`` therefore keeps the
 AEB, task token and encoder of Fig. 2 but replaces eqs. 27-28 by the optimal beamforming structure
-(Bjornson, Bengtsson, Ottersten 2014; :func:`jaxbeam.precoders.optimal_structure`): a dense layer on
+(Bjornson, Bengtsson, Ottersten 2014; :func:`jaxbeam.core.precoders.optimal_structure`): a dense layer on
 each user token of eq. 26 gives ``log lambda_k`` and a power logit, a pooled token the total power, and
 
     w_k = sqrt(p_k) (I + sum_i lambda_i h_i h_i^H)^{-1} h_k / ||(I + sum_i lambda_i h_i h_i^H)^{-1} h_k||,
@@ -72,11 +68,10 @@ model-based power control to the structured head: the same directions, and power
 where ``p_maxmin`` is the max-min (SINR-balancing) allocation of the same total power for those
 directions (:func:`jaxbeam.maxmin_power`, a differentiable fixed-point iteration with the module's
 ``sigma2``). The pooled token carries the task token (eq. 26), so the gate is learned per task and per
-sample; it starts at g = 1/2. Why: with the structured head, UBERT's MR stayed at 85.6 % of the SCA
-labels (quickstart, 15 min, 2026-11-23) while RZF's own directions with balanced powers reach 99.8 % of
-the exact max-min optimum: the encoder has to predict K powers that equalise K SINRs, a fixed point
-of the interference coupling that a few attention layers approximate poorly, and the balancing step
-computes it exactly.
+sample; it starts at g = 1/2. Why: with the structured head UBERT's MR stays far below that of RZF's
+own directions with balanced powers (README, "UBERT"): the encoder has to predict K powers that
+equalise K SINRs, a fixed point of the interference coupling that a few attention layers approximate
+poorly, and the balancing step computes it exactly.
 
 **Padding.** ``mask`` (bool ``(B, K)``) marks present users: absent users take no part in the
 encoder's attention and get zero beams. ``antenna_mask`` (bool ``(B, N)``) marks present antennas, so a
@@ -95,13 +90,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbeam import _checks
+from jaxbeam.core import _checks
+from jaxbeam.core.power import gpa, maxmin_power
+from jaxbeam.core.precoders import optimal_structure
+from jaxbeam.core.tokenize import antenna_tokens
+from jaxbeam.core.utility import TASKS
 from jaxbeam.models.bert import output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
-from jaxbeam.power import gpa, maxmin_power
-from jaxbeam.precoders import optimal_structure
-from jaxbeam.tokenize import antenna_tokens
-from jaxbeam.utility import TASKS
 
 NUM_TASKS = len(TASKS)
 HEADS = ("element", "structured", "balanced")
@@ -226,7 +221,7 @@ class UBERT(nn.Module):
       head: ``"balanced"`` (default): ``"structured"`` plus a learned, task-aware gate towards the max-min
         power allocation of the predicted directions. ``"structured"``: the user tokens of eq. 26 give
         each user a dual weight ``lambda_k`` and a power ``p_k``, and the beams take the optimal
-        beamforming structure (:func:`jaxbeam.precoders.optimal_structure`). ``"element"``: eqs. 27-28 as
+        beamforming structure (:func:`jaxbeam.core.precoders.optimal_structure`). ``"element"``: eqs. 27-28 as
         written (``head_hidden`` applies), which cannot cancel interference. See the module docstring,
         "Output layer".
       sigma2: noise power [W] the structured heads are built for (default 0.1, Sec. VI-A): it sets the

@@ -1,7 +1,7 @@
 """Label solvers (functional core): batched, jitted WMMSE, projected-gradient SCA and exact max-min.
 
 All of them work on the K x K span coefficients of the channels (see ``_common``), use no LAPACK custom
-calls (:func:`jaxbeam.linalg.hpd_solve`), accept any leading batch shape, a user mask, and run in
+calls (:func:`jaxbeam.core.linalg.hpd_solve`), accept any leading batch shape, a user mask, and run in
 float32 or float64.
 """
 

@@ -15,12 +15,14 @@ powers cost nothing extra.
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxbeam import _checks
-from jaxbeam.linalg import bmm, gains  # noqa: F401 (re-exported: the solvers use C.bmm, C.gains)
+from jaxbeam.core import _checks
+from jaxbeam.core.linalg import bmm, gains  # noqa: F401 (re-exported: the solvers use C.bmm, C.gains)
 
 
 def prepare(H, P, sigma2, mask, weights=None):
@@ -30,13 +32,13 @@ def prepare(H, P, sigma2, mask, weights=None):
     This is the entry of every solver (``wmmse``, ``sca``, ``maxmin_exact``), so its rules are theirs:
 
     * ``sigma2`` broadcasts against the per-user shape ``(..., K)`` (the noise rule of
-      :mod:`jaxbeam._checks`: scalar, per user ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``);
+      :mod:`jaxbeam.core._checks`: scalar, per user ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``);
     * concrete ``P`` must be finite and > 0, concrete ``sigma2`` > 0, concrete ``weights`` finite and >= 0,
       concrete ``H`` finite (``ValueError`` naming the argument); an empty batch is fine;
     * traced ``P <= 0`` or NaN: the sample has no present user (``mask_f = 0``, ``P = 1`` internally), so
       every solver returns zero beams for it;
     * traced ``sigma2 <= 0`` or NaN: floored at ``eps P mean_k ||h_k||^2`` (SNR at most ``1 / eps``,
-      :func:`jaxbeam._checks.floor_noise`), a finite high-SNR problem.
+      :func:`jaxbeam.core._checks.floor_noise`), a finite high-SNR problem.
     """
     H = _checks.complex_kn("H", H)
     batch, K = H.shape[:-2], H.shape[-2]
@@ -143,3 +145,17 @@ def compacting_while(step, state, args, max_iter: int, *, axis: int = 0, shrink:
         return i, jax.tree.map(put, state, sub)
 
     return run(0, jnp.zeros((), jnp.int32), state, args)[1]
+
+
+def check_tol(tol, name="tol"):
+    """``tol`` must be a finite real number in (0, 1): a relative tolerance."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1:
+        raise ValueError(f"{name} must be a relative tolerance, a float in (0, 1); got {tol!r}")
+    return float(tol)
+
+
+def check_count(value, name, minimum):
+    """``value`` must be a Python int >= ``minimum`` (an iteration or step count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return int(value)

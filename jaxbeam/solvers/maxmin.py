@@ -33,7 +33,7 @@ independent check.
 Both end with the downlink: beams along the MMSE directions :math:`\Sigma^{-1} \tilde h_k` of the best
 :math:`\lambda`, with the powers that put every SINR at the certified :math:`\gamma` (a K x K M-matrix
 system; by duality they need at most ``P``), scaled onto :math:`\|W\|_F^2 = P`. Everything runs on
-K x K matrices of the channels' span (see ``_common``), with :func:`jaxbeam.linalg.hpd_solve`.
+K x K matrices of the channels' span (see ``_common``), with :func:`jaxbeam.core.linalg.hpd_solve`.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxbeam.linalg import hpd_solve
+from jaxbeam.core.linalg import hpd_solve
 from jaxbeam.solvers import _common as C
-from jaxbeam.solvers.wmmse import check_count, check_tol, rzf_coef
+from jaxbeam.solvers._common import check_count, check_tol
+from jaxbeam.solvers._wmmse_kernel import rzf_coef
 
 METHODS = ("balance", "bisection")
 

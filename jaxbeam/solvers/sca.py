@@ -46,10 +46,12 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
-from jaxbeam.power import maxmin_power
+from jaxbeam.core import _checks
+from jaxbeam.core.power import maxmin_power
 from jaxbeam.solvers import _common as C
-from jaxbeam.solvers.wmmse import check_count, check_tol, rzf_coef, wmmse
+from jaxbeam.solvers._common import check_count, check_tol
+from jaxbeam.solvers._wmmse_kernel import rzf_coef
+from jaxbeam.solvers.wmmse import wmmse
 
 UTILITIES = ("sr", "mr", "ee")
 _EE_LEVELS = 50  # EE start: WMMSE at the power levels P j / 50, j = 1..50

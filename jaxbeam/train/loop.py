@@ -77,7 +77,7 @@ def fit(
 
     Args:
       model: a Flax module (BERT, UBERT, a baseline...), applied through ``forward``.
-      loss_fn: ``loss_fn(W, batch) -> (loss (B,), {metric: (B,)})`` (:func:`jaxbeam.losses.make_loss`);
+      loss_fn: ``loss_fn(W, batch) -> (loss (B,), {metric: (B,)})`` (:func:`jaxbeam.train.losses.make_loss`);
         its ``"utility"`` metric is the validation criterion (higher is better).
       train: a source with ``steps_per_epoch`` and ``epoch(e, start=i)`` (:mod:`jaxbeam.train.sources`).
       epochs: number of epochs; the cosine decay runs over ``epochs * steps_per_epoch`` steps.

@@ -6,10 +6,10 @@ mixed) for :func:`jaxbeam.train.fit`, with ``steps_per_epoch`` and ``epoch(e, st
 :class:`jaxbeam.train.ArraySource`:
 
 * ``sampling="uniform"`` is Algorithm 1: every batch holds exactly ``B / 3`` samples of each task
-  (:func:`jaxbeam.tasks.uniform_task_epoch`: each task's data set is visited without replacement, one
+  (:func:`jaxbeam.train.task_sampling.uniform_task_epoch`: each task's data set is visited without replacement, one
   fresh permutation per epoch, until the smallest runs out; tasks interleaved ``0, 1, 2, 0, ...`` so every
   data-parallel shard whose size is a multiple of 3 is balanced too).
-* ``sampling="random"`` is the Fig. 6 baseline (:func:`jaxbeam.tasks.random_task_batch`): each sample's
+* ``sampling="random"`` is the Fig. 6 baseline (:func:`jaxbeam.train.task_sampling.random_task_batch`): each sample's
   task is drawn uniformly and independently, so per-task counts fluctuate between batches. It runs the
   same number of steps per epoch as the uniform scheme (``3 min(S_t) // B``), so the two compare at
   equal sample budgets.
@@ -20,7 +20,7 @@ batch ``i`` from ``fold_in(fold_in(key(seed), e), i)``), and the optional ``tran
 ``(seed, e, i)`` and a resumed run sees exactly the batches of an uninterrupted one.
 
 **Same channels or not.** The task data sets are independent inputs; nothing here requires them to
-share channels. :func:`jaxbeam.labels.generate_labels` draws channels from ``(seed, power level,
+share channels. :func:`jaxbeam.data.generate.generate_labels` draws channels from ``(seed, power level,
 chunk)`` only, so SR, MR and EE label sets made with the same seed, K, N, P levels, sample count and
 chunk size hold *the same channels* in the same order and the same 8:1:1 split (checked on the cpu
 preset's (6, 12) sets); each channel then appears once per task with that task's label. Since each
@@ -30,7 +30,7 @@ several tasks except by chance.
 **Mixed (K, N).** A task's data may be a list of array dicts of different sizes, and the tasks may have
 different sizes: everything is zero-padded once, at construction, to the largest K and N (users and
 antennas appended at the end), with boolean ``"mask"`` (B, K) and ``"antenna_mask"`` (B, N) fields,
-which UBERT and :func:`jaxbeam.losses_multitask.make_multitask_loss` honour (:func:`pad_arrays`).
+which UBERT and :func:`jaxbeam.train.losses_multitask.make_multitask_loss` honour (:func:`pad_arrays`).
 Label-preserving augmentation (:func:`jaxbeam.train.symmetry_augment`) permutes antennas and so would
 move antenna padding off the end; a ``transform`` together with antenna padding is refused.
 """
@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxbeam import tasks as task_sampling
-from jaxbeam.data import LabelSet
-from jaxbeam.utility import TASKS
+from jaxbeam.core.utility import TASKS
+from jaxbeam.data.format import LabelSet
+from jaxbeam.train import task_sampling
 
 SAMPLINGS = ("uniform", "random")
 # one compiled index-table function per (sizes, batch size): cheap host-side sampling, no per-op dispatch
@@ -170,7 +170,7 @@ class MultiTaskSource:
 
     Args:
       data: one data set per task: ``{"sr": ..., "mr": ..., "ee": ...}`` (or ids 0, 1, 2, or a sequence in
-        the order of ``jb.TASKS``); each a :class:`jaxbeam.data.LabelSet`, an array dict
+        the order of ``jb.TASKS``); each a :class:`jaxbeam.data.format.LabelSet`, an array dict
         ``{"H", "P", "W_label"}`` or a list of them (several (K, N), padded; module docstring). All three
         tasks are required.
       batch_size: global batch size B (a multiple of 3 for ``"uniform"``).

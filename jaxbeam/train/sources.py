@@ -5,7 +5,7 @@ uninterrupted run would have seen.
 * :class:`ArraySource`: a labelled (or unlabelled) data set held as a dict of arrays, reshuffled every
   epoch by a permutation seeded with ``(seed, epoch)``; the last incomplete batch is dropped.
 * :class:`ChannelSource`: Rayleigh channels drawn on the fly (unsupervised losses need no labels).
-* :func:`label_arrays`: a :class:`jaxbeam.data.LabelSet` as the batch dict the engine expects.
+* :func:`label_arrays`: a :class:`jaxbeam.data.format.LabelSet` as the batch dict the engine expects.
 * :func:`symmetry_augment`: label-preserving random transforms of (H, W_label) for :class:`ArraySource`.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from jaxbeam.data import LabelSet
+from jaxbeam.data.format import LabelSet
 
 
 def label_arrays(labels: LabelSet, *, with_labels: bool = True) -> dict[str, np.ndarray]:

@@ -32,7 +32,7 @@ effective epsilon, and across a mixed-size batch it would down-weight large syst
 default; ``paper_scale=True`` applies it with the counts of present users and antennas.
 
 Eq. 29 sums the three tasks' losses; :func:`multitask_loss` does that over a batch (mean per task, then
-sum). With uniform task sampling (Algorithm 1, :mod:`jaxbeam.tasks`) the plain batch mean of
+sum). With uniform task sampling (Algorithm 1, :mod:`jaxbeam.train.task_sampling`) the plain batch mean of
 :func:`multitask_label_loss` equals eq. 29 divided by 3, which is what :func:`make_multitask_loss` hands
 the training engine.
 """
@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
-from jaxbeam.utility import TASKS, utility
+from jaxbeam.core import _checks
+from jaxbeam.core.utility import TASKS, utility
 
 NUM_TASKS = len(TASKS)
 
@@ -155,7 +155,7 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
     ``batch`` holds ``"H"`` (complex ``(B, K, N)``), ``"W_label"`` (each sample's label for its own
     task), ``"task"`` (int ``(B,)``; concrete ids outside ``[0, 3)`` raise ``ValueError``, traced ones are
     clamped into ``[0, 3)``), optional ``"mask"``, ``"antenna_mask"`` and ``"sigma2"`` (the noise rule of
-    :mod:`jaxbeam._checks`: ``(B, 1)`` per sample or ``(B, K)`` per user). The loss
+    :mod:`jaxbeam.core._checks`: ``(B, 1)`` per sample or ``(B, K)`` per user). The loss
     is per sample (:func:`multitask_label_loss`); its batch mean is eq. 29 / 3 under uniform task
     sampling.
 
@@ -209,5 +209,19 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
         for t, name in enumerate(TASKS):
             metrics[f"loss_{name}"] = jnp.where(task == t, loss, 0)
         return loss, metrics
+
+    return loss_fn
+
+
+def make_sum_loss(*, sigma2: float = 0.1, Pc: float = 0.5, utility_scale):
+    """The Sum Loss of eq. 32 in the multi-task setting (Table VII): each sample's loss is minus the utility of
+    its own task in that task's units (bit/s/Hz for SR and MR, bit/s/Hz/W for EE), so the batch mean sums the
+    three tasks' negative utilities. Metrics (the validation criterion among them) as
+    :func:`make_multitask_loss` with the same ``utility_scale``."""
+    base = make_multitask_loss(sigma2=sigma2, Pc=Pc, utility_scale=utility_scale)
+
+    def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        _, metrics = base(W, batch)
+        return -metrics["task_utility"], metrics
 
     return loss_fn

@@ -2,11 +2,11 @@ r"""Power adapters: the GPA of eq. 15, the Euclidean projection onto the power b
 (SINR-balancing) power allocation for given beam directions.
 
 Norms are computed without overflow or underflow: ``W`` is divided by its largest entry magnitude
-(:func:`jaxbeam._checks.row_scale`) before squaring, so ``gpa(c W, P)`` is exact for ``c`` up to the float
+(:func:`jaxbeam.core._checks.row_scale`) before squaring, so ``gpa(c W, P)`` is exact for ``c`` up to the float
 range's ends (e.g. ``c = 1e30`` in float32, where ``||W||_F^2`` itself overflows).
 
 Concrete ``P`` must be finite and > 0 (``ValueError``); a traced ``P <= 0`` or NaN gives zero beams. Concrete
-``W``/``H`` must be finite. ``sigma2`` follows the noise rule of :mod:`jaxbeam._checks`.
+``W``/``H`` must be finite. ``sigma2`` follows the noise rule of :mod:`jaxbeam.core._checks`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
-from jaxbeam.linalg import gains
+from jaxbeam.core import _checks
+from jaxbeam.core.linalg import gains
 
 
 def _masked_scaled(W, mask):
@@ -132,9 +132,9 @@ def maxmin_power(
         power).
       P: total power [W] (> 0), scalar or per sample ``(...,)``; the result has ``||W||_F^2 = P``. A traced
         ``P <= 0`` or NaN gives zero beams.
-      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (:mod:`jaxbeam._checks`): scalar, per user
+      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (:mod:`jaxbeam.core._checks`): scalar, per user
         ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``. A traced ``sigma2 <= 0`` is floored so that the SNR
-        is at most ``1 / eps`` (:func:`jaxbeam._checks.floor_noise`).
+        is at most ``1 / eps`` (:func:`jaxbeam.core._checks.floor_noise`).
       mask: optional bool ``(..., K)``; absent users get zero beams and take no power.
       num_iter: fixed-point iterations (>= 1).
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
+from jaxbeam.core import _checks
 
 
 def _is_int(v) -> bool:

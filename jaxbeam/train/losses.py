@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
-from jaxbeam.utility import TASKS, utility
+from jaxbeam.core import _checks
+from jaxbeam.core.utility import TASKS, utility
 
 SIMILARITIES = ("matrix", "per_user")
 
@@ -148,7 +148,7 @@ def make_loss(
 
     ``batch`` is a dict with ``"H"`` (complex ``(B, K, N)``), optional ``"mask"`` (bool ``(B, K)``),
     ``"W_label"`` (complex ``(B, K, N)``, needed when ``supervised``) and optional ``"sigma2"``, which
-    overrides the default and follows the noise rule of :mod:`jaxbeam._checks`: ``(B, 1)`` per sample or
+    overrides the default and follows the noise rule of :mod:`jaxbeam.core._checks`: ``(B, 1)`` per sample or
     ``(B, K)`` per user (a per-sample ``(B,)`` is rejected unless ``B == K``, where it would mean per
     user). ``metrics`` holds per-sample ``"utility"`` and, with labels in the batch, ``"label_utility"``
     and ``"cosine"``.

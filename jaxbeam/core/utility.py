@@ -4,13 +4,13 @@ Effective gains follow ``shared/DESIGN.md``: ``G[..., k, i] = h_k^H w_i``. Rates
 Absent users (``mask[..., k] == False``) have their beams removed before anything is computed, get
 rate 0, and count neither in the sum, nor in the min, nor in the transmit power.
 
-``sigma2`` follows the noise rule of :mod:`jaxbeam._checks`: it broadcasts (numpy rules, from the right)
+``sigma2`` follows the noise rule of :mod:`jaxbeam.core._checks`: it broadcasts (numpy rules, from the right)
 against the per-user shape ``(..., K)``: a scalar, per user ``(K,)`` or ``(..., K)``, per sample
 ``(..., 1)``.
 
 All functions are pure, jit/vmap/grad-able, accept any leading batch shape (also an empty one,
 ``B = 0``), and have finite gradients at ``W = 0``. Concrete arguments are checked eagerly
-(:mod:`jaxbeam._checks`): NaN/Inf in ``H`` or ``W``, ``sigma2 <= 0``, ``Pc < 0`` raise ``ValueError``.
+(:mod:`jaxbeam.core._checks`): NaN/Inf in ``H`` or ``W``, ``sigma2 <= 0``, ``Pc < 0`` raise ``ValueError``.
 Traced edge values: the SINR denominator ``interference + sigma2`` is floored at the smallest normal
 float, so a traced ``sigma2 <= 0`` gives finite (very large) rates rather than inf/NaN; the EE
 denominator ``||W||^2 + Pc`` likewise, so ``Pc = 0`` at ``W = 0`` gives EE = 0. Traced NaN entries
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
+from jaxbeam.core import _checks
 
 TASKS = _checks.TASKS  # ("sr", "mr", "ee"): task ids 0, 1, 2
 

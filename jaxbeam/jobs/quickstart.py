@@ -23,20 +23,14 @@ from pathlib import Path
 import jax
 
 from jaxbeam import configs
-from jaxbeam.data import fingerprint
-from jaxbeam.evaluate import markdown_table
-from jaxbeam.pipeline import (
-    REFERENCES,
-    bert_model,
-    budget_record,
-    describe_budget,
-    labels_for,
-    performance_rows,
-    pretrain,
-    pretrain_ubert,
-    ubert_model,
-)
-from jaxbeam.utility import TASKS
+from jaxbeam.core.utility import TASKS
+from jaxbeam.data.format import fingerprint
+from jaxbeam.jobs.builders import bert_model, ubert_model
+from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
+from jaxbeam.jobs.labels import labels_for
+from jaxbeam.jobs.pretrain import pretrain, pretrain_ubert
+from jaxbeam.jobs.report import markdown_table
+from jaxbeam.jobs.runs import budget_record, describe_budget
 
 METHODS = ("bert", *REFERENCES)
 STEPS_PER_MODEL = {"cpu": 16_000, "smoke": 40}
@@ -60,7 +54,7 @@ class QuickstartOptions:
     model: str = "bert"  # "ubert": one multi-task UBERT for all utilities, budget per model x utilities
 
     def budget(self, factor: int = 1) -> dict:
-        """The budget of one model (:func:`jaxbeam.pipeline.budget_record`), ``factor`` times the per-model one."""
+        """The budget of one model (:func:`jaxbeam.jobs.runs.budget_record`), ``factor`` times the per-model one."""
         if self.minutes_per_model is not None:
             if self.steps_per_model is not None:
                 raise ValueError("give steps_per_model or minutes_per_model, not both")

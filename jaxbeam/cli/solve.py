@@ -1,37 +1,11 @@
-"""The ``jaxbeam`` command: one subcommand per job (``jaxbeam SUBCOMMAND --help``).
-
-User mistakes (bad values, missing files) end in a one-line error and exit status 2, never a traceback.
-"""
+"""``jaxbeam linear`` (closed-form precoders) and ``jaxbeam label`` (label sets from the batched solvers)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-
-class UserError(Exception):
-    """A mistake in the command line or its inputs; printed without a traceback."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
-    return v
+from jaxbeam.cli.args import UserError, positive_float, positive_int
 
 
 # ------------------------------------------------------------------------------------------------- linear
@@ -39,7 +13,8 @@ def _linear(args) -> int:
     import jax
 
     import jaxbeam as jb
-    from jaxbeam.evaluate import LINEAR, linear_baselines, markdown_table
+    from jaxbeam.core.precoders import LINEAR, linear_baselines
+    from jaxbeam.jobs.report import markdown_table
 
     t0 = time.perf_counter()
     key = jax.random.key(args.seed)
@@ -72,17 +47,17 @@ def _add_linear(sub) -> None:
         ),
         epilog="example: jaxbeam linear --samples 2000 --P 1 2 3",
     )
-    p.add_argument("--samples", type=_positive_int, default=2000, help="channels per setting (default 2000)")
-    p.add_argument("--P", type=_positive_float, nargs="+", default=[1.0, 2.0, 3.0], help="power budgets [W]")
-    p.add_argument("--sigma2", type=_positive_float, default=0.1, help="noise power [W] (default 0.1)")
-    p.add_argument("--Pc", type=_positive_float, default=0.5, help="circuit power [W] (default 0.5)")
+    p.add_argument("--samples", type=positive_int, default=2000, help="channels per setting (default 2000)")
+    p.add_argument("--P", type=positive_float, nargs="+", default=[1.0, 2.0, 3.0], help="power budgets [W]")
+    p.add_argument("--sigma2", type=positive_float, default=0.1, help="noise power [W] (default 0.1)")
+    p.add_argument("--Pc", type=positive_float, default=0.5, help="circuit power [W] (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_linear)
 
 
 # -------------------------------------------------------------------------------------------------- label
 def _label(args) -> int:
-    from jaxbeam.labels import SOLVERS, generate_labels
+    from jaxbeam.data.generate import SOLVERS, generate_labels
 
     solver = args.solver
     if solver is not None and solver not in SOLVERS[args.utility]:
@@ -123,7 +98,7 @@ def _add_label(sub) -> None:
         description=(
             "Solve SAMPLES Rayleigh channels per power level with the label solver of the utility "
             "(SR: WMMSE, MR: exact max-min, EE: SCA) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
-            "numpy.load or jaxbeam.data.load_labels; meta.json holds every file's sha256). Chunks are sharded "
+            "numpy.load or jaxbeam.data.format.load_labels; meta.json holds every file's sha256). Chunks are sharded "
             "over all local devices and saved with a checksum as they finish: run the same command again after "
             "an interruption (even a kill) to resume; a corrupted chunk is re-solved with a warning, and on a "
             "finished set the command does nothing. Other settings on the same OUT stop with an error naming "
@@ -133,60 +108,23 @@ def _add_label(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--utility", choices=["sr", "mr", "ee"], required=True, help="system utility")
-    p.add_argument("--K", type=_positive_int, default=6, help="users")
-    p.add_argument("--N", type=_positive_int, default=12, help="transmit antennas")
-    p.add_argument("--P", type=_positive_float, nargs="+", default=[1.0, 2.0, 3.0], help="power budgets [W]")
-    p.add_argument("--samples", type=_positive_int, default=80000, help="samples per power level")
+    p.add_argument("--K", type=positive_int, default=6, help="users")
+    p.add_argument("--N", type=positive_int, default=12, help="transmit antennas")
+    p.add_argument("--P", type=positive_float, nargs="+", default=[1.0, 2.0, 3.0], help="power budgets [W]")
+    p.add_argument("--samples", type=positive_int, default=80000, help="samples per power level")
     p.add_argument("--seed", type=int, default=0, help="channel and split seed")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--sigma2", type=_positive_float, default=0.1, help="noise power [W]")
-    p.add_argument("--Pc", type=_positive_float, default=0.5, help="circuit power [W] (EE)")
-    p.add_argument("--tol", type=_positive_float, default=1e-4, help="solver convergence tolerance")
+    p.add_argument("--sigma2", type=positive_float, default=0.1, help="noise power [W]")
+    p.add_argument("--Pc", type=positive_float, default=0.5, help="circuit power [W] (EE)")
+    p.add_argument("--tol", type=positive_float, default=1e-4, help="solver convergence tolerance")
     p.add_argument(
         "--solver",
         default=None,
         help="sr: wmmse|sca, mr: exact|sca, ee: sca (default: wmmse for sr, exact for mr, sca for ee)",
     )
-    p.add_argument("--chunk", type=_positive_int, default=4096, help="samples per chunk (unit of resume)")
+    p.add_argument("--chunk", type=positive_int, default=4096, help="samples per chunk (unit of resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jaxbeam", description="BERT4beam in JAX: learned beamforming, label solvers and experiments."
-    )
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    from jaxbeam import cli_jobs
-
-    for add in cli_jobs.SUBCOMMANDS + _SUBCOMMANDS:
-        add(sub)
-    return parser
-
-
-# Each entry adds one subcommand; later jobs (label, pretrain, ...) append theirs here.
-_SUBCOMMANDS = [_add_linear, _add_label]
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"jaxbeam {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\njaxbeam {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        # A run directory whose checkpoints are all unreadable is the user's file problem, not a bug.
-        from jaxbeam.train.checkpoint import CheckpointError
-
-        if isinstance(e, CheckpointError):
-            print(f"jaxbeam {args.command}: error: {e}", file=sys.stderr)
-            return 2
-        raise
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+SUBCOMMANDS = [_add_linear, _add_label]

@@ -2,8 +2,8 @@
 
 ``generate_labels`` (and ``jaxbeam label``) solve ``samples`` Rayleigh channels per power level with the
 label solver of the utility (SR: WMMSE, MR: the exact max-min optimum ``jb.maxmin_exact``, EE: SCA) and
-write the data set format of :mod:`jaxbeam.data` (plain ``.npy`` files plus ``meta.json``; load with
-:func:`jaxbeam.data.load_labels` or ``numpy.load``).
+write the data set format of :mod:`jaxbeam.data.format` (plain ``.npy`` files plus ``meta.json``; load with
+:func:`jaxbeam.data.format.load_labels` or ``numpy.load``).
 
 Determinism and resume: the channels of chunk ``j`` of power level ``l`` are drawn from
 ``fold_in(fold_in(key(seed), l), j)``, never from the run's history. Each finished chunk is written
@@ -12,13 +12,13 @@ arguments keeps exactly the chunks whose checksum, arrays and shapes check out, 
 (truncated, corrupted, or without a checksum because the run was killed in between) with a one-line
 warning. The result is bit-identical to an uninterrupted run on the same devices, whenever the run was
 killed. When all chunks are done they are assembled into the final files (``meta.json`` last, with the
-sha256 of every array file), the 8:1:1 split is drawn (:func:`jaxbeam.data.split_ids`) and the chunk folder
+sha256 of every array file), the 8:1:1 split is drawn (:func:`jaxbeam.data.format.split_ids`) and the chunk folder
 is removed.
 
 Finished sets (policy): the same command on a finished set is a no-op (the set is loaded, its checksums
 verified, and returned); other settings on a finished or unfinished set stop with a ``ValueError`` naming
 each differing field; a finished set whose files fail their checksum is regenerated with a warning.
-The determining fields are :data:`jaxbeam.data.IDENTITY_FIELDS` (:func:`label_config`), among them
+The determining fields are :data:`jaxbeam.data.format.IDENTITY_FIELDS` (:func:`label_config`), among them
 :data:`LABEL_VERSION`, raised whenever a label solver's result changes.
 
 Devices: each chunk is one ``jit`` call whose batch axis is sharded over a 1-D ``"data"`` mesh of all
@@ -40,12 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxbeam
+from jaxbeam._version import __version__
 from jaxbeam import solvers
-from jaxbeam.channels import rayleigh
-from jaxbeam.data import LabelSet, check_identity, file_sha256, label_identity, load_labels, save_labels, split_ids
-from jaxbeam.utility import TASKS
-from jaxbeam.utility import utility as utility_fn
+from jaxbeam.core.channels import rayleigh
+from jaxbeam.data.format import LabelSet, check_identity, file_sha256, label_identity, load_labels, save_labels, split_ids
+from jaxbeam.core.utility import TASKS
+from jaxbeam.core.utility import utility as utility_fn
 
 DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
 """Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
@@ -80,7 +80,7 @@ def label_config(
 ) -> dict:
     """The identity of the label set :func:`generate_labels` makes with these arguments (validated).
 
-    A dict of :data:`jaxbeam.data.IDENTITY_FIELDS`: everything that determines the labels (the chunk size
+    A dict of :data:`jaxbeam.data.format.IDENTITY_FIELDS`: everything that determines the labels (the chunk size
     too: it fixes which channels are drawn). Raises ``ValueError`` naming a bad argument.
     """
     if utility not in TASKS:
@@ -214,7 +214,7 @@ def generate_labels(
       max_chunks: stop after solving this many new chunks and return None (for tests of resume).
 
     Returns:
-      the finished :class:`jaxbeam.data.LabelSet` as loaded from ``out`` (meta with checksums), or None if
+      the finished :class:`jaxbeam.data.format.LabelSet` as loaded from ``out`` (meta with checksums), or None if
       stopped early.
 
     Raises:
@@ -314,7 +314,7 @@ def generate_labels(
         "samples": int(total),
         "mean_utility": {str(p): float(U[P_all == np.float32(p)].mean()) for p in P_levels},
         "mean_utility_all": float(U.mean()),
-        "package_version": jaxbeam.__version__,
+        "package_version": __version__,
         "jax_version": jax.__version__,
         "seconds_last_session": round(time.perf_counter() - t0, 3),
     }

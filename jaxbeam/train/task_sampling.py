@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbeam.utility import TASKS
+from jaxbeam.core.utility import TASKS
 
 NUM_TASKS = len(TASKS)
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxbeam as jb
-from jaxbeam.evaluate import markdown_table
+from jaxbeam.jobs.report import markdown_table
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
+from jaxbeam.core import _checks
 
 
 def user_tokens(H: ArrayLike) -> jax.Array:

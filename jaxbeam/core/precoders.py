@@ -1,5 +1,6 @@
 r"""Closed-form linear precoders at full power: MRT, ZF and RZF (LMMSE); and the optimal beamforming
-structure (:func:`optimal_structure`) that generalises RZF with per-user weights and powers.
+structure (:func:`optimal_structure`) that generalises RZF with per-user weights and powers; the four
+closed-form references by name (:func:`linear_beams`, :func:`linear_baselines`: MRT, ZF, RZF, RZF_BAL).
 
 Each returns beam directions ``d_k`` (unit norm) with equal power per present user,
 ``w_k = sqrt(P / K_active) d_k``, so ``||W||_F^2 = P`` exactly.
@@ -13,7 +14,7 @@ gives ZF for ``alpha = 0`` (``h_k^H w_i = 0`` for ``i != k``) and RZF / LMMSE fo
 Solving a K x K system instead of inverting the N x N matrix of 002 eq. 5 is the matrix inversion
 lemma, ``(a I_N + H^T H^*)^{-1} H^T = H^T (a I_K + H^* H^T)^{-1}``.
 
-Scale: every sample's ``H`` is divided by its largest entry magnitude first (:func:`jaxbeam._checks.row_scale`,
+Scale: every sample's ``H`` is divided by its largest entry magnitude first (:func:`jaxbeam.core._checks.row_scale`,
 with ``alpha`` rescaled to match), so channels near the float range's ends (``x 1e30``, ``x 1e-30``) give the
 same beams as ``H`` itself (MRT, ZF) or as the exact RZF of the scaled system.
 
@@ -23,12 +24,17 @@ A traced ``P <= 0`` or NaN gives zero beams; a traced ``sigma2 <= 0`` gives the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxbeam import _checks
-from jaxbeam.linalg import bmm, gains, hpd_solve
+from jaxbeam.core import _checks
+from jaxbeam.core.linalg import bmm, gains, hpd_solve
+from jaxbeam.core.power import maxmin_power
+from jaxbeam.core.utility import TASKS, utility
 
 
 def _prepare(H, P, mask):
@@ -133,7 +139,7 @@ def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike 
     Args:
       H: complex ``(..., K, N)`` channels.
       P: power budget [W], scalar or per sample ``(...,)``.
-      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (:mod:`jaxbeam._checks`): scalar, per
+      sigma2: noise power [W] (> 0), broadcast against ``(..., K)`` (:mod:`jaxbeam.core._checks`): scalar, per
         user ``(K,)`` or ``(..., K)``, per sample ``(..., 1)``. With per-user noise the beams are the RZF of the
         noise-normalised channels ``h_k / sigma_k`` (the optimal structure with ``lambda_k = P / (K sigma_k^2)``),
         which is the formula above when all ``sigma_k`` are equal.
@@ -210,3 +216,37 @@ def optimal_structure(H: ArrayLike, lam: ArrayLike, p: ArrayLike, *, mask: Array
     scale = jnp.where(norm2 > 0, jnp.sqrt(pk / jnp.where(norm2 > 0, norm2, 1.0)), 0.0)
     Y = Y * scale[..., None, :].astype(H.dtype)
     return bmm(jnp.swapaxes(Y, -1, -2), H)  # W = Y^T H
+
+
+LINEAR = ("mrt", "zf", "rzf", "rzf_bal")
+
+
+def linear_beams(name: str, H, P, sigma2=0.1, *, mask=None):
+    """Beams of one closed-form precoder at full power, or None for ZF where ``K > N`` (it does not exist).
+
+    ``name`` in :data:`LINEAR`; ``rzf_bal`` is RZF's directions with the max-min (SINR-balancing) powers of
+    :func:`jaxbeam.maxmin_power`.
+    """
+    if name == "mrt":
+        return mrt(H, P, mask=mask)
+    if name == "zf":
+        return None if H.shape[-2] > H.shape[-1] else zf(H, P, mask=mask)
+    if name == "rzf":
+        return rzf(H, P, sigma2, mask=mask)
+    if name == "rzf_bal":
+        return maxmin_power(H, rzf(H, P, sigma2, mask=mask), P, sigma2, mask=mask)
+    raise ValueError(f"names must be drawn from {LINEAR}; got {name!r}")
+
+
+@partial(jax.jit, static_argnames=("names",))
+def linear_baselines(H, P, sigma2=0.1, Pc=0.5, *, names: Sequence[str] = LINEAR, mask=None):
+    """Utilities of closed-form precoders (:func:`linear_beams`): ``{name: {task: (...,) array}}``.
+
+    ZF is skipped (absent from the result) when ``K > N``, where it does not exist.
+    """
+    out = {}
+    for name in names:
+        W = linear_beams(name, H, P, sigma2, mask=mask)
+        if W is not None:
+            out[name] = {task: utility(task, H, W, sigma2, Pc, mask) for task in TASKS}
+    return out

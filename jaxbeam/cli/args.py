@@ -1,0 +1,116 @@
+"""What every subcommand shares: the user-error type, argument types and preset overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs; printed without a traceback."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+EXAMPLE_SET = "--set learning_rate=5e-4 --set num_layers=4"
+
+
+def _coerce(field_type: str, default, text: str):
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if isinstance(default, tuple):
+        return tuple(float(t) for t in text.split(","))
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    return text
+
+
+def make_config(preset: str, sets: list[str] | None, **direct):
+    """``configs.get_preset(preset, ...)`` from ``--set NAME=VALUE`` strings and direct overrides."""
+    from jaxbeam import configs
+
+    if preset not in configs.PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(configs.PRESETS)}; got {preset!r}")
+    base = configs.PRESETS[preset]
+    fields = {
+        f.name: (f.type, getattr(part, f.name))
+        for part in (base.system, base.model, base.train)
+        for f in dataclasses.fields(part)
+    }
+    overrides = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise UserError(f"--set expects NAME=VALUE; got {item!r}")
+        name, text = item.split("=", 1)
+        if name not in fields:
+            raise UserError(f"--set: unknown config field {name!r}; known: {', '.join(sorted(fields))}")
+        try:
+            overrides[name] = _coerce(*fields[name], text)
+        except ValueError as e:
+            raise UserError(f"--set {name}: {e}") from None
+    overrides.update({k: v for k, v in direct.items() if v is not None})
+    try:
+        return configs.get_preset(preset, **overrides)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def add_config_args(p, *, utility=True):
+    p.add_argument("--preset", default="cpu", help="configuration preset: cpu | paper | smoke (default cpu)")
+    if utility:
+        p.add_argument("--utility", choices=["sr", "mr", "ee"], help="system utility (default: the preset's, sr)")
+    p.add_argument("--K", type=positive_int, help="users (default: the preset's)")
+    p.add_argument("--N", type=positive_int, help="transmit antennas (default: the preset's)")
+    p.add_argument("--P", type=positive_float, nargs="+", help="power budgets [W] (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override any config field")
+
+
+def direct_overrides(args):
+    return {
+        "utility": getattr(args, "utility", None),
+        "K": args.K,
+        "N": args.N,
+        "P": tuple(args.P) if args.P else None,
+    }
+
+
+def load_run(checkpoint: str):
+    """The config and best parameters of a training run directory, or a :class:`UserError`."""
+    from jaxbeam import configs
+    from jaxbeam.train import load_config, load_params
+
+    path = Path(checkpoint)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{checkpoint} is not a training run directory (no config.json)")
+    d = load_config(path)
+    cfg = configs.Config.from_dict({k: d[k] for k in ("name", "system", "model", "train")})
+    try:
+        params = load_params(path, which="best")
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    return cfg, params

@@ -1,0 +1,110 @@
+"""``jaxbeam evaluate`` (a trained run against the references) and ``jaxbeam bench`` (inference latency)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jaxbeam.cli.args import UserError, load_run, positive_int
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+def _evaluate(args) -> int:
+    from jaxbeam.core.utility import TASKS
+    from jaxbeam.data.format import load_labels
+    from jaxbeam.jobs.builders import bert_model, ubert_model
+    from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
+    from jaxbeam.jobs.report import markdown_table
+    from jaxbeam.train import load_config
+
+    cfg, params = load_run(args.checkpoint)
+    ubert = load_config(Path(args.checkpoint)).get("model_kind") == "ubert"  # any K and N, one model per task
+    name = "ubert" if ubert else "bert"
+    rows = []
+    for path in args.labels:
+        try:
+            labels = load_labels(path)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from None
+        if not ubert and labels.N != cfg.system.N:
+            raise UserError(f"{path} has N = {labels.N} antennas; the model was built for N = {cfg.system.N}")
+        utility = labels.meta.get("utility", cfg.train.utility)
+        part = labels if args.split == "all" else labels.split(args.split)
+        rows += performance_rows(
+            utility,
+            part,
+            cfg.system.sigma2,
+            cfg.system.Pc,
+            model=ubert_model(cfg) if ubert else bert_model(cfg),
+            params=params,
+            csi_error_db=args.csi_error_db,
+            task=TASKS.index(utility) if ubert else None,
+            model_name=name,
+        )
+    methods = (name, *REFERENCES)
+    header = ["utility", "K", "N", "P [W]", "samples", "label U", *(m.upper() for m in methods)]
+    body = [
+        [r["utility"].upper(), r["K"], r["N"], f"{r['P']:g}", r["samples"], f"{r['label']:.3f}"]
+        + [f"{r[m]:.2f}" if m in r else "-" for m in methods]
+        for r in rows
+    ]
+    csi = "" if args.csi_error_db is None else f", CSI error {args.csi_error_db} dB"
+    print(f"Performance (eq. 31, % of the label solver){csi}:\n")
+    print(markdown_table(header, body))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="eq. 31 performance of a trained model and MRT/ZF/RZF/WMMSE on label sets",
+        description=(
+            "Evaluate the best weights of CHECKPOINT on one or more label data sets: performance (eq. 31) per "
+            "utility, P and K against the label solver, beside MRT, ZF, RZF and WMMSE."
+        ),
+        epilog="example: jaxbeam evaluate runs/sr/model --labels data/sr_6_12 data/sr_7_12 --csi-error-db -20",
+    )
+    p.add_argument("checkpoint", help="run directory of a training (holds config.json, best/)")
+    p.add_argument("--labels", nargs="+", required=True, help="label data set directories")
+    p.add_argument("--split", choices=["test", "val", "train", "all"], default="test", help="part (default test)")
+    p.add_argument("--csi-error-db", type=float, help="evaluate with CSI error ||e||^2 = mu ||h||^2, mu in dB")
+    p.add_argument("--out", help="write the rows as JSON here")
+    p.set_defaults(func=_evaluate)
+
+
+# ------------------------------------------------------------------------------------------------ bench
+def _bench(args) -> int:
+    from jaxbeam.jobs.bench import format_rows, run_inference_benchmark, write_json
+
+    if args.smoke:
+        args.presets, args.batches, args.dtypes = ["cpu"], [1, 8], ["float32"]
+    result = run_inference_benchmark(
+        args.presets,
+        batches=args.batches,
+        dtypes=args.dtypes,
+        min_seconds=0.2 if args.smoke else 1.0,
+        progress=lambda s: print(f"  measuring {s} ...", flush=True),
+    )
+    print(format_rows(result))
+    print(f"\nwrote {write_json(args.out, result)}")
+    return 0
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="jitted BERT inference latency / throughput (same as python -m benchmarks.inference_latency)",
+        description="Median and p90 latency, compile time, FLOPs and FLOP/s of the jitted BERT forward pass.",
+        epilog="example: jaxbeam bench --presets cpu --batches 1 32",
+    )
+    p.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds")
+    p.add_argument("--presets", nargs="+", default=["cpu", "paper"], choices=["cpu", "paper"])
+    p.add_argument("--batches", nargs="+", type=positive_int, default=[1, 32, 1024])
+    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    p.add_argument("--out", default="results/inference_latency.json", help="JSON output path")
+    p.set_defaults(func=_bench)
+
+
+SUBCOMMANDS = [add_evaluate, add_bench]
