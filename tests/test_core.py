@@ -206,7 +206,7 @@ def test_maxmin_power_on_rzf_is_near_the_exact_maxmin_and_keeps_the_optimum():
     bal = jb.maxmin_power(H, rzf, 1.0, 0.1)
     perf = float(jb.performance(jb.min_rate(H, bal, 0.1), opt))
     assert perf >= 99.0 and float(jb.performance(jb.min_rate(H, rzf, 0.1), opt)) < 90.0
-    W_opt = jb.maxmin_exact(H[:8], 1.0, 0.1, bisect_steps=64)
+    W_opt = jb.maxmin_exact(H[:8], 1.0, 0.1)
     np.testing.assert_allclose(jb.maxmin_power(H[:8], W_opt, 1.0, 0.1, num_iter=100), W_opt, atol=1e-6)
 
 

@@ -176,6 +176,7 @@ BAD = [
     ("beta_growth", lambda v: jb.sca(H0, 1.0, utility="mr", beta_growth=v), [0.5]),
     ("method", lambda v: jb.maxmin_exact(H0, 1.0, method=v), ["newton"]),
     ("bisect_steps", lambda v: jb.maxmin_exact(H0, 1.0, method="bisection", bisect_steps=v), [0, -2]),
+    ("bisect_steps", lambda v: jb.maxmin_exact(H0, 1.0, bisect_steps=v), [20]),  # not the default method's
     ("fp_rtol", lambda v: jb.maxmin_exact(H0, 1.0, fp_rtol=v), [0.0, -1e-6, float("nan")]),
     ("max_fp", lambda v: jb.maxmin_exact(H0, 1.0, max_fp=v), [0]),
 ]

@@ -198,9 +198,10 @@ def _pad(H, K_pad):
         lambda H, m: jb.wmmse(H, 1.0, SIGMA2, mask=m),
         lambda H, m: jb.sca(H, 1.0, SIGMA2, "ee", mask=m, max_iter=5),
         lambda H, m: jb.sca(H, 1.0, SIGMA2, "mr", mask=m, max_iter=5),
-        lambda H, m: jb.maxmin_exact(H, 1.0, SIGMA2, mask=m, bisect_steps=20),
+        lambda H, m: jb.maxmin_exact(H, 1.0, SIGMA2, mask=m),
+        lambda H, m: jb.maxmin_exact(H, 1.0, SIGMA2, mask=m, method="bisection", bisect_steps=20),
     ],
-    ids=["wmmse", "sca-ee", "sca-mr", "exact"],
+    ids=["wmmse", "sca-ee", "sca-mr", "exact", "exact-bisection"],
 )
 def test_padded_users_give_the_same_solution(solve):
     H = channels(4, 4, 8, seed=9)

@@ -199,6 +199,8 @@ def _check_solver_args(method, bisect_steps, fp_rtol, max_fp):
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     if bisect_steps is not None:
         check_count(bisect_steps, "bisect_steps", 1)
+        if method != "bisection":
+            raise ValueError(f"bisect_steps applies to method='bisection' only; got method={method!r}")
     if fp_rtol is not None:
         check_tol(fp_rtol, "fp_rtol")
     check_count(max_fp, "max_fp", 1)

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxbeam.core.power import project_power
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
 from jaxbeam.solvers._wmmse_kernel import (
@@ -279,20 +280,24 @@ def wmmse(
         (weighted sum rate in bit/s/Hz, int32, bool).
 
     Returns:
-      complex ``(..., K, N)`` beamformers with ``||W||_F^2 <= P`` (``= P`` up to rounding when the
-      power constraint is active, which it is for the sum rate); and the info dict if requested.
+      complex ``(..., K, N)`` beamformers with ``||W||_F^2 <= P`` (projected onto the power ball; ``= P``
+      up to rounding when the constraint is active, which it is for the sum rate); and the info dict if
+      requested.
     """
     tol = check_tol(tol)
     max_iter = check_count(max_iter, "max_iter", 0)
     _check_multiplier(multiplier)
     _check_stop(stop, window)
     window = window if stop == "rates" else 1
+    budget = P
     Hn, batch, (Gm, P, weights, mask_f) = _prepare_bm(H, P, sigma2, mask, weights)
     steps = _newton_steps(P.dtype)
     step = lambda s, a: _step_bm(s, *a, tol, steps, multiplier, stop, window)
     state = C.compacting_while(step, _initial_state(Gm, P, weights, mask_f), (Gm, P, weights), int(max_iter), axis=-1)
     state = _to_public(state, batch)
-    W = C.beams(state.coef, Hn)
+    # A no-op up to rounding, except at a traced sigma2 <= 0 (SNR capped at 1 / eps), where the
+    # multiplier's float32 round-off overshot the budget by up to 13 %.
+    W = project_power(C.beams(state.coef, Hn), budget)
     if return_info:
         return W, {"utility": state.utility, "iterations": state.iteration, "converged": state.converged}
     return W
