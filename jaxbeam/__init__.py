@@ -26,7 +26,7 @@ from jaxbeam.core.utility import (
     transmit_power,
     utility,
 )
-from jaxbeam.solvers import maxmin_exact, sca, wmmse, wmmse_init, wmmse_step
+from jaxbeam.solvers import maxmin_exact, refine, sca, wmmse, wmmse_init, wmmse_step
 
 __all__ = [
     "TASKS",
@@ -43,6 +43,7 @@ __all__ = [
     "project_power",
     "rates",
     "rayleigh",
+    "refine",
     "rzf",
     "sca",
     "sinr",
