@@ -3,9 +3,19 @@
 With 8 virtual devices on a 2-core machine, a device thread can be starved for longer than XLA:CPU's
 default 40 s collective rendezvous limit when the machine is busy, and XLA then aborts the process;
 the limits are raised (they only matter for a stuck run, which pytest's own time-outs catch).
+
+Many tests compile the same programs again (a new ``jax.jit`` closure, a new training engine, the same
+solver at the same shapes, in either xdist worker): the test session shares one persistent compilation
+cache, a folder made by the first pytest process (the controller) and removed when it exits. JAX locks the
+folder (``filelock``) when the cache has a size limit, so the two workers never read a half-written entry;
+a bad entry is only a warning and a recompile. Subprocesses started by tests do not use it. Tracing, and
+with it every trace-time check, still runs on a cache hit.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = " ".join(
     [
@@ -20,6 +30,14 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+if "JAXBEAM_TEST_JIT_CACHE" not in os.environ:  # the controller (or a run without xdist); workers inherit
+    os.environ["JAXBEAM_TEST_JIT_CACHE"] = tempfile.mkdtemp(prefix="jaxbeam-test-jit-")
+    atexit.register(shutil.rmtree, os.environ["JAXBEAM_TEST_JIT_CACHE"], ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAXBEAM_TEST_JIT_CACHE"])
+jax.config.update("jax_compilation_cache_max_size", 8 << 30)  # a limit turns on the file lock
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 @pytest.fixture

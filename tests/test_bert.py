@@ -91,7 +91,7 @@ def test_bad_inputs_raise(model_and_vars):
         model.apply(v, jb.rayleigh(jax.random.key(8), (2,), 3, N), 1.0, mask=jnp.ones((2, 4), bool))
 
 
-@pytest.mark.parametrize("K, N", [(6, 12), (8, 16)])
+@pytest.mark.parametrize("K, N", [(6, 12), pytest.param(8, 16, marks=pytest.mark.slow)])
 def test_fresh_models_start_inside_the_gpa_ball_where_power_is_learnable(K, N):
     """With the output layer initialised inside the unit ball of eq. 15, a fresh model transmits below P and
     its transmit power has a gradient; outside the ball the GPA pins the power at P (zero gradient), and EE,
@@ -104,12 +104,13 @@ def test_fresh_models_start_inside_the_gpa_ball_where_power_is_learnable(K, N):
         (jb.models.UBERT(features=128, num_layers=3, num_heads=4, head="structured"), (H, 1.0, task), 0.96),
         (jb.models.UBERT(features=128, num_layers=3, num_heads=4, head="balanced"), (H, 1.0, task), 0.96),
     ):
-        params = model.init(jax.random.key(0), *args)["params"]
+        params = jax.jit(model.init)(jax.random.key(0), *args)["params"]
 
         def power(p, model=model, args=args):
             return jb.transmit_power(model.apply({"params": p}, *args))
 
-        assert float(jnp.max(power(params))) < bound  # the structured head starts at RZF with 0.95 P
-        grads = jax.grad(lambda p, power=power: jnp.mean(power(p)))(params)
+        # jitted: op by op, the balanced head's fixed point and its gradient take minutes on 2 cores
+        assert float(jnp.max(jax.jit(power)(params))) < bound  # the structured head starts at RZF with 0.95 P
+        grads = jax.jit(jax.grad(lambda p, power=power: jnp.mean(power(p))))(params)
         out = "total_power" if "total_power" in grads else "head"  # the parameters that set the power
         assert float(jnp.sum(jnp.abs(grads[out]["kernel"]))) > 1e-3

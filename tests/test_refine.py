@@ -34,8 +34,7 @@ def test_one_fixed_step_is_the_real_gradient_by_finite_differences(utility):
     np.testing.assert_allclose((W1 - W0) / eta, G, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("utility", jb.TASKS)
-@pytest.mark.parametrize("project", ["ball", "sphere"])
+@pytest.mark.parametrize("utility, project", [("sr", "ball"), ("mr", "ball"), ("ee", "ball"), ("sr", "sphere")])
 def test_every_step_is_feasible_and_the_default_never_lowers_the_utility(utility, project):
     H = channels(32, 8, 8, seed=2)
     P = jnp.linspace(0.5, 3.0, 32)
