@@ -5,7 +5,7 @@ group (one worker, in file order): later experiments reuse what earlier ones tra
 cache is for, and no two processes write the same cached run.
 
 On the smoke preset an experiment costs its compilations (every model kind, (K, N) and solver), 17 s to
-7 min each and about 40 min for all twelve on a 2-core CPU (Table I alone 6 min): CI runs :data:`IN_CI`
+7 min each and 39 min for all twelve on a busy 2-core CPU (Table I alone 326 s): CI runs :data:`IN_CI`
 (labels, BERT pre-training and frozen-encoder fine-tuning through the Context, evaluation beside the
 references, the results files, the cache reused) and the rest is marked ``slow``
 (``pytest -m slow tests/test_experiments.py``). UBERT's and the baselines' training paths are tested in

@@ -21,6 +21,17 @@ from jaxbeam.jobs.runs import budget_record, check_run, epochs_for, fit_within_b
 from jaxbeam.train.losses_multitask import make_multitask_loss
 
 
+def _fit_options(tc, progress: bool) -> dict:
+    """The training-config fields that every pre-training and fine-tuning fit passes to ``train.fit``."""
+    return {
+        "seed": tc.seed,
+        "eval_batch_size": tc.eval_batch_size,
+        "checkpoint_every": tc.checkpoint_every,
+        "log_every": tc.log_every,
+        "progress": progress,
+    }
+
+
 def pretrain(
     cfg: Config,
     labels: LabelSet,
@@ -66,11 +77,7 @@ def pretrain(
         learning_rate=tc.learning_rate,
         val=train.label_arrays(labels.split("val")),
         config={**cfg.to_dict(), "epochs_planned": epochs, "label_meta": labels.meta, "identity": ident},
-        seed=tc.seed,
-        eval_batch_size=tc.eval_batch_size,
-        checkpoint_every=tc.checkpoint_every,
-        log_every=tc.log_every,
-        progress=progress,
+        **_fit_options(tc, progress),
     )
 
 
@@ -187,11 +194,7 @@ def pretrain_ubert(
         learning_rate=tc.learning_rate,
         val=val,
         config=config,
-        seed=tc.seed,
-        eval_batch_size=tc.eval_batch_size,
-        checkpoint_every=tc.checkpoint_every,
-        log_every=tc.log_every,
-        progress=progress,
+        **_fit_options(tc, progress),
     )
 
 
@@ -262,12 +265,8 @@ def finetune_ubert(
             "label_meta": metas,
             "identity": ident,
         },
-        seed=cfg.train.seed,
         init_params=init_params,
-        eval_batch_size=cfg.train.eval_batch_size,
-        checkpoint_every=cfg.train.checkpoint_every,
-        log_every=cfg.train.log_every,
-        progress=progress,
+        **_fit_options(cfg.train, progress),
     )
     return res.best_params
 
