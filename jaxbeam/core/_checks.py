@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxbeam.core import _jit
+
 TASKS = ("sr", "mr", "ee")  # task ids 0, 1, 2 (re-exported as jb.TASKS)
 
 
@@ -59,18 +61,39 @@ def _first_bad(bad: np.ndarray) -> str:
     return f"{bad.sum()} of {bad.size} entries, the first at index {idx}"
 
 
+@jax.jit
+def _all_finite(x):
+    return jnp.all(jnp.isfinite(x))
+
+
 def finite(name: str, x) -> None:
-    """Raise ``ValueError`` if concrete ``x`` holds NaN or Inf (real or complex); traced ``x`` passes."""
-    if not is_concrete(x) or jnp.size(x) == 0:
+    """Raise ``ValueError`` if concrete ``x`` holds NaN or Inf (real or complex); traced ``x`` passes.
+
+    A traced ``x`` that is an input of a :func:`jaxbeam.core._jit.public` function being traced is
+    checked on every call of that function instead (:func:`jaxbeam.core._jit.defer`); so are the other
+    value checks below.
+    """
+    if not is_concrete(x):
+        _jit.defer(x, ("finite", name), lambda v: finite(name, v), lambda t: jnp.all(jnp.isfinite(t)))
+        return
+    if jnp.size(x) == 0:
         return
     if isinstance(x, jax.Array):
         with jax.ensure_compile_time_eval():  # a concrete array closed over inside a jit: still eager
-            if bool(jnp.all(jnp.isfinite(x))):  # reduce on the device; fetch the entries only on failure
+            if bool(_all_finite(x)):  # reduce on the device; fetch the entries only on failure
                 return
     h = np.asarray(x)
     bad = ~np.isfinite(h)
     if bad.any():
         raise ValueError(f"{name} must be finite; it holds NaN or Inf in {_first_bad(bad)}")
+
+
+def _in_range(t, low, strict):
+    """Traced form of :func:`values`: finite and ``> low`` (``>= low``)."""
+    ok = jnp.isfinite(t)
+    if low is not None:
+        ok = ok & ((t > low) if strict else (t >= low))
+    return ok
 
 
 def values(name: str, x, *, low: float | None = None, strict: bool = True, what: str = "") -> None:
@@ -79,7 +102,15 @@ def values(name: str, x, *, low: float | None = None, strict: bool = True, what:
     Traced ``x`` passes (see the module docstring). Raises ``ValueError`` naming ``name`` and ``what``.
     """
     h = _host(x)
-    if h is None or h.size == 0:
+    if h is None:
+        _jit.defer(
+            x,
+            ("values", name, low, strict, what),
+            lambda v: values(name, v, low=low, strict=strict, what=what),
+            lambda t: jnp.all(_in_range(t, low, strict)),
+        )
+        return
+    if h.size == 0:
         return
     bound = "" if low is None else (f" > {low:g}" if strict else f" >= {low:g}")
     expected = f"{name} must be finite{bound}{' (' + what + ')' if what else ''}"
@@ -237,15 +268,34 @@ def task_ids(name: str, task, batch_shape: tuple | None = None) -> jnp.ndarray:
             raise ValueError(
                 f"{name} must be a scalar or per sample, broadcastable to {batch_shape}; got {_describe(task)}"
             )
-    h = _host(t_in)
-    if h is not None and h.size:
+    _task_range(name, t_in)
+    return task if batch_shape is None else jnp.broadcast_to(task, batch_shape)
+
+
+def _task_range(name: str, task) -> None:
+    """Raise ``ValueError`` for a concrete task id outside ``[0, 3)`` (deferred for public inputs)."""
+    h = _host(task)
+    if h is None:
+        _jit.defer(
+            task, ("task_ids", name), lambda v: _task_range(name, v), lambda t: jnp.all((t >= 0) & (t < len(TASKS)))
+        )
+        return
+    if h.size:
         bad = (h < 0) | (h >= len(TASKS))
         if bad.any():
             raise ValueError(
                 f"{name} must be integer task ids in [0, {len(TASKS)}) (indices of jb.TASKS = {TASKS}); "
                 f"got {h[bad].flat[0].item()!r} in {_first_bad(bad)}"
             )
-    return task if batch_shape is None else jnp.broadcast_to(task, batch_shape)
+
+
+def nonzero_mean(name: str, x) -> None:
+    """Raise ``ValueError`` if concrete ``x`` has mean 0 (a divisor such as eq. 31's reference)."""
+    if not is_concrete(x):
+        _jit.defer(x, ("nonzero_mean", name), lambda v: nonzero_mean(name, v), lambda t: jnp.mean(t) != 0)
+        return
+    if np.size(x) and float(np.mean(np.asarray(x, np.float64))) == 0.0:
+        raise ValueError(f"{name} must have a non-zero mean (eq. 31 divides by it); got mean 0")
 
 
 def clamp_task(task: jnp.ndarray) -> jnp.ndarray:

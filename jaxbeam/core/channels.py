@@ -14,6 +14,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
 
 
 def _is_int(v) -> bool:
@@ -31,6 +32,7 @@ def _complex_dtype(dtype) -> jnp.dtype:
     return jnp.zeros((), dtype).dtype
 
 
+@public(static=("batch_shape", "K", "N", "dtype"))
 def rayleigh(key: jax.Array, batch_shape: Sequence[int] | int, K: int, N: int, *, dtype=jnp.complex64) -> jax.Array:
     r"""Draw i.i.d. Rayleigh-fading channels, ``h_k[n] ~ CN(0, 1)`` (Sec. VI-A2).
 
@@ -63,6 +65,7 @@ def rayleigh(key: jax.Array, batch_shape: Sequence[int] | int, K: int, N: int, *
     return jax.random.normal(key, (*batch_shape, K, N), dtype=_complex_dtype(dtype))
 
 
+@public()
 def csi_error(key: jax.Array, H: ArrayLike, mu_db: ArrayLike) -> jax.Array:
     r"""Estimated CSI with a bounded error, ``h_hat_k = h_k + e_k`` (Sec. VI-B4).
 
@@ -80,8 +83,8 @@ def csi_error(key: jax.Array, H: ArrayLike, mu_db: ArrayLike) -> jax.Array:
       complex ``(..., K, N)`` erroneous channel estimates, same dtype as ``H``.
     """
     H = _checks.complex_kn("H", H)
-    mu_db = _checks.real_param("mu_db", mu_db, H.shape[:-2]).astype(H.real.dtype)
     _checks.values("mu_db", mu_db)
+    mu_db = _checks.real_param("mu_db", mu_db, H.shape[:-2]).astype(H.real.dtype)
     mu = 10.0 ** (mu_db / 10.0)
     z = jax.random.normal(key, H.shape, dtype=H.dtype)
     z_norm = jnp.linalg.norm(z, axis=-1, keepdims=True)

@@ -17,6 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
 from jaxbeam.core.linalg import gains
 
 
@@ -45,6 +46,7 @@ def _norm_floor(c, p, floor):
     return jnp.where(c >= 1, hi * jnp.sqrt(jnp.maximum(p, floor / hi**2)), jnp.sqrt(jnp.maximum(lo**2 * p, floor)))
 
 
+@public()
 def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Generalizable power adapter (GPA), eq. 15, applied per sample.
 
@@ -71,6 +73,7 @@ def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arr
     return W * scale[..., None, None].astype(W.dtype)
 
 
+@public()
 def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Euclidean projection onto the power ball ``{W : ||W||_F^2 <= P}`` (constraint 3b), per sample.
 
@@ -94,6 +97,7 @@ def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) 
     return W * scale[..., None, None].astype(W.dtype)
 
 
+@public(static=("num_iter",))
 def maxmin_power(
     H: ArrayLike,
     W: ArrayLike,

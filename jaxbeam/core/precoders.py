@@ -25,13 +25,13 @@ A traced ``P <= 0`` or NaN gives zero beams; a traced ``sigma2 <= 0`` gives the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
 from jaxbeam.core.linalg import bmm, gains, hpd_solve
 from jaxbeam.core.power import maxmin_power
 from jaxbeam.core.utility import TASKS, utility
@@ -75,6 +75,7 @@ def _regularized_inverse(H, alpha, mask, *, return_min_pivot=False):
     return hpd_solve(A, H, return_min_pivot=return_min_pivot)
 
 
+@public()
 def mrt(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Maximum ratio transmission: ``w_k = sqrt(P/K) h_k / ||h_k||``.
 
@@ -90,6 +91,7 @@ def mrt(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arr
     return _equal_power(H, P, mask)
 
 
+@public()
 def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Zero forcing: ``W \propto (H H^H)^{-1} H``, so ``h_k^H w_i = 0`` for ``i != k``.
 
@@ -127,6 +129,7 @@ def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arra
     return _equal_power(jnp.where(singular[..., None, None], D2, D), P, mask)
 
 
+@public()
 def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Regularized ZF / LMMSE beams of reference 002, eq. 5, with noise ``sigma2``.
 
@@ -170,6 +173,7 @@ def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike 
     return _equal_power(_regularized_inverse(Hn, alpha, mask), P, mask)
 
 
+@public()
 def optimal_structure(H: ArrayLike, lam: ArrayLike, p: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""Beams of the optimal beamforming structure (Bjornson, Bengtsson, Ottersten, IEEE SPM 2014).
 
@@ -221,6 +225,7 @@ def optimal_structure(H: ArrayLike, lam: ArrayLike, p: ArrayLike, *, mask: Array
 LINEAR = ("mrt", "zf", "rzf", "rzf_bal")
 
 
+@public(static=("name",))
 def linear_beams(name: str, H, P, sigma2=0.1, *, mask=None):
     """Beams of one closed-form precoder at full power, or None for ZF where ``K > N`` (it does not exist).
 
@@ -238,7 +243,7 @@ def linear_beams(name: str, H, P, sigma2=0.1, *, mask=None):
     raise ValueError(f"names must be drawn from {LINEAR}; got {name!r}")
 
 
-@partial(jax.jit, static_argnames=("names",))
+@public(static=("names",))
 def linear_baselines(H, P, sigma2=0.1, Pc=0.5, *, names: Sequence[str] = LINEAR, mask=None):
     """Utilities of closed-form precoders (:func:`linear_beams`): ``{name: {task: (...,) array}}``.
 

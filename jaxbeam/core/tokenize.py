@@ -7,8 +7,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
 
 
+@public()
 def user_tokens(H: ArrayLike) -> jax.Array:
     r"""CSI token matrix of eq. 4: ``t_k = [Re(h_k)^T, Im(h_k)^T]^T``.
 
@@ -22,6 +24,7 @@ def user_tokens(H: ArrayLike) -> jax.Array:
     return jnp.concatenate([H.real, H.imag], axis=-1)
 
 
+@public()
 def antenna_tokens(H: ArrayLike) -> jax.Array:
     r"""Antenna token matrix of eq. 19: ``T_a[k, n] = [Re(h_k[n]), Im(h_k[n])]``.
 

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from jaxbeam.core._jit import public
 from jaxbeam.core.linalg import hpd_solve
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
@@ -206,6 +207,7 @@ def _check_solver_args(method, bisect_steps, fp_rtol, max_fp):
     check_count(max_fp, "max_fp", 1)
 
 
+@public(static=("method", "bisect_steps", "fp_rtol", "max_fp", "return_info"))
 def maxmin_exact(
     H: ArrayLike,
     P: ArrayLike,

@@ -26,6 +26,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
 from jaxbeam.core.power import project_power
 from jaxbeam.core.utility import TASKS
 from jaxbeam.core.utility import utility as utility_fn
@@ -44,6 +45,7 @@ def _sphere(W, P):
     return W * scale[..., None, None].astype(W.dtype)
 
 
+@public(static=("utility", "steps", "project"))
 def refine(
     H: ArrayLike,
     W0: ArrayLike,

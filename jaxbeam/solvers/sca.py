@@ -47,6 +47,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
 from jaxbeam.core.power import maxmin_power
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
@@ -185,6 +186,21 @@ def _initial_beams(name, Hn, P, sigma2_unit, mask_f, Pc, tol, wmmse_iters, ee_le
     return jnp.take_along_axis(Ws, best[None, ..., None, None], axis=0)[0]
 
 
+@public(
+    static=(
+        "utility",
+        "tol",
+        "max_iter",
+        "inner_steps",
+        "patience",
+        "beta0",
+        "beta_growth",
+        "beta_max",
+        "wmmse_iters",
+        "ee_levels",
+        "return_info",
+    )
+)
 def sca(
     H: ArrayLike,
     P: ArrayLike,

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxbeam.core._jit import public
 from jaxbeam.core.power import project_power
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
@@ -170,6 +171,7 @@ def _check_stop(stop, window):
         raise ValueError(f"window must be an int >= 1; got {window!r}")
 
 
+@public()
 def wmmse_init(
     H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, weights=None, mask: ArrayLike | None = None
 ) -> WMMSEState:
@@ -189,6 +191,7 @@ def wmmse_init(
     return _to_public(_initial_state(Gm, P, weights, mask_f), batch)
 
 
+@public(static=("tol", "multiplier"))
 def wmmse_step(
     state: WMMSEState,
     H: ArrayLike,
@@ -220,6 +223,7 @@ def wmmse_step(
     return _to_public(s, batch)
 
 
+@public()
 def wmmse_beams(state: WMMSEState, H: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None):
     """The beamformers ``W`` (complex ``(..., K, N)``) of a :class:`WMMSEState`."""
     H = jnp.asarray(H)
@@ -227,6 +231,7 @@ def wmmse_beams(state: WMMSEState, H: ArrayLike, sigma2: ArrayLike = 0.1, *, mas
     return C.beams(state.coef, Hn)
 
 
+@public(static=("tol", "max_iter", "multiplier", "stop", "window", "return_info"))
 def wmmse(
     H: ArrayLike,
     P: ArrayLike,
