@@ -171,3 +171,149 @@ def get_preset(name: str, **overrides) -> Config:
     return dataclasses.replace(
         cfg, **{k: dataclasses.replace(part, **changes[k]) for k, part in parts.items() if changes[k]}
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SAOConfig:
+    """Paper 002's MT-SAO(-lift) model and its training (Sec. III-C, Algorithm 1; Sec. III-D1 for the values).
+
+    System: ``max_users`` x ``max_antennas`` (K_m, N_m), active users / antennas ``K_schedule`` x
+    ``N_schedule``, P = ``P`` W, ``snr_db`` = 10 log10(P / sigma2). Model: ``num_layers`` (T),
+    ``features`` (M), ``num_heads`` (E), ``head_features`` (D_e), ``mlp_features``, ``lift`` (SAO-lift or
+    SAO), ``train_steps`` (Q_t) and ``infer_steps`` (Q_i) gradient steps per layer of step ``step_size`` (eta_w; 0 = the
+    backtracking search of :func:`jaxbeam.refine`). Training: window ``window`` (W) layers, each window
+    position trained for one pass over the stages (T_w = |K| |N| ``stage_epochs`` epochs of
+    ``steps_per_epoch`` batches of ``batch_size``, ``replay`` of them replayed from earlier stages), Adam
+    with cosine decay ``learning_rate`` -> ``final_learning_rate`` per window position.
+    """
+
+    max_users: int = 16
+    max_antennas: int = 16
+    K_schedule: tuple[int, ...] = (4, 8, 12, 16)
+    N_schedule: tuple[int, ...] = (4, 8, 12, 16)
+    P: float = 1.0
+    snr_db: float = 20.0
+    num_layers: int = 4
+    features: int = 64
+    num_heads: int = 4
+    head_features: int = 0
+    mlp_features: int = 64
+    lift: bool = True
+    train_steps: int = 3
+    infer_steps: int = 5
+    step_size: float = 0.0  # backtracking: 002's fixed 1e-2 lowers LMMSE's sum rate at 20 dB (README)
+    window: int = 2
+    stage_epochs: int = 1
+    steps_per_epoch: int = 20
+    batch_size: int = 64
+    replay: int = 8
+    learning_rate: float = 1e-3
+    final_learning_rate: float = 3e-4
+    val_per_config: int = 32
+    eval_batch_size: int = 256
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("K_schedule", "N_schedule"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        _positive(self, "max_users", "max_antennas", "P", "num_layers", "features", "num_heads", "mlp_features")
+        _positive(self, "window", "stage_epochs", "steps_per_epoch", "batch_size", "learning_rate")
+        _positive(self, "final_learning_rate", "val_per_config", "eval_batch_size", "checkpoint_every", "log_every")
+        if self.head_features < 0 or (self.head_features == 0 and self.features % self.num_heads):
+            raise ValueError(
+                f"head_features must be > 0, or 0 with features ({self.features}) divisible by num_heads "
+                f"({self.num_heads}); got {self.head_features}"
+            )
+        if self.window > self.num_layers:
+            raise ValueError(f"window must be <= num_layers = {self.num_layers}; got {self.window}")
+        for name in ("train_steps", "infer_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0; got {v!r}")
+        if self.step_size < 0:
+            raise ValueError(f"step_size must be >= 0 (0 = backtracking search); got {self.step_size}")
+        if not 0 <= self.replay < self.batch_size:
+            raise ValueError(f"replay must be in [0, batch_size = {self.batch_size}); got {self.replay}")
+        for name, top in (("K_schedule", self.max_users), ("N_schedule", self.max_antennas)):
+            sched = getattr(self, name)
+            if not sched or list(sched) != sorted(set(sched)) or sched[0] < 1 or sched[-1] > top:
+                raise ValueError(f"{name} must be increasing values in [1, {top}]; got {sched}")
+
+    @property
+    def sigma2(self) -> float:
+        return self.P / 10.0 ** (self.snr_db / 10.0)
+
+    @property
+    def window_positions(self) -> int:
+        return self.num_layers - self.window + 1
+
+    @property
+    def epochs_per_window(self) -> int:
+        return len(self.K_schedule) * len(self.N_schedule) * self.stage_epochs
+
+    @property
+    def total_steps(self) -> int:
+        return self.window_positions * self.epochs_per_window * self.steps_per_epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SAO_PRESETS = {
+    # 002 Sec. III-D1; steps per epoch are not stated there (100 is jaxbeam's choice).
+    "paper": SAOConfig(
+        max_users=40,
+        max_antennas=40,
+        K_schedule=(8, 16, 24, 32, 40),
+        N_schedule=(8, 16, 24, 32, 40),
+        num_layers=10,
+        features=128,
+        num_heads=12,
+        head_features=64,
+        mlp_features=128,
+        train_steps=5,
+        infer_steps=10,
+        step_size=1e-2,
+        window=5,
+        stage_epochs=10,
+        steps_per_epoch=100,
+        batch_size=128,
+        replay=16,
+        learning_rate=1e-4,
+        final_learning_rate=3e-5,
+        val_per_config=50,
+    ),
+    "cpu": SAOConfig(),
+    "smoke": SAOConfig(
+        max_users=4,
+        max_antennas=4,
+        K_schedule=(2, 4),
+        N_schedule=(2, 4),
+        num_layers=2,
+        features=8,
+        num_heads=2,
+        mlp_features=8,
+        train_steps=1,
+        infer_steps=2,
+        window=1,
+        steps_per_epoch=2,
+        batch_size=8,
+        replay=2,
+        val_per_config=4,
+        eval_batch_size=16,
+        log_every=1,
+    ),
+}
+
+
+def get_sao_preset(name: str, **overrides) -> SAOConfig:
+    """The SAO preset ``name`` (``"cpu"``, ``"paper"``, ``"smoke"``) with fields replaced by ``overrides``."""
+    if name not in SAO_PRESETS:
+        raise ValueError(f"name must be one of {tuple(SAO_PRESETS)}; got {name!r}")
+    fields = {f.name for f in dataclasses.fields(SAOConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown SAO config field(s) {unknown}; known fields: {sorted(fields)}")
+    return dataclasses.replace(SAO_PRESETS[name], **overrides)

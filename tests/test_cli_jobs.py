@@ -29,6 +29,10 @@ def _run_and_status(argv, capsys):
         (["pretrain", "--preset", "smoke", "--K", "0", "--workdir", "x"], "positive integer"),
         (["pretrain", "--preset", "smoke", "--P", "-2", "--workdir", "x"], "positive number"),
         (["evaluate", "does/not/exist", "--labels", "x"], "not a training run directory"),
+        (["pretrain", "--model", "sao", "--K", "3", "--workdir", "x"], "--K does not apply to --model sao"),
+        (["pretrain", "--model", "sao_lift", "--set", "window=9", "--workdir", "x"], "window must be <="),
+        (["pretrain", "--model", "sao", "--set", "K_schedule=4,40", "--workdir", "x"], "K_schedule must be"),
+        (["quickstart", "--model", "sao", "--steps", "3"], "--steps does not apply"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, capsys):
@@ -125,3 +129,17 @@ def test_a_clock_budget_is_labelled_machine_dependent(tmp_path):
     assert "MACHINE-DEPENDENT" not in (tmp_path / "quickstart.md").read_text()
     code = main(["quickstart", "--steps", "5", "--minutes", "1", "--workdir", str(tmp_path / "x")])
     assert code == 2
+
+
+def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):
+    run = tmp_path / "sao"
+    assert main(["pretrain", "--model", "sao_lift", "--preset", "smoke", "--workdir", str(run)]) == 0
+    out_json = tmp_path / "grid.json"
+    assert main(["evaluate", str(run / "model"), "--samples", "8", "--out", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())
+    assert [(r["K"], r["N"]) for r in rows] == [(2, 2), (2, 4), (4, 2), (4, 4)]
+    for r in rows:  # the model and the references are evaluated on the same channels
+        assert r["sao"] > 0 and r["wmmse"] >= r["rzf"] * 0.999 and (r["zf"] is None) == (r["K"] > r["N"])
+    assert "SAO %" in capsys.readouterr().out
+    code, out = _run_and_status(["evaluate", str(run / "model"), "--labels", "x"], capsys)
+    assert code == 2 and "drop --labels" in out.err

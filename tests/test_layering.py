@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "jaxbeam"
 ALLOWED = {
     "core": set(),
     "solvers": {"core"},
-    "models": {"core"},
+    "models": {"core", "solvers"},  # the semi-amortised SAO runs jb.refine inside the model
     "configs": {"core"},
     "data": {"core", "solvers"},
     "train": {"core", "data"},

@@ -42,7 +42,8 @@ def _coerce(field_type: str, default, text: str):
             return False
         raise ValueError(f"expected true/false, got {text!r}")
     if isinstance(default, tuple):
-        return tuple(float(t) for t in text.split(","))
+        cast = int if default and all(isinstance(v, int) for v in default) else float
+        return tuple(cast(t) for t in text.split(","))
     if isinstance(default, int):
         return int(text)
     if isinstance(default, float):
@@ -76,6 +77,31 @@ def make_config(preset: str, sets: list[str] | None, **direct):
     overrides.update({k: v for k, v in direct.items() if v is not None})
     try:
         return configs.get_preset(preset, **overrides)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def make_sao_config(preset: str, sets: list[str] | None, **direct):
+    """``configs.get_sao_preset(preset, ...)`` from ``--set NAME=VALUE`` strings and direct overrides."""
+    from jaxbeam import configs
+
+    if preset not in configs.SAO_PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(configs.SAO_PRESETS)}; got {preset!r}")
+    base = configs.SAO_PRESETS[preset]
+    fields = {f.name: (f.type, getattr(base, f.name)) for f in dataclasses.fields(base)}
+    overrides = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise UserError(f"--set expects NAME=VALUE; got {item!r}")
+        name, text = item.split("=", 1)
+        if name not in fields:
+            raise UserError(f"--set: unknown SAO config field {name!r}; known: {', '.join(sorted(fields))}")
+        try:
+            overrides[name] = _coerce(*fields[name], text)
+        except ValueError as e:
+            raise UserError(f"--set {name}: {e}") from None
+    try:
+        return configs.get_sao_preset(preset, **overrides, **direct)
     except ValueError as e:
         raise UserError(str(e)) from None
 

@@ -17,6 +17,10 @@ def _evaluate(args) -> int:
     from jaxbeam.jobs.report import markdown_table
     from jaxbeam.train import load_config
 
+    if _is_sao(args.checkpoint):
+        return _evaluate_sao(args)
+    if not args.labels:
+        raise UserError("--labels is required (label data set directories) for a BERT or UBERT run")
     cfg, params = load_run(args.checkpoint)
     ubert = load_config(Path(args.checkpoint)).get("model_kind") == "ubert"  # any K and N, one model per task
     name = "ubert" if ubert else "bert"
@@ -56,20 +60,50 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _is_sao(checkpoint: str) -> bool:
+    f = Path(checkpoint) / "config.json"
+    try:
+        return f.is_file() and "sao_config" in json.loads(f.read_text()).get("identity", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def _evaluate_sao(args) -> int:
+    """An SAO run: sum rate on fresh Rayleigh channels at every (K, N) of its schedule grid vs RZF, ZF, WMMSE."""
+    from jaxbeam.jobs.sao import evaluate_grid, grid_table, load_sao
+
+    if args.labels or args.csi_error_db is not None:
+        raise UserError("an SAO run is evaluated on fresh channels at its (K, N) grid; drop --labels/--csi-error-db")
+    try:
+        cfg, params = load_sao(args.checkpoint)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    configs = [(k, n) for k in cfg.K_schedule for n in cfg.N_schedule]
+    rows = evaluate_grid(cfg, params, configs, samples=args.samples, seed=args.seed)
+    print(f"Sum rate at {cfg.snr_db:g} dB, {args.samples} channels per (K, N), % of WMMSE (tol 1e-5):\n")
+    print(grid_table(rows))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="eq. 31 performance of a trained model and MRT/ZF/RZF/WMMSE on label sets",
         description=(
             "Evaluate the best weights of CHECKPOINT on one or more label data sets: performance (eq. 31) per "
-            "utility, P and K against the label solver, beside MRT, ZF, RZF and WMMSE."
+            "utility, P and K against the label solver, beside MRT, ZF, RZF and WMMSE. For an SAO run (paper 002) "
+            "no labels: sum rate on fresh channels at every (K, N) of its grid beside RZF, ZF and WMMSE."
         ),
         epilog="example: jaxbeam evaluate runs/sr/model --labels data/sr_6_12 data/sr_7_12 --csi-error-db -20",
     )
     p.add_argument("checkpoint", help="run directory of a training (holds config.json, best/)")
-    p.add_argument("--labels", nargs="+", required=True, help="label data set directories")
+    p.add_argument("--labels", nargs="+", help="label data set directories (BERT, UBERT runs)")
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test", help="part (default test)")
     p.add_argument("--csi-error-db", type=float, help="evaluate with CSI error ||e||^2 = mu ||h||^2, mu in dB")
+    p.add_argument("--samples", type=positive_int, default=256, help="SAO runs: channels per (K, N) (default 256)")
+    p.add_argument("--seed", type=int, default=12345, help="SAO runs: seed of the test channels")
     p.add_argument("--out", help="write the rows as JSON here")
     p.set_defaults(func=_evaluate)
 

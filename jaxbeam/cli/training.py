@@ -14,6 +14,7 @@ from jaxbeam.cli.args import (
     direct_overrides,
     load_run,
     make_config,
+    make_sao_config,
     positive_float,
     positive_int,
 )
@@ -23,6 +24,8 @@ from jaxbeam.cli.args import (
 def _quickstart(args) -> int:
     from jaxbeam.jobs import quickstart
 
+    if args.model in SAO_MODELS:
+        return _quickstart_sao(args)
     opts = quickstart.QuickstartOptions(
         preset=args.preset,
         workdir=Path(args.workdir),
@@ -39,6 +42,23 @@ def _quickstart(args) -> int:
     result = quickstart.run(opts)
     print("\n" + (Path(args.workdir) / "quickstart.md").read_text())
     print(f"total {result['seconds'] / 60:.1f} min on {result['device']}; table, JSON and PNG in {args.workdir}/")
+    return 0
+
+
+def _quickstart_sao(args) -> int:
+    from jaxbeam.jobs.sao import quickstart_sao
+
+    for flag in ("steps", "minutes"):
+        if hasattr(args, flag):
+            raise UserError(f"--{flag} does not apply to --model {args.model}: its budget is the preset's")
+    workdir = Path(args.workdir if args.workdir != "runs/quickstart" else f"runs/quickstart_{args.model}")
+    sao_cfg = make_sao_config(args.preset, None, lift=args.model == "sao_lift")  # validates the preset name
+    del sao_cfg
+    result = quickstart_sao(
+        args.preset, workdir, lift=args.model == "sao_lift", samples=args.kstar_samples, seed=args.seed
+    )
+    print("\n" + (workdir / "sao_grid.md").read_text())
+    print(f"total {result['seconds'] / 60:.1f} min on {result['device']}; table, JSON and PNG in {workdir}/")
     return 0
 
 
@@ -76,9 +96,11 @@ def add_quickstart(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of channels, split and initialisation")
     p.add_argument(
         "--model",
-        choices=["bert", "ubert"],
+        choices=["bert", "ubert", "sao", "sao_lift"],
         default="bert",
-        help="bert: one BERT per utility; ubert: one multi-task UBERT for all three (budget: steps or minutes x 3)",
+        help="bert: one BERT per utility; ubert: one multi-task UBERT for all three (budget: steps or minutes x 3); "
+        "sao / sao_lift: paper 002's optimiser on its cpu preset, evaluated on the (K, N) grid against RZF, ZF "
+        "and WMMSE (--kstar-samples channels per point; default workdir runs/quickstart_<model>)",
     )
     p.set_defaults(func=_quickstart)
 
@@ -91,6 +113,8 @@ def _pretrain(args) -> int:
 
     if getattr(args, "model", "bert") == "ubert":
         return _pretrain_ubert(args)
+    if getattr(args, "model", "bert") in SAO_MODELS:
+        return _pretrain_sao(args)
     cfg = make_config(args.preset, args.set, **direct_overrides(args))
     workdir = Path(args.workdir)
     if args.labels:
@@ -112,6 +136,34 @@ def _pretrain(args) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     print(f"best-on-validation weights in {workdir / 'model'}; evaluate with: jaxbeam evaluate {workdir / 'model'}")
+    return 0
+
+
+SAO_MODELS = ("sao", "sao_lift")
+
+
+def _pretrain_sao(args) -> int:
+    """``jaxbeam pretrain --model sao|sao_lift``: paper 002's Algorithm 1 on the SAO preset (no labels)."""
+    from jaxbeam.jobs.sao import train_sao
+
+    given = [
+        f"--{k}"
+        for k in ("labels", "utility", "K", "N", "P", "steps", "minutes", "task_labels")
+        if getattr(args, k, None)
+    ]
+    if given:
+        raise UserError(
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --model {args.model} "
+            "(unsupervised sum rate on the preset's "
+            "(K, N) curriculum); change the preset with --set, e.g. --set max_users=16 --set num_layers=4"
+        )
+    cfg = make_sao_config(args.preset, args.set, lift=args.model == "sao_lift")
+    workdir = Path(args.workdir) / "model"
+    try:
+        train_sao(cfg, workdir)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"trained MT-SAO{'-lift' if cfg.lift else ''} in {workdir}; evaluate with: jaxbeam evaluate {workdir}")
     return 0
 
 
@@ -195,9 +247,10 @@ def add_pretrain(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="label seed when labels are made here (default 0)")
     p.add_argument(
         "--model",
-        choices=["bert", "ubert"],
+        choices=["bert", "ubert", *SAO_MODELS],
         default="bert",
-        help="bert: one utility (eq. 17); ubert: multi-task UBERT on SR, MR and EE labels (eqs. 29-30, Algorithm 1)",
+        help="bert: one utility (eq. 17); ubert: multi-task UBERT on SR, MR and EE labels (eqs. 29-30, Algorithm 1);"
+        " sao / sao_lift: paper 002's semi-amortised optimiser (its Algorithm 1, unsupervised, any K <= K_m, N <= N_m)",
     )
     p.add_argument(
         "--task-labels",

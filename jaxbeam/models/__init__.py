@@ -1,8 +1,9 @@
-"""Flax Linen models: the encoder block, BERT, UBERT and the paper's baselines."""
+"""Flax Linen models: the encoder block, BERT, UBERT, the paper's baselines and paper 002's SAO optimiser."""
 
 from jaxbeam.models.baselines import CNN, GAT, GCN, GPT, MLP
 from jaxbeam.models.bert import BERT, Embedding
 from jaxbeam.models.encoder import Encoder, EncoderBlock, attention_mask
+from jaxbeam.models.sao import SAO, MaskedTransformerLayer
 from jaxbeam.models.ubert import UBERT, AntennaEncoding, cosine_positional_encoding
 
 __all__ = [
@@ -12,10 +13,12 @@ __all__ = [
     "GCN",
     "GPT",
     "MLP",
+    "SAO",
     "UBERT",
     "AntennaEncoding",
     "Embedding",
     "Encoder",
+    "MaskedTransformerLayer",
     "EncoderBlock",
     "attention_mask",
     "cosine_positional_encoding",

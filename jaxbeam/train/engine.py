@@ -80,12 +80,14 @@ def make_optimizer(
     total_steps: int,
     *,
     labels: Any | None = None,
+    final_learning_rate: float = 0.0,
 ) -> optax.GradientTransformation:
-    """Adam with cosine decay from ``learning_rate`` to 0 over ``total_steps`` (Sec. VI-A3).
+    """Adam with cosine decay from ``learning_rate`` to ``final_learning_rate`` over ``total_steps`` (Sec. VI-A3).
 
     Args:
       learning_rate: initial learning rate (paper: 2e-4 pre-training, 2e-5 fine-tuning).
       total_steps: steps of the whole run (epochs x steps per epoch).
+      final_learning_rate: the rate the cosine ends at (BERT4beam: 0; paper 002: 3e-5 from 1e-4).
       labels: optional pytree like the params with leaves ``"train"`` / ``"frozen"``
         (:func:`jaxbeam.train.finetune.trainable_labels`); frozen leaves get zero updates and no Adam state.
     """
@@ -93,7 +95,11 @@ def make_optimizer(
         raise ValueError(f"learning_rate must be > 0; got {learning_rate}")
     if total_steps <= 0:
         raise ValueError(f"total_steps must be > 0; got {total_steps}")
-    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, total_steps))
+    if not 0 <= final_learning_rate <= learning_rate:
+        raise ValueError(
+            f"final_learning_rate must be in [0, learning_rate = {learning_rate}]; got {final_learning_rate}"
+        )
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, total_steps, alpha=final_learning_rate / learning_rate))
     if labels is None:
         return tx
     return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)

@@ -57,6 +57,7 @@ def fit(
     *,
     epochs: int,
     learning_rate: float,
+    final_learning_rate: float = 0.0,
     val: dict | None = None,
     workdir: str | Path | None = None,
     config: dict | None = None,
@@ -82,6 +83,7 @@ def fit(
       train: a source with ``steps_per_epoch`` and ``epoch(e, start=i)`` (:mod:`jaxbeam.train.sources`).
       epochs: number of epochs; the cosine decay runs over ``epochs * steps_per_epoch`` steps.
       learning_rate: initial Adam learning rate.
+      final_learning_rate: where the cosine decay ends (default 0).
       val: validation set as a dict of arrays (``"H"``, ``"P"``, maybe ``"W_label"``), evaluated every epoch.
       workdir: run directory for checkpoints, ``config.json`` and ``metrics.jsonl``; None = no files.
         Raises :class:`jaxbeam.train.CheckpointError` if it holds checkpoints and none is readable.
@@ -108,7 +110,7 @@ def fit(
     if max_train_seconds is not None and not max_train_seconds > 0:
         raise ValueError(f"max_train_seconds must be > 0 or None; got {max_train_seconds}")
     total_steps = epochs * steps_per_epoch
-    tx = make_optimizer(learning_rate, total_steps, labels=trainable_labels)
+    tx = make_optimizer(learning_rate, total_steps, labels=trainable_labels, final_learning_rate=final_learning_rate)
     engine = Engine(model, loss_fn, tx, mesh=mesh, forward=forward)
     example = next(train.epoch(0))
     state = engine.init_state(jax.random.PRNGKey(seed), example, params=init_params)

@@ -184,3 +184,27 @@ def make_loss(
         return loss, metrics
 
     return loss_fn
+
+
+def make_trajectory_loss(sigma2: float) -> LossFn:
+    r"""Paper 002's unsupervised loss (eqs. 7, 25): minus the sum rate summed over the layers of the window.
+
+    The model returns its trajectory ``W`` of shape ``(B, L_w, K, N)`` (:class:`jaxbeam.models.SAO` with
+    ``trajectory=True``); the batch holds ``"H"`` ``(B, K, N)`` (masked entries zero), optional ``"mask"``
+    ``(B, K)`` and ``"sigma2"``. Loss ``-sum_t R_sum(H, W^(t))`` per sample; metric ``"utility"``: the sum
+    rate after the last layer [bit/s/Hz].
+    """
+    _checks.values("sigma2", sigma2, low=0.0, what="noise power in W")
+
+    def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        H, mask = batch["H"], batch.get("mask")
+        s2 = batch.get("sigma2", sigma2)
+        if W.ndim == H.ndim:  # a model that returns only its last beams
+            W = W[:, None]
+        s2 = jnp.asarray(s2)
+        s2 = s2[:, None] if s2.ndim == 2 else s2  # per sample (B, 1) or per user (B, K): one more axis
+        m = None if mask is None else mask[:, None]
+        rates = utility("sr", H[:, None], W, s2, 0.5, m)  # (B, L_w)
+        return -jnp.sum(rates, axis=-1), {"utility": rates[:, -1]}
+
+    return loss_fn

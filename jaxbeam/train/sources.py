@@ -136,3 +136,98 @@ class ChannelSource:
                 rng.standard_normal((B, K, N), np.float32) + 1j * rng.standard_normal((B, K, N), np.float32)
             ) / np.sqrt(np.float32(2))
             yield {"H": H.astype(np.complex64), "P": rng.choice(self.P, B).astype(np.float32)}
+
+
+def _masked_batch(rng: np.random.Generator, Ks: np.ndarray, Ns: np.ndarray, K_max: int, N_max: int) -> dict:
+    """Rayleigh ``(B, K_max, N_max)`` channels with ``K_max - K`` users and ``N_max - N`` antennas per sample
+    masked out at random positions (002 Sec. III-C2): masked rows and columns are zero."""
+    B = len(Ks)
+    H = rng.standard_normal((B, K_max, N_max), np.float32) + 1j * rng.standard_normal((B, K_max, N_max), np.float32)
+    H = (H / np.sqrt(np.float32(2))).astype(np.complex64)
+    # a random subset of size K per row: the K smallest of i.i.d. uniforms
+    user = np.argsort(np.argsort(rng.random((B, K_max)), axis=1), axis=1) < Ks[:, None]
+    antenna = np.argsort(np.argsort(rng.random((B, N_max)), axis=1), axis=1) < Ns[:, None]
+    H = H * (user[:, :, None] & antenna[:, None, :])
+    return {"H": H, "mask": user, "antenna_mask": antenna}
+
+
+class CurriculumSource:
+    """Masked Rayleigh channels on the curriculum of paper 002 (Sec. III-C2-3, Algorithm 1 lines 5-14).
+
+    Epoch ``e`` trains masking stage ``s = e // stage_epochs`` of the schedule ``K_schedule x N_schedule``
+    (users outer, antennas inner, easiest first; after the last stage it stays there). Every batch holds
+    ``batch_size - replay`` samples of stage ``s`` and ``replay`` samples of stages drawn uniformly from
+    ``0 .. s - 1`` (sample replay; none at stage 0), each with random masked users and antennas.
+    Batch ``i`` of epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e, i))`` (resume-exact).
+
+    Args:
+      K_max, N_max: the model's K_m, N_m (shape of every batch).
+      K_schedule, N_schedule: increasing active users and antennas per stage (002: 8, 16, .., 40).
+      stage_epochs: T_m, epochs per masking stage (002: 10).
+      batch_size, steps_per_epoch: global batch and batches per epoch.
+      replay: replayed samples per batch (of ``batch_size``).
+      P: power budget [W] of every sample.
+      seed: base seed.
+    """
+
+    def __init__(
+        self,
+        K_max: int,
+        N_max: int,
+        K_schedule: Sequence[int],
+        N_schedule: Sequence[int],
+        *,
+        stage_epochs: int,
+        batch_size: int,
+        steps_per_epoch: int,
+        replay: int = 0,
+        P: float = 1.0,
+        seed: int = 0,
+    ):
+        for name, v in (
+            ("stage_epochs", stage_epochs),
+            ("batch_size", batch_size),
+            ("steps_per_epoch", steps_per_epoch),
+        ):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if not 0 <= replay < batch_size:
+            raise ValueError(f"replay must be in [0, batch_size = {batch_size}); got {replay}")
+        for name, sched, top in (("K_schedule", K_schedule, K_max), ("N_schedule", N_schedule, N_max)):
+            if not sched or any(not 1 <= k <= top for k in sched) or list(sched) != sorted(set(sched)):
+                raise ValueError(f"{name} must be increasing values in [1, {top}]; got {list(sched)}")
+        self.K_max, self.N_max = K_max, N_max
+        self.stages = [(k, n) for k in K_schedule for n in N_schedule]
+        self.stage_epochs, self.batch_size, self.steps_per_epoch = stage_epochs, batch_size, steps_per_epoch
+        self.replay, self.P, self.seed = replay, float(P), seed
+
+    @property
+    def epochs(self) -> int:
+        """Epochs to visit every stage once (002's T_w = |K| |N| T_m)."""
+        return len(self.stages) * self.stage_epochs
+
+    def stage(self, epoch: int) -> int:
+        return min(epoch // self.stage_epochs, len(self.stages) - 1)
+
+    def epoch(self, epoch: int, *, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        s = self.stage(epoch)
+        B, R = self.batch_size, self.replay if s > 0 else 0
+        stages = np.asarray(self.stages)
+        for i in range(start, self.steps_per_epoch):
+            rng = np.random.default_rng([self.seed, epoch, i])
+            idx = np.concatenate([np.full(B - R, s), rng.integers(0, max(s, 1), R)])
+            batch = _masked_batch(rng, stages[idx, 0], stages[idx, 1], self.K_max, self.N_max)
+            batch["P"] = np.full(B, self.P, np.float32)
+            yield batch
+
+
+def masked_channels(
+    K_max: int, N_max: int, configs: Sequence[tuple[int, int]], per_config: int, *, P: float = 1.0, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """A fixed set of masked channels: ``per_config`` samples of every ``(K, N)`` in ``configs``, with random
+    masked positions (002's test set, Algorithm 1 line 21); keys as :class:`CurriculumSource` batches."""
+    rng = np.random.default_rng([seed, 7])
+    c = np.repeat(np.asarray(configs, np.int64).reshape(-1, 2), per_config, axis=0)
+    out = _masked_batch(rng, c[:, 0], c[:, 1], K_max, N_max)
+    out["P"] = np.full(len(c), P, np.float32)
+    return out

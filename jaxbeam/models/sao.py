@@ -1,0 +1,253 @@
+r"""Semi-amortised Transformer optimiser of paper 002 (Zhang, Liu, Wang): MT-SAO and MT-SAO-lift.
+
+**Framework** (002 Sec. III-A, Fig. 1). From the LMMSE start ``W^(0)`` (eq. 5: :func:`jaxbeam.rzf` with the
+true noise power) and ``H^(0) = H o M_s`` (eq. 12), each of T layers maps ``(H^(t-1), W^(t-1))`` to residual
+updates (eq. 9) and then takes Q projected gradient-ascent steps on the sum rate of the *true* masked channel
+(eq. 8, :func:`jaxbeam.refine`):
+
+.. math::
+    H^{(t)} = H^{(t-1)} + \Delta H^{(t)}, \qquad
+    W^{(t)} = \mathcal{G}_Q\big(\Pi(W^{(t-1)} + \Delta W_0^{(t)})\big) \qquad \text{(eq. 10, SAO-lift)}
+
+with ``Pi`` the scaling onto ``||W||_F^2 = P`` that closes Sec. III-B. MT-SAO (Remark 1, eq. 11; ``lift=False``)
+keeps ``H^(t) = H``.
+
+**Masked Transformer of one layer** (002 Sec. III-B, Fig. 2). As written: user-level tokens ``S`` (the
+``K_m`` rows of ``H`` and of ``W`` as ``[Re; Im]`` vectors of width ``2 N_m``) and antenna-level tokens ``T``
+(the ``N_m`` columns, width ``2 K_m``), eq. 13; an FC embedding to ``M`` features and token-wise LayerNorm
+each, no positional encoding; multi-head self-attention on each sequence with the attention masks of eqs.
+16-18 (a masked user's two tokens, resp. a masked antenna's, are attended by no one), eq. 19; an MLP on the
+concatenated heads with a residual, eqs. 20-21; LayerNorm and output MLPs, eqs. 22-23; the sample mask
+applied to the outputs, eq. 24.
+
+*Where jaxbeam departs from the text, and why.* Eq. 20 concatenates user-level token ``i`` with antenna-level
+token ``i`` and eq. 24 reads the fused token ``i`` as a column of the output; that needs ``K_m = N_m`` and
+pairs user ``i`` with antenna ``i``, so a masked user would change the output of the antenna with the same
+index, and a padded batch could not equal the unpadded one. Here the two sequences are fused per *entry*:
+the update of entry ``(k, n)`` is an MLP of user ``k``'s two tokens and antenna ``n``'s two tokens
+(``MLP(a_k + b_n)`` with ``a = Dense(user tokens)``, ``b = Dense(antenna tokens)``), so any ``K_m, N_m``
+work and masked users and antennas are inert. The beam tokens are divided by the per-entry scale
+``sqrt(P / (K N))`` (and the update multiplied by it), and each output MLP's last layer starts at zero, so an
+untrained layer is the identity and the untrained model is LMMSE followed by the gradient steps.
+
+**Sliding window** (002 Sec. III-C1). ``first_trained`` and ``active_layers`` select the window
+``[t_s, t_e)`` of Algorithm 1: layers before it run under ``stop_gradient`` (their parameters are also frozen
+by the trainer), layers after it are not applied; with ``trajectory=True`` the call returns every
+``W^(t)`` of the window (the summed loss of eq. 25). Parameters always exist for all T layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxbeam.core import _checks
+from jaxbeam.core.precoders import rzf
+from jaxbeam.models.encoder import attention_mask
+from jaxbeam.solvers.refine import refine
+
+
+def _ri(X: jax.Array) -> jax.Array:
+    """``[Re; Im]`` of every token (last axis), eq. 13."""
+    return jnp.concatenate([X.real, X.imag], axis=-1)
+
+
+def _sphere(W, P):
+    """``sqrt(P) W / ||W||_F`` per sample (Sec. III-B's normalisation); zero beams stay zero."""
+    p = jnp.sum(W.real**2 + W.imag**2, axis=(-2, -1))
+    scale = jnp.where(p > 0, jnp.sqrt(P / jnp.where(p > 0, p, 1.0)), 0.0)
+    return W * scale[..., None, None].astype(W.dtype)
+
+
+class MaskedTransformerLayer(nn.Module):
+    """The optimiser network ``F_theta_t`` of one layer (002 eqs. 13-24; module docstring for the readout).
+
+    Attributes:
+      features: embedding width M (002 Table 1: 128).
+      num_heads: attention heads E per sequence.
+      head_features: D_e, the width of each head (002 Table 1: 64 with 12 heads); 0 = ``features // num_heads``.
+      mlp_features: hidden width of the attention MLP (eq. 20) and of the output MLPs (eq. 22).
+      lift: also output ``Delta H`` (SAO-lift); False gives ``Delta H = 0`` without its parameters (SAO).
+
+    Call: ``layer(H, W, user_mask, antenna_mask, scale) -> (Delta H, Delta W)`` for complex ``(B, K_m, N_m)``
+    ``H``, ``W`` (masked entries zero), bool ``(B, K_m)``, ``(B, N_m)`` masks and the per-sample beam scale
+    ``(B,)``; both outputs are zero at masked users and antennas.
+    """
+
+    features: int = 128
+    num_heads: int = 4
+    mlp_features: int = 128
+    lift: bool = True
+    dtype: Any = None
+    head_features: int = 0
+
+    def _sequence(self, tokens, token_mask, name):
+        """Embedding (FC + TN), masked MHSA (eqs. 14-19) and attention MLP with residual (eqs. 20-21)."""
+        x = nn.LayerNorm(dtype=self.dtype, name=f"{name}_tn")(
+            nn.Dense(self.features, dtype=self.dtype, name=f"{name}_fc")(tokens)
+        )
+        y = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads,
+            qkv_features=self.num_heads * (self.head_features or self.features // self.num_heads),
+            out_features=self.features,
+            dtype=self.dtype,
+            name=f"{name}_mhsa",
+        )(x, x, mask=attention_mask(token_mask))
+        y = nn.Dense(self.features, dtype=self.dtype, name=f"{name}_sa_out")(
+            nn.gelu(nn.Dense(self.mlp_features, dtype=self.dtype, name=f"{name}_sa_hidden")(y))
+        )
+        return nn.LayerNorm(dtype=self.dtype, name=f"{name}_out_tn")(x + y)
+
+    def _readout(self, u, a, name):
+        """Entry-wise output MLP: user ``(B, K_m, 2M)`` and antenna ``(B, N_m, 2M)`` features -> ``(B, K_m, N_m)``."""
+        hu = nn.Dense(self.mlp_features, dtype=self.dtype, name=f"{name}_user")(u)
+        ha = nn.Dense(self.mlp_features, use_bias=False, dtype=self.dtype, name=f"{name}_antenna")(a)
+        h = nn.gelu(hu[:, :, None, :] + ha[:, None, :, :])
+        out = nn.Dense(2, dtype=jnp.float32, kernel_init=nn.initializers.zeros, name=f"{name}_out")(h)
+        return jax.lax.complex(out[..., 0], out[..., 1])
+
+    @nn.compact
+    def __call__(self, H, W, user_mask, antenna_mask, scale):
+        Km, Nm = H.shape[-2:]
+        Wn = W / scale[:, None, None].astype(W.dtype)
+        S = jnp.concatenate([_ri(H), _ri(Wn)], axis=1)  # (B, 2 K_m, 2 N_m): user-level tokens, eq. 13
+        Ht, Wt = jnp.swapaxes(H, -1, -2), jnp.swapaxes(Wn, -1, -2)
+        T = jnp.concatenate([_ri(Ht), _ri(Wt)], axis=1)  # (B, 2 N_m, 2 K_m): antenna-level tokens
+        s = self._sequence(S, jnp.concatenate([user_mask, user_mask], -1), "user")  # eqs. 16-17
+        t = self._sequence(T, jnp.concatenate([antenna_mask, antenna_mask], -1), "antenna")  # eq. 18
+        u = jnp.concatenate([s[:, :Km], s[:, Km:]], axis=-1).astype(jnp.float32)  # user k: channel + beam token
+        a = jnp.concatenate([t[:, :Nm], t[:, Nm:]], axis=-1).astype(jnp.float32)  # antenna n: both tokens
+        entry = (user_mask[:, :, None] & antenna_mask[:, None, :]).astype(H.dtype)  # M_s, eq. 12
+        dW = self._readout(u, a, "w").astype(W.dtype) * scale[:, None, None].astype(W.dtype) * entry
+        dH = self._readout(u, a, "h").astype(H.dtype) * entry if self.lift else jnp.zeros_like(H)
+        return dH, dW
+
+
+class SAO(nn.Module):
+    """MT-SAO-lift (``lift=True``) or MT-SAO (``lift=False``) of paper 002 for any ``(K, N) <= (K_m, N_m)``.
+
+    Attributes:
+      max_users, max_antennas: K_m, N_m (002: 40, 40).
+      num_layers: T (002: 10).
+      steps: Q, gradient steps after each layer (002: Q_t = 5 in training, Q_i = 10 at inference; set the
+        attribute per use with ``model.clone(steps=...)``).
+      step_size: eta_w of eq. 8 (002: 1e-2); None = :func:`jaxbeam.refine`'s backtracking search.
+      sigma2: noise power [W] of the LMMSE start and of the gradient steps (002: 20 dB, 0.01 at P = 1).
+      features, num_heads, head_features, mlp_features: of every :class:`MaskedTransformerLayer`.
+      lift: SAO-lift (eq. 10) or SAO (eq. 11).
+      first_trained, active_layers: the sliding window ``[first_trained, active_layers)`` (module docstring);
+        defaults: all layers.
+      trajectory: return ``(B, L_w, K, N)``, the beams after each layer of the window, instead of the last.
+
+    Call: ``model.apply(variables, H, P, mask=None, antenna_mask=None) -> W``.
+
+    Args:
+      H: complex ``(B, K, N)`` channels, ``K <= K_m``, ``N <= N_m`` (padded inside to ``(K_m, N_m)``).
+      P: power budget [W], scalar or per sample ``(B,)``.
+      mask: optional bool ``(B, K)``, True for active users (002's ``R_u`` is its complement).
+      antenna_mask: optional bool ``(B, N)``, True for active antennas (``R_a``'s complement).
+
+    Returns:
+      complex ``(B, K, N)`` beams with ``||W||_F^2 = P`` (zero at inactive users and antennas), or the
+      window's trajectory ``(B, L_w, K, N)``.
+    """
+
+    max_users: int
+    max_antennas: int
+    num_layers: int = 10
+    steps: int = 5
+    step_size: float | None = 1e-2
+    sigma2: float = 0.01
+    features: int = 128
+    num_heads: int = 4
+    mlp_features: int = 128
+    lift: bool = True
+    first_trained: int = 0
+    active_layers: int | None = None
+    trajectory: bool = False
+    dtype: Any = None
+    head_features: int = 0
+
+    def _layer(self, t: int) -> MaskedTransformerLayer:
+        return MaskedTransformerLayer(
+            self.features,
+            self.num_heads,
+            self.mlp_features,
+            self.lift,
+            self.dtype,
+            self.head_features,
+            name=f"layer_{t}",
+        )
+
+    def _window(self):
+        t_e = self.num_layers if self.active_layers is None else self.active_layers
+        if not 0 <= self.first_trained < t_e <= self.num_layers:
+            raise ValueError(
+                f"the window must satisfy 0 <= first_trained < active_layers <= num_layers = {self.num_layers}; "
+                f"got first_trained={self.first_trained}, active_layers={self.active_layers}"
+            )
+        return self.first_trained, t_e
+
+    @nn.compact
+    def __call__(self, H, P, mask=None, antenna_mask=None):
+        H = _checks.complex_kn("H", H)
+        if H.ndim != 3:
+            raise ValueError(f"H must have shape (B, K, N); got shape {H.shape}")
+        B, K, N = H.shape
+        Km, Nm = self.max_users, self.max_antennas
+        if K > Km or N > Nm:
+            raise ValueError(f"H must have K <= max_users = {Km} and N <= max_antennas = {Nm}; got shape {H.shape}")
+        if not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"steps (Q) must be an int >= 0; got {self.steps!r}")
+        t_s, t_e = self._window()
+        P = jnp.broadcast_to(_checks.real_param("P", P, (B,), low=0.0, what="power budget in W"), (B,))
+        P = P.astype(H.real.dtype)
+        um = jnp.ones((B, K), bool) if mask is None else jnp.broadcast_to(_checks.user_mask(mask, (B,), K), (B, K))
+        if antenna_mask is None:
+            am = jnp.ones((B, N), bool)
+        else:
+            am = jnp.broadcast_to(_checks.user_mask(antenna_mask, (B,), N, name="antenna_mask"), (B, N))
+        H = jnp.pad(H, ((0, 0), (0, Km - K), (0, Nm - N)))
+        um = jnp.pad(um, ((0, 0), (0, Km - K)))
+        am = jnp.pad(am, ((0, 0), (0, Nm - N)))
+        entry = (um[:, :, None] & am[:, None, :]).astype(H.dtype)
+        Hm = H * entry  # H^(0) = H o M_s, eq. 12
+        k_act = jnp.maximum(jnp.sum(um, -1), 1).astype(P.dtype)
+        n_act = jnp.maximum(jnp.sum(am, -1), 1).astype(P.dtype)
+        scale = jnp.sqrt(P / (k_act * n_act))  # typical |W_kn| at equal power
+        W = rzf(Hm, P, self.sigma2, mask=um)  # eq. 5 on the masked channel
+        Haux, out = Hm, []
+        for t in range(t_e):
+            layer = MaskedTransformerLayer(
+                self.features,
+                self.num_heads,
+                self.mlp_features,
+                self.lift,
+                self.dtype,
+                self.head_features,
+                name=f"layer_{t}",
+            )
+            dH, dW = layer(Haux, W, um, am, scale)
+            W0 = _sphere((W + dW) * entry, P)
+            W = refine(Hm, W0, P, self.sigma2, "sr", self.steps, self.step_size, um, project="sphere")
+            Haux = Haux + dH
+            if t < t_s:  # frozen part of the window: inference only
+                W, Haux = jax.lax.stop_gradient(W), jax.lax.stop_gradient(Haux)
+            else:
+                out.append(W[:, :K, :N])
+        if not self.is_initializing() or t_e == self.num_layers:
+            return jnp.stack(out, axis=1) if self.trajectory else out[-1]
+        for t in range(t_e, self.num_layers):  # init: parameters for every layer, whatever the window
+            MaskedTransformerLayer(
+                self.features,
+                self.num_heads,
+                self.mlp_features,
+                self.lift,
+                self.dtype,
+                self.head_features,
+                name=f"layer_{t}",
+            )(Haux, W, um, am, scale)
+        return jnp.stack(out, axis=1) if self.trajectory else out[-1]

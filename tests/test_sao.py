@@ -1,0 +1,150 @@
+"""Paper 002's MT-SAO(-lift): masks and padding, feasibility, the untrained model, gradients, curriculum, resume."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxbeam as jb
+from jaxbeam.configs import get_sao_preset
+from jaxbeam.jobs.sao import train_sao
+from jaxbeam.models.sao import SAO
+from jaxbeam.train.losses import make_trajectory_loss
+from jaxbeam.train.sources import CurriculumSource, masked_channels
+
+S2 = 0.01
+KM, NM = 6, 5
+
+
+def small(**kw):
+    base = dict(num_layers=2, steps=2, step_size=None, sigma2=S2, features=16, num_heads=2, mlp_features=16)
+    return SAO(KM, NM, **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = small()
+    H = jb.rayleigh(jax.random.key(0), (3,), 4, 3)
+    params = model.init(jax.random.key(1), H, 1.0)["params"]
+    # a trained-looking model: perturb the zero-initialised output layers so the layers are not identities
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+    )
+    return model, params, H
+
+
+def test_padded_batch_equals_the_unpadded_run(setup):
+    model, params, H = setup
+    W = model.apply({"params": params}, H, 1.0)
+    chex.assert_shape(W, (3, 4, 3))
+    # the same channels padded to (K_m, N_m) with the padding masked, and garbage in the padded entries
+    Hp = jnp.pad(H, ((0, 0), (0, KM - 4), (0, NM - 3)))
+    noise = jb.rayleigh(jax.random.key(5), (3,), KM, NM)
+    um = jnp.broadcast_to(jnp.arange(KM) < 4, (3, KM))
+    am = jnp.broadcast_to(jnp.arange(NM) < 3, (3, NM))
+    Hp = jnp.where(um[:, :, None] & am[:, None, :], Hp, noise)
+    Wp = model.apply({"params": params}, Hp, 1.0, mask=um, antenna_mask=am)
+    np.testing.assert_allclose(Wp[:, :4, :3], W, atol=2e-5)
+    assert float(jnp.max(jnp.abs(Wp[:, 4:]))) == 0.0 and float(jnp.max(jnp.abs(Wp[:, :, 3:]))) == 0.0
+
+
+def test_every_layer_is_feasible_at_full_power(setup):
+    model, params, H = setup
+    P = jnp.array([0.5, 1.0, 2.0])
+    traj = model.clone(trajectory=True).apply({"params": params}, H, P)
+    chex.assert_shape(traj, (3, 2, 4, 3))
+    power = jnp.sum(jnp.abs(traj) ** 2, axis=(-2, -1))
+    np.testing.assert_allclose(power, jnp.broadcast_to(P[:, None], power.shape), rtol=1e-5)
+
+
+@pytest.mark.parametrize("lift", [True, False])
+def test_untrained_model_is_lmmse_followed_by_the_gradient_steps(lift):
+    model = small(lift=lift)
+    H = jb.rayleigh(jax.random.key(3), (4,), 5, 4)
+    params = model.init(jax.random.key(1), H, 1.0)["params"]
+    assert ("h_out" in params["layer_0"]) == lift  # SAO (eq. 11) has no channel update
+    W = model.apply({"params": params}, H, 1.0)
+    ref = jb.rzf(H, 1.0, S2)  # eq. 5
+    for _ in range(2):  # T = 2 layers, Q = 2 steps each
+        ref = jb.refine(H, ref, 1.0, S2, "sr", 2, project="sphere")
+    np.testing.assert_allclose(W, ref, atol=2e-5)
+    assert float(jnp.mean(jb.sum_rate(H, W, S2))) > float(jnp.mean(jb.sum_rate(H, jb.rzf(H, 1.0, S2), S2)))
+
+
+def test_gradients_flow_through_the_steps_into_the_window_only(setup):
+    model, params, H = setup
+    window = model.clone(first_trained=1, active_layers=2, trajectory=True)
+    loss = make_trajectory_loss(S2)
+    grads = jax.grad(lambda p: jnp.mean(loss(window.apply({"params": p}, H, 1.0), {"H": H})[0]))(params)
+    g0 = jax.tree.leaves(grads["layer_0"])
+    g1 = jax.tree.leaves(grads["layer_1"])
+    assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in g0)  # frozen layer: stop_gradient
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in g1)
+    assert float(jnp.max(jnp.abs(grads["layer_1"]["w_out"]["kernel"]))) > 0
+    # the gradient through Q fixed-size steps (smooth: no line search) matches a central difference
+    fixed = window.clone(step_size=1e-4)
+    d = jax.tree.map(lambda x: jax.random.normal(jax.random.key(9), x.shape), params["layer_1"])
+    norm = jnp.sqrt(sum(jnp.sum(v**2) for v in jax.tree.leaves(d)))
+    d = jax.tree.map(lambda v: v / norm, d)  # a unit direction: the difference stays in the linear range
+
+    def f(eps):
+        p = dict(params, layer_1=jax.tree.map(lambda x, v: x + eps * v, params["layer_1"], d))
+        return jnp.mean(loss(fixed.apply({"params": p}, H, 1.0), {"H": H})[0])
+
+    g = jax.grad(lambda e: f(e))(0.0)
+    eps = 3e-2
+    np.testing.assert_allclose(g, (f(eps) - f(-eps)) / (2 * eps), rtol=2e-2)
+
+
+def test_bad_inputs_name_the_argument(setup):
+    model, params, _ = setup
+    with pytest.raises(ValueError, match="max_users"):
+        model.apply({"params": params}, jb.rayleigh(jax.random.key(0), (2,), KM + 1, 3), 1.0)
+    with pytest.raises(ValueError, match="max_antennas"):
+        model.apply({"params": params}, jb.rayleigh(jax.random.key(0), (2,), 3, NM + 1), 1.0)
+    H = jb.rayleigh(jax.random.key(0), (2,), 3, 3)
+    with pytest.raises(ValueError, match="steps"):
+        model.clone(steps=-1).apply({"params": params}, H, 1.0)
+    with pytest.raises(TypeError, match="H must be a complex"):
+        model.apply({"params": params}, jnp.ones((2, 3, 3)), 1.0)
+    with pytest.raises(ValueError, match="first_trained"):
+        model.clone(first_trained=2, active_layers=2).apply({"params": params}, H, 1.0)
+    with pytest.raises(ValueError, match="P must be finite > 0"):
+        model.apply({"params": params}, H, -1.0)
+    with pytest.raises(ValueError, match="head_features"):
+        get_sao_preset("smoke", features=9, num_heads=2)
+    with pytest.raises(ValueError, match="unknown SAO config field"):
+        get_sao_preset("smoke", nope=1)
+
+
+def test_curriculum_follows_algorithm_1_with_replay():
+    src = CurriculumSource(6, 5, (2, 4), (3, 5), stage_epochs=2, batch_size=10, steps_per_epoch=2, replay=3, seed=4)
+    assert src.stages == [(2, 3), (2, 5), (4, 3), (4, 5)] and src.epochs == 8  # users outer, antennas inner
+    assert [src.stage(e) for e in range(9)] == [0, 0, 1, 1, 2, 2, 3, 3, 3]
+    b0 = next(src.epoch(0))
+    np.testing.assert_array_equal(b0["mask"].sum(1), 2)  # stage 0: no replay
+    np.testing.assert_array_equal(b0["antenna_mask"].sum(1), 3)
+    b = next(src.epoch(6))  # stage 3: 7 current samples, 3 replayed from stages 0..2
+    counts = [(int(k), int(n)) for k, n in zip(b["mask"].sum(1), b["antenna_mask"].sum(1), strict=True)]
+    assert counts[:7] == [(4, 5)] * 7 and all(c in src.stages[:3] for c in counts[7:])
+    live = b["mask"][:, :, None] & b["antenna_mask"][:, None, :]
+    assert np.all(b["H"][~live] == 0) and np.all(b["H"][live] != 0)
+    again = next(src.epoch(6))
+    np.testing.assert_array_equal(again["H"], b["H"])  # (seed, epoch, batch) determine a batch
+    v = masked_channels(6, 5, [(2, 3), (4, 5)], 3)
+    assert v["H"].shape == (6, 6, 5) and list(v["mask"].sum(1)) == [2] * 3 + [4] * 3
+
+
+def test_sliding_window_training_resumes_to_the_same_parameters(tmp_path):
+    cfg = get_sao_preset("smoke")
+    full = train_sao(cfg, tmp_path / "full", progress=False)
+    assert [r["window"] for r in full.history] == [0] * cfg.epochs_per_window + [1] * cfg.epochs_per_window
+    interrupted = train_sao(cfg, tmp_path / "cut", progress=False, max_steps=cfg.epochs_per_window * 2 + 3)
+    assert interrupted.history[-1]["window"] == 1  # stopped inside the second window
+    resumed = train_sao(cfg, tmp_path / "cut", progress=False)
+    chex.assert_trees_all_close(resumed.params, full.params, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="sao_config.window"):
+        train_sao(get_sao_preset("smoke", window=2), tmp_path / "full", progress=False)
