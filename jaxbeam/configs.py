@@ -204,7 +204,7 @@ class SAOConfig:
     step_size: float = 0.0  # backtracking: 002's fixed 1e-2 lowers LMMSE's sum rate at 20 dB (README)
     window: int = 2
     stage_epochs: int = 1
-    steps_per_epoch: int = 20
+    steps_per_epoch: int = 60
     batch_size: int = 64
     replay: int = 8
     learning_rate: float = 1e-3

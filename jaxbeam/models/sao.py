@@ -221,16 +221,7 @@ class SAO(nn.Module):
         W = rzf(Hm, P, self.sigma2, mask=um)  # eq. 5 on the masked channel
         Haux, out = Hm, []
         for t in range(t_e):
-            layer = MaskedTransformerLayer(
-                self.features,
-                self.num_heads,
-                self.mlp_features,
-                self.lift,
-                self.dtype,
-                self.head_features,
-                name=f"layer_{t}",
-            )
-            dH, dW = layer(Haux, W, um, am, scale)
+            dH, dW = self._layer(t)(Haux, W, um, am, scale)
             W0 = _sphere((W + dW) * entry, P)
             W = refine(Hm, W0, P, self.sigma2, "sr", self.steps, self.step_size, um, project="sphere")
             Haux = Haux + dH
@@ -241,13 +232,5 @@ class SAO(nn.Module):
         if not self.is_initializing() or t_e == self.num_layers:
             return jnp.stack(out, axis=1) if self.trajectory else out[-1]
         for t in range(t_e, self.num_layers):  # init: parameters for every layer, whatever the window
-            MaskedTransformerLayer(
-                self.features,
-                self.num_heads,
-                self.mlp_features,
-                self.lift,
-                self.dtype,
-                self.head_features,
-                name=f"layer_{t}",
-            )(Haux, W, um, am, scale)
+            self._layer(t)(Haux, W, um, am, scale)
         return jnp.stack(out, axis=1) if self.trajectory else out[-1]
