@@ -98,3 +98,15 @@ def test_list_arguments():
 def test_decorator_rejects_unknown_static_names():
     with pytest.raises(TypeError, match="not parameters"):
         public(static=("nope",))(lambda x: x)
+
+
+def test_concrete_inputs_inside_a_callers_jit_are_still_checked():
+    H = jb.rayleigh(jax.random.key(4), (2,), 2, 3)
+
+    @jax.jit
+    def f(x):  # H and P are constants of this trace: the public call sees concrete arguments
+        return x * jnp.sum(jb.sum_rate(H, jb.rzf(H, 1.0, 0.1), 0.1))
+
+    assert jnp.isfinite(f(1.0))
+    with pytest.raises(ValueError, match="P must be finite > 0"):
+        jax.jit(lambda x: x * jnp.sum(jnp.abs(jb.rzf(H, -1.0, 0.1))))(1.0)

@@ -78,7 +78,7 @@ def test_gradients_flow_through_the_steps_into_the_window_only(setup):
     model, params, H = setup
     window = model.clone(first_trained=1, active_layers=2, trajectory=True)
     loss = make_trajectory_loss(S2)
-    grads = jax.grad(lambda p: jnp.mean(loss(window.apply({"params": p}, H, 1.0), {"H": H})[0]))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(loss(window.apply({"params": p}, H, 1.0), {"H": H})[0])))(params)
     g0 = jax.tree.leaves(grads["layer_0"])
     g1 = jax.tree.leaves(grads["layer_1"])
     assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in g0)  # frozen layer: stop_gradient
@@ -90,11 +90,12 @@ def test_gradients_flow_through_the_steps_into_the_window_only(setup):
     norm = jnp.sqrt(sum(jnp.sum(v**2) for v in jax.tree.leaves(d)))
     d = jax.tree.map(lambda v: v / norm, d)  # a unit direction: the difference stays in the linear range
 
+    @jax.jit
     def f(eps):
         p = dict(params, layer_1=jax.tree.map(lambda x, v: x + eps * v, params["layer_1"], d))
         return jnp.mean(loss(fixed.apply({"params": p}, H, 1.0), {"H": H})[0])
 
-    g = jax.grad(lambda e: f(e))(0.0)
+    g = jax.jit(jax.grad(f))(0.0)
     eps = 3e-2
     np.testing.assert_allclose(g, (f(eps) - f(-eps)) / (2 * eps), rtol=2e-2)
 

@@ -160,7 +160,9 @@ def public(static: tuple[str, ...] = ()) -> Callable:
             ):
                 return fn(*args, **kwargs)  # traced (a caller's transformation) or not array data
             out, ok = compiled(static_items, dynamic)
-            if ok is not None and not bool(ok):  # a value check failed: report it as an eager call would
+            # A value check failed: report it as an eager call would. Concrete inputs inside a caller's
+            # transformation (constants closed over by its jit) give a traced ok: check them on the host.
+            if ok is not None and (isinstance(ok, jax.core.Tracer) or not bool(ok)):
                 key = _signature([jax.typeof(leaf) for leaf in flat], treedef, static_items)
                 for index, _, check, _ in recorded.get(key, ()):
                     check(flat[index])
