@@ -53,11 +53,6 @@ def _frames() -> list[_Frame]:
     return _state.frames
 
 
-def tracing_public() -> bool:
-    """True while a public function's body is being traced by its :func:`public` wrapper."""
-    return bool(_frames())
-
-
 def defer(x, key: tuple, check: Callable, ok: Callable) -> None:
     """Record a value check of ``x`` if ``x`` is an input tracer of the public function being traced.
 
