@@ -51,6 +51,23 @@ def _coerce(field_type: str, default, text: str):
     return text
 
 
+def parse_sets(sets: list[str] | None, fields: dict, what: str) -> dict:
+    """``--set NAME=VALUE`` strings -> ``{NAME: value}``, each value coerced to its field's type
+    (``fields``: ``{name: (type, default)}``); a ``UserError`` naming the bad item otherwise."""
+    overrides = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise UserError(f"--set expects NAME=VALUE; got {item!r}")
+        name, text = item.split("=", 1)
+        if name not in fields:
+            raise UserError(f"--set: unknown {what} {name!r}; known: {', '.join(sorted(fields))}")
+        try:
+            overrides[name] = _coerce(*fields[name], text)
+        except ValueError as e:
+            raise UserError(f"--set {name}: {e}") from None
+    return overrides
+
+
 def make_config(preset: str, sets: list[str] | None, **direct):
     """``configs.get_preset(preset, ...)`` from ``--set NAME=VALUE`` strings and direct overrides."""
     from jaxbeam import configs
@@ -63,17 +80,7 @@ def make_config(preset: str, sets: list[str] | None, **direct):
         for part in (base.system, base.model, base.train)
         for f in dataclasses.fields(part)
     }
-    overrides = {}
-    for item in sets or []:
-        if "=" not in item:
-            raise UserError(f"--set expects NAME=VALUE; got {item!r}")
-        name, text = item.split("=", 1)
-        if name not in fields:
-            raise UserError(f"--set: unknown config field {name!r}; known: {', '.join(sorted(fields))}")
-        try:
-            overrides[name] = _coerce(*fields[name], text)
-        except ValueError as e:
-            raise UserError(f"--set {name}: {e}") from None
+    overrides = parse_sets(sets, fields, "config field")
     overrides.update({k: v for k, v in direct.items() if v is not None})
     try:
         return configs.get_preset(preset, **overrides)
@@ -89,17 +96,7 @@ def make_sao_config(preset: str, sets: list[str] | None, **direct):
         raise UserError(f"--preset must be one of {', '.join(configs.SAO_PRESETS)}; got {preset!r}")
     base = configs.SAO_PRESETS[preset]
     fields = {f.name: (f.type, getattr(base, f.name)) for f in dataclasses.fields(base)}
-    overrides = {}
-    for item in sets or []:
-        if "=" not in item:
-            raise UserError(f"--set expects NAME=VALUE; got {item!r}")
-        name, text = item.split("=", 1)
-        if name not in fields:
-            raise UserError(f"--set: unknown SAO config field {name!r}; known: {', '.join(sorted(fields))}")
-        try:
-            overrides[name] = _coerce(*fields[name], text)
-        except ValueError as e:
-            raise UserError(f"--set {name}: {e}") from None
+    overrides = parse_sets(sets, fields, "SAO config field")
     try:
         return configs.get_sao_preset(preset, **overrides, **direct)
     except ValueError as e:
