@@ -246,12 +246,17 @@ class SAOConfig:
         return self.P / 10.0 ** (self.snr_db / 10.0)
 
     @property
+    def stages(self) -> list[tuple[int, int]]:
+        """The masking stages (K, N) in curriculum order: users outer, antennas inner (Algorithm 1)."""
+        return [(k, n) for k in self.K_schedule for n in self.N_schedule]
+
+    @property
     def window_positions(self) -> int:
         return self.num_layers - self.window + 1
 
     @property
     def epochs_per_window(self) -> int:
-        return len(self.K_schedule) * len(self.N_schedule) * self.stage_epochs
+        return len(self.stages) * self.stage_epochs
 
     @property
     def total_steps(self) -> int:

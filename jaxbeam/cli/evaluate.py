@@ -78,8 +78,7 @@ def _evaluate_sao(args) -> int:
         cfg, params = load_sao(args.checkpoint)
     except ValueError as e:
         raise UserError(str(e)) from None
-    configs = [(k, n) for k in cfg.K_schedule for n in cfg.N_schedule]
-    rows = evaluate_grid(cfg, params, configs, samples=args.samples, seed=args.seed)
+    rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed)
     print(f"Sum rate at {cfg.snr_db:g} dB, {args.samples} channels per (K, N), % of WMMSE (tol 1e-5):\n")
     print(grid_table(rows))
     if args.out:

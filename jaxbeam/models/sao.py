@@ -229,8 +229,7 @@ class SAO(nn.Module):
                 W, Haux = jax.lax.stop_gradient(W), jax.lax.stop_gradient(Haux)
             else:
                 out.append(W[:, :K, :N])
-        if not self.is_initializing() or t_e == self.num_layers:
-            return jnp.stack(out, axis=1) if self.trajectory else out[-1]
-        for t in range(t_e, self.num_layers):  # init: parameters for every layer, whatever the window
-            self._layer(t)(Haux, W, um, am, scale)
+        if self.is_initializing():  # parameters for every layer, whatever the window
+            for t in range(t_e, self.num_layers):
+                self._layer(t)(Haux, W, um, am, scale)
         return jnp.stack(out, axis=1) if self.trajectory else out[-1]
