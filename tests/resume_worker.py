@@ -63,17 +63,17 @@ def job(name):
     if name == "bert":
         src = train.ArraySource(train.label_arrays(ls.split("train")), 8, seed=3)
         loss = losses.make_loss("sr", supervised=True, lambda1=1.0, lambda2=0.1)
-        return bert, loss, src, dict(epochs=3, learning_rate=3e-3, val=train.label_arrays(ls.split("val")))
+        return bert, loss, src, dict(epochs=2, learning_rate=3e-3, val=train.label_arrays(ls.split("val")))
     if name == "ubert":
         model = jb.models.UBERT(features=16, num_layers=2, num_heads=2)
         sets = {t: labels(i) for i, t in enumerate(jb.TASKS)}
         src = train.MultiTaskSource({t: x.split("train") for t, x in sets.items()}, 12, seed=4)
         val = train.multitask_arrays(sets, "val")
-        return model, make_multitask_loss(), src, dict(epochs=3, learning_rate=3e-3, val=val)
+        return model, make_multitask_loss(), src, dict(epochs=2, learning_rate=3e-3, val=val)
     if name == "finetune":
         init = bert.init(jax.random.key(7), ls.H[:1], ls.P[:1])["params"]
         src = train.ArraySource(train.label_arrays(ls.split("train"), with_labels=False), 8, seed=5)
-        kw = dict(epochs=3, learning_rate=1e-2, init_params=init, trainable_labels=train.trainable_labels(init))
+        kw = dict(epochs=2, learning_rate=1e-2, init_params=init, trainable_labels=train.trainable_labels(init))
         val = train.label_arrays(ls.split("val"), with_labels=False)
         return bert, losses.make_loss("sr", supervised=False), src, {**kw, "val": val}
     raise SystemExit(f"unknown job {name!r}")

@@ -50,6 +50,7 @@ def test_resume_after_interrupt_is_identical(full, tmp_path):
         generate_labels(tmp_path / "x", **{**ARGS, "seed": 6}, chunk_size=16, progress=False)
 
 
+@pytest.mark.multidevice
 def test_result_does_not_depend_on_device_count(full, tmp_path):
     _, ref = full
     assert jax.local_device_count() == 8  # tests/conftest.py

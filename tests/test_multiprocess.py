@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import multiprocess_common as common
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +33,7 @@ def _close(got, want, *, adam):
     assert checked > 20
 
 
+@pytest.mark.multidevice
 def test_two_processes_of_4_devices_train_like_one_of_8(tmp_path):
     port = str(_free_port())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -27,7 +27,7 @@ from jaxbeam.train import losses
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "resume_worker.py"
-JOBS = {"bert": 18, "ubert": 36, "finetune": 18}  # training steps of each job (resume_worker.py)
+JOBS = {"bert": 12, "ubert": 24, "finetune": 12}  # training steps of each job (resume_worker.py)
 SAVE_EVERY = 2  # resume_worker.CHECKPOINT_EVERY
 KILLS_PER_JOB = 5
 
@@ -238,6 +238,7 @@ def test_time_budget_is_counted_across_kills(tmp_path):
     assert int(again.state["step"]) == steps and again.history == res.history
 
 
+@pytest.mark.multidevice
 def test_same_seed_same_parameters_and_1_vs_8_devices(tmp_path):
     a = _fit(None, epochs=1)
     b = _fit(None, epochs=1)

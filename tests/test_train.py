@@ -39,6 +39,7 @@ def _max_rel_diff(a, b):
     return diff / max(float(np.max(np.abs(y))) for y in jax.tree.leaves(b))
 
 
+@pytest.mark.multidevice
 def test_data_parallel_gradients_and_step_equal_single_device():
     assert jax.device_count() == 8, "tests/conftest.py sets 8 host CPU devices"
     model = _model()

@@ -189,21 +189,22 @@ def test_balanced_head_gates_between_predicted_and_maxmin_powers():
     for name in ("structure", "total_power", "balance_gate"):  # only the biases act
         params[name] = {**params[name], "kernel": jnp.zeros_like(params[name]["kernel"])}
     rzf = jb.rzf(H, P, 0.1, mask=mask)
+    apply = jax.jit(lambda p: model.apply({"params": p}, H, P, task, mask=mask))  # op by op: ~500 compiles
     for bias, want in (  # gate closed: the structured head (RZF); open: RZF directions, max-min powers
         (-30.0, np.sqrt(0.95) * np.asarray(rzf)),
         (30.0, np.asarray(jb.maxmin_power(H, rzf, 0.95 * P, 0.1, mask=mask, num_iter=50))),
     ):
         params["balance_gate"] = {**params["balance_gate"], "bias": jnp.full((1,), bias)}
-        W = model.apply({"params": params}, H, P, task, mask=mask)
+        W = apply(params)
         np.testing.assert_allclose(np.asarray(W), want, atol=3e-5)
     sinr = np.asarray(jb.sinr(H, W, 0.1, mask=mask))
     for b in range(3):  # open gate: every present user at the same SINR
         s = sinr[b][np.asarray(mask[b])]
         np.testing.assert_allclose(s, s.mean(), rtol=1e-3)
     # the gate is learnable: the MR loss has a gradient on it
-    grads = jax.grad(
-        lambda p: -jnp.mean(jb.min_rate(H, model.apply({"params": p}, H, P, task, mask=mask), 0.1, mask=mask))
-    )({**params, "balance_gate": {**params["balance_gate"], "bias": jnp.zeros((1,))}})
+    grads = jax.jit(jax.grad(lambda p: -jnp.mean(jb.min_rate(H, apply(p), 0.1, mask=mask))))(
+        {**params, "balance_gate": {**params["balance_gate"], "bias": jnp.zeros((1,))}}
+    )
     chex.assert_tree_all_finite(grads)
     assert float(jnp.abs(grads["balance_gate"]["bias"][0])) > 0
 
