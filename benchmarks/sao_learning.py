@@ -6,7 +6,8 @@ the regime where RZF is weak) for ``--steps`` Adam steps, for every combination 
 on 256 held-out channels of: the untrained model (= LMMSE + Q backtracking steps), the trained model, and
 WMMSE (tol 1e-5), each with Q = Q_t at inference; plus the relative size of the trained layer's update
 ``||Delta W|| / ||W^(0)||``. If the trained model is no better than the untrained one, the layer learned
-nothing in that budget. Prints a table and writes JSON (``--out``).
+nothing in that budget. Prints a table and writes JSON (``--out``). ``--gradient-input`` gives the layer
+the sum-rate gradient as an input (:class:`jaxbeam.models.SAO`'s ``gradient_input``; not in 002).
 
 ``--probe`` instead separates capacity from optimisation: the same layer (Q = 0) trained with plain Adam
 on ``--train-channels`` fixed channels, once *supervised* (mean squared distance to WMMSE's beams, each
@@ -57,7 +58,14 @@ def _align_phases(W, W0):
 
 def capacity_probe(args):
     """Supervised (to WMMSE) against unsupervised (sum rate) training of one layer, Q = 0, same data."""
-    cfg = get_sao_preset("cpu", max_users=max(args.K, 4), max_antennas=max(args.N, 4), num_layers=1, window=1)
+    cfg = get_sao_preset(
+        "cpu",
+        max_users=max(args.K, 4),
+        max_antennas=max(args.N, 4),
+        num_layers=1,
+        window=1,
+        gradient_input=args.gradient_input,
+    )
     model = sao_model(cfg, steps=0)
     H = jb.rayleigh(jax.random.key(7), (args.train_channels + args.samples,), args.K, args.N)
     t0 = time.perf_counter()
@@ -136,6 +144,12 @@ def main(argv=None):
     ap.add_argument("--out", default="sao_learning.json")
     ap.add_argument("--probe", action="store_true", help="supervised vs unsupervised capacity probe (see above)")
     ap.add_argument("--train-channels", type=int, default=1024, help="fixed training channels of --probe")
+    ap.add_argument(
+        "--step-size", type=float, default=0.0, help="fixed step eta_w of the Q_t steps (default 0: backtracking)"
+    )
+    ap.add_argument(
+        "--gradient-input", action="store_true", help="the layer also sees the sum-rate gradient (not in 002)"
+    )
     args = ap.parse_args(argv)
     if args.probe:
         rows = capacity_probe(args)
@@ -164,6 +178,8 @@ def main(argv=None):
             final_learning_rate=lr,
             val_per_config=64,
             log_every=50,
+            gradient_input=args.gradient_input,
+            step_size=args.step_size,
         )
         model = sao_model(cfg)
         apply = jax.jit(lambda p, H, model=model, P=cfg.P: model.apply({"params": p}, H, P))
@@ -195,7 +211,9 @@ def main(argv=None):
     ]
     head = ["Q_t", "lr", "Adam steps", "RZF %", "untrained %", "trained %", "||dW||/||W0||", "s"]
     print(
-        f"\nOne SAO-lift layer at (K, N) = ({args.K}, {args.N}), 20 dB, % of WMMSE (tol 1e-5), {args.samples} channels:"
+        f"\nOne SAO-lift layer{' with gradient input' if args.gradient_input else ''}, "
+        f"{'step ' + format(args.step_size, 'g') if args.step_size else 'backtracking steps'}, at (K, N) = "
+        f"({args.K}, {args.N}), 20 dB, % of WMMSE (tol 1e-5), {args.samples} channels:"
     )
     print(markdown_table(head, table))
     with open(args.out, "w") as f:

@@ -180,8 +180,9 @@ class SAOConfig:
     System: ``max_users`` x ``max_antennas`` (K_m, N_m), active users / antennas ``K_schedule`` x
     ``N_schedule``, P = ``P`` W, ``snr_db`` = 10 log10(P / sigma2). Model: ``num_layers`` (T),
     ``features`` (M), ``num_heads`` (E), ``head_features`` (D_e), ``mlp_features``, ``lift`` (SAO-lift or
-    SAO), ``train_steps`` (Q_t) and ``infer_steps`` (Q_i) gradient steps per layer of step ``step_size`` (eta_w; 0 = the
-    backtracking search of :func:`jaxbeam.refine`). Training: window ``window`` (W) layers, each window
+    SAO), ``gradient_input`` (each layer also sees the sum-rate gradient; not in 002), ``train_steps`` (Q_t)
+    and ``infer_steps`` (Q_i) gradient steps per layer of step ``step_size`` (eta_w; 0 = the backtracking
+    search of :func:`jaxbeam.refine`). Training: window ``window`` (W) layers, each window
     position trained for one pass over the stages (T_w = |K| |N| ``stage_epochs`` epochs of
     ``steps_per_epoch`` batches of ``batch_size``, ``replay`` of them replayed from earlier stages), Adam
     with cosine decay ``learning_rate`` -> ``final_learning_rate`` per window position.
@@ -199,6 +200,7 @@ class SAOConfig:
     head_features: int = 0
     mlp_features: int = 64
     lift: bool = True
+    gradient_input: bool = False
     train_steps: int = 3
     infer_steps: int = 5
     step_size: float = 0.0  # backtracking: 002's fixed 1e-2 lowers LMMSE's sum rate at 20 dB (README)

@@ -26,18 +26,28 @@ def small(**kw):
 def setup():
     model = small()
     H = jb.rayleigh(jax.random.key(0), (3,), 4, 3)
-    params = model.init(jax.random.key(1), H, 1.0)["params"]
-    # a trained-looking model: perturb the zero-initialised output layers so the layers are not identities
+    return model, _perturbed(model.init(jax.random.key(1), H, 1.0)["params"]), H
+
+
+def _perturbed(params, key=2):
+    """A trained-looking model: every parameter moved, so no layer is the identity."""
     leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(2), len(leaves))
-    params = jax.tree.unflatten(
+    keys = jax.random.split(jax.random.key(key), len(leaves))
+    return jax.tree.unflatten(
         tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
     )
-    return model, params, H
 
 
-def test_padded_batch_equals_the_unpadded_run(setup):
-    model, params, H = setup
+@pytest.fixture(scope="module")
+def gradient_setup():
+    model = small(gradient_input=True)
+    H = jb.rayleigh(jax.random.key(0), (3,), 4, 3)
+    return model, _perturbed(model.init(jax.random.key(1), H, 1.0)["params"]), H
+
+
+@pytest.mark.parametrize("which", ["setup", "gradient_setup"])
+def test_padded_batch_equals_the_unpadded_run(which, request):
+    model, params, H = request.getfixturevalue(which)
     W = model.apply({"params": params}, H, 1.0)
     chex.assert_shape(W, (3, 4, 3))
     # the same channels padded to (K_m, N_m) with the padding masked, and garbage in the padded entries
@@ -49,6 +59,30 @@ def test_padded_batch_equals_the_unpadded_run(setup):
     Wp = model.apply({"params": params}, Hp, 1.0, mask=um, antenna_mask=am)
     np.testing.assert_allclose(Wp[:, :4, :3], W, atol=2e-5)
     assert float(jnp.max(jnp.abs(Wp[:, 4:]))) == 0.0 and float(jnp.max(jnp.abs(Wp[:, :, 3:]))) == 0.0
+
+
+def test_gradient_input_is_the_normalised_ascent_direction(x64):
+    """``gradient_input``'s G against central finite differences of the sum rate (numpy, float64)."""
+    model = small(gradient_input=True)
+    H = np.asarray(jb.rayleigh(jax.random.key(4), (2,), 3, 2), np.complex128)
+    W = np.asarray(jb.rzf(H, 1.0, S2), np.complex128)
+    um, entry = jnp.ones((2, 3), bool), jnp.ones((2, 3, 2))
+    G = np.asarray(model.apply({}, jnp.asarray(H), jnp.asarray(W), um, entry, method=SAO._gradient))
+    sr = lambda W: np.asarray(jb.sum_rate(jnp.asarray(H), jnp.asarray(W), S2))  # noqa: E731
+    fd, h = np.zeros_like(W), 1e-6
+    for k, n, d in np.ndindex(3, 2, 2):
+        E = np.zeros_like(W)
+        E[:, k, n] = h * (1j if d else 1.0)
+        fd[:, k, n] += (1j if d else 1.0) * (sr(W + E) - sr(W - E)) / (2 * h)
+    rms = np.sqrt(np.mean(np.abs(fd) ** 2, axis=(-2, -1), keepdims=True))
+    np.testing.assert_allclose(G, fd / rms, atol=1e-6)
+    # untrained (zero output layers), the model with gradient input is still LMMSE + the steps
+    Hj = jnp.asarray(H, jnp.complex64)
+    params = model.init(jax.random.key(1), Hj, 1.0)["params"]
+    ref = jb.rzf(Hj, 1.0, S2)
+    for _ in range(2):
+        ref = jb.refine(Hj, ref, 1.0, S2, "sr", 2, project="sphere")
+    np.testing.assert_allclose(model.apply({"params": params}, Hj, 1.0), ref, atol=2e-5)
 
 
 def test_every_layer_is_feasible_at_full_power(setup):

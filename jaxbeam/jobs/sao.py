@@ -42,6 +42,7 @@ def sao_model(cfg: SAOConfig, *, steps: int | None = None, **overrides) -> SAO:
         head_features=cfg.head_features,
         mlp_features=cfg.mlp_features,
         lift=cfg.lift,
+        gradient_input=cfg.gradient_input,
     )
     kw.update(overrides)
     return SAO(**kw)

@@ -30,6 +30,12 @@ work and masked users and antennas are inert. The beam tokens are divided by the
 ``sqrt(P / (K N))`` (and the update multiplied by it), and each output MLP's last layer starts at zero, so an
 untrained layer is the identity and the untrained model is LMMSE followed by the gradient steps.
 
+*Optional gradient input* (``gradient_input=True``; not in 002). The layer also receives ``G``, the ascent
+direction of the sum rate at ``W^(t-1)`` (normalised per sample to RMS 1), as a third
+token of every user and antenna, and the readout of entry ``(k, n)`` also sees ``H_kn``, ``W_kn`` and
+``G_kn``. As written, the layer cannot compute that gradient from ``(H, W)`` and learns nothing beyond
+LMMSE (README, "Why the layers do not learn"); with it, one layer learns a gradient-like step.
+
 **Sliding window** (002 Sec. III-C1). ``first_trained`` and ``active_layers`` select the window
 ``[t_s, t_e)`` of Algorithm 1: layers before it run under ``stop_gradient`` (their parameters are also frozen
 by the trainer), layers after it are not applied; with ``trajectory=True`` the call returns every
@@ -46,6 +52,7 @@ import jax.numpy as jnp
 
 from jaxbeam.core import _checks
 from jaxbeam.core.precoders import rzf
+from jaxbeam.core.utility import sum_rate
 from jaxbeam.models.encoder import attention_mask
 from jaxbeam.solvers.refine import refine
 
@@ -72,9 +79,10 @@ class MaskedTransformerLayer(nn.Module):
       mlp_features: hidden width of the attention MLP (eq. 20) and of the output MLPs (eq. 22).
       lift: also output ``Delta H`` (SAO-lift); False gives ``Delta H = 0`` without its parameters (SAO).
 
-    Call: ``layer(H, W, user_mask, antenna_mask, scale) -> (Delta H, Delta W)`` for complex ``(B, K_m, N_m)``
-    ``H``, ``W`` (masked entries zero), bool ``(B, K_m)``, ``(B, N_m)`` masks and the per-sample beam scale
-    ``(B,)``; both outputs are zero at masked users and antennas.
+    Call: ``layer(H, W, user_mask, antenna_mask, scale, G=None) -> (Delta H, Delta W)`` for complex
+    ``(B, K_m, N_m)`` ``H``, ``W`` (masked entries zero), bool ``(B, K_m)``, ``(B, N_m)`` masks, the per-sample
+    beam scale ``(B,)`` and optionally the normalised gradient ``G`` (same shape as ``W``; module docstring);
+    both outputs are zero at masked users and antennas.
     """
 
     features: int = 128
@@ -101,28 +109,34 @@ class MaskedTransformerLayer(nn.Module):
         )
         return nn.LayerNorm(dtype=self.dtype, name=f"{name}_out_tn")(x + y)
 
-    def _readout(self, u, a, name):
-        """Entry-wise output MLP: user ``(B, K_m, 2M)`` and antenna ``(B, N_m, 2M)`` features -> ``(B, K_m, N_m)``."""
+    def _readout(self, u, a, e, name):
+        """Entry-wise output MLP: user ``(B, K_m, c M)`` and antenna ``(B, N_m, c M)`` features and optional
+        entry features ``e`` ``(B, K_m, N_m, f)`` -> ``(B, K_m, N_m)``."""
         hu = nn.Dense(self.mlp_features, dtype=self.dtype, name=f"{name}_user")(u)
         ha = nn.Dense(self.mlp_features, use_bias=False, dtype=self.dtype, name=f"{name}_antenna")(a)
-        h = nn.gelu(hu[:, :, None, :] + ha[:, None, :, :])
+        h = hu[:, :, None, :] + ha[:, None, :, :]
+        if e is not None:
+            h = h + nn.Dense(self.mlp_features, use_bias=False, dtype=self.dtype, name=f"{name}_entry")(e)
+        h = nn.gelu(h)
         out = nn.Dense(2, dtype=jnp.float32, kernel_init=nn.initializers.zeros, name=f"{name}_out")(h)
         return jax.lax.complex(out[..., 0], out[..., 1])
 
     @nn.compact
-    def __call__(self, H, W, user_mask, antenna_mask, scale):
+    def __call__(self, H, W, user_mask, antenna_mask, scale, G=None):
         Km, Nm = H.shape[-2:]
         Wn = W / scale[:, None, None].astype(W.dtype)
-        S = jnp.concatenate([_ri(H), _ri(Wn)], axis=1)  # (B, 2 K_m, 2 N_m): user-level tokens, eq. 13
-        Ht, Wt = jnp.swapaxes(H, -1, -2), jnp.swapaxes(Wn, -1, -2)
-        T = jnp.concatenate([_ri(Ht), _ri(Wt)], axis=1)  # (B, 2 N_m, 2 K_m): antenna-level tokens
-        s = self._sequence(S, jnp.concatenate([user_mask, user_mask], -1), "user")  # eqs. 16-17
-        t = self._sequence(T, jnp.concatenate([antenna_mask, antenna_mask], -1), "antenna")  # eq. 18
-        u = jnp.concatenate([s[:, :Km], s[:, Km:]], axis=-1).astype(jnp.float32)  # user k: channel + beam token
-        a = jnp.concatenate([t[:, :Nm], t[:, Nm:]], axis=-1).astype(jnp.float32)  # antenna n: both tokens
+        mats = [H, Wn] if G is None else [H, Wn, G]  # each gives one token per user and one per antenna
+        c = len(mats)
+        S = jnp.concatenate([_ri(X) for X in mats], axis=1)  # (B, c K_m, 2 N_m): user-level tokens, eq. 13
+        T = jnp.concatenate([_ri(jnp.swapaxes(X, -1, -2)) for X in mats], axis=1)  # (B, c N_m, 2 K_m)
+        s = self._sequence(S, jnp.concatenate([user_mask] * c, -1), "user")  # eqs. 16-17
+        t = self._sequence(T, jnp.concatenate([antenna_mask] * c, -1), "antenna")  # eq. 18
+        u = jnp.concatenate([s[:, i * Km : (i + 1) * Km] for i in range(c)], axis=-1).astype(jnp.float32)
+        a = jnp.concatenate([t[:, i * Nm : (i + 1) * Nm] for i in range(c)], axis=-1).astype(jnp.float32)
+        e = None if G is None else jnp.concatenate([jnp.stack([X.real, X.imag], -1) for X in mats], -1)
         entry = (user_mask[:, :, None] & antenna_mask[:, None, :]).astype(H.dtype)  # M_s, eq. 12
-        dW = self._readout(u, a, "w").astype(W.dtype) * scale[:, None, None].astype(W.dtype) * entry
-        dH = self._readout(u, a, "h").astype(H.dtype) * entry if self.lift else jnp.zeros_like(H)
+        dW = self._readout(u, a, e, "w").astype(W.dtype) * scale[:, None, None].astype(W.dtype) * entry
+        dH = self._readout(u, a, e, "h").astype(H.dtype) * entry if self.lift else jnp.zeros_like(H)
         return dH, dW
 
 
@@ -138,6 +152,7 @@ class SAO(nn.Module):
       sigma2: noise power [W] of the LMMSE start and of the gradient steps (002: 20 dB, 0.01 at P = 1).
       features, num_heads, head_features, mlp_features: of every :class:`MaskedTransformerLayer`.
       lift: SAO-lift (eq. 10) or SAO (eq. 11).
+      gradient_input: feed each layer the sum-rate gradient at its input beams (module docstring; not in 002).
       first_trained, active_layers: the sliding window ``[first_trained, active_layers)`` (module docstring);
         defaults: all layers.
       trajectory: return ``(B, L_w, K, N)``, the beams after each layer of the window, instead of the last.
@@ -165,6 +180,7 @@ class SAO(nn.Module):
     num_heads: int = 4
     mlp_features: int = 128
     lift: bool = True
+    gradient_input: bool = False
     first_trained: int = 0
     active_layers: int | None = None
     trajectory: bool = False
@@ -181,6 +197,16 @@ class SAO(nn.Module):
             self.head_features,
             name=f"layer_{t}",
         )
+
+    def _gradient(self, H, W, user_mask, entry):
+        """Ascent direction of the sum rate at ``W`` (eq. 8's gradient), normalised per sample to RMS 1 over
+        the active entries; an input of the layer, so under ``stop_gradient``."""
+        g = jax.grad(lambda w: jnp.sum(sum_rate(H, w, self.sigma2, mask=user_mask)))(W)
+        g = jnp.conj(g) * entry  # JAX's gradient of a real function of complex w is the conjugate direction
+        n_act = jnp.maximum(jnp.sum(entry.real, axis=(-2, -1)), 1.0)
+        rms = jnp.sqrt(jnp.sum(g.real**2 + g.imag**2, axis=(-2, -1)) / n_act)
+        g = g / jnp.where(rms > 0, rms, 1.0)[:, None, None].astype(g.dtype)
+        return jax.lax.stop_gradient(g)
 
     def _window(self):
         t_e = self.num_layers if self.active_layers is None else self.active_layers
@@ -221,7 +247,8 @@ class SAO(nn.Module):
         W = rzf(Hm, P, self.sigma2, mask=um)  # eq. 5 on the masked channel
         Haux, out = Hm, []
         for t in range(t_e):
-            dH, dW = self._layer(t)(Haux, W, um, am, scale)
+            G = self._gradient(Hm, W, um, entry) if self.gradient_input else None
+            dH, dW = self._layer(t)(Haux, W, um, am, scale, G)
             W0 = _sphere((W + dW) * entry, P)
             W = refine(Hm, W0, P, self.sigma2, "sr", self.steps, self.step_size, um, project="sphere")
             Haux = Haux + dH
@@ -231,5 +258,6 @@ class SAO(nn.Module):
                 out.append(W[:, :K, :N])
         if self.is_initializing():  # parameters for every layer, whatever the window
             for t in range(t_e, self.num_layers):
-                self._layer(t)(Haux, W, um, am, scale)
+                G = self._gradient(Hm, W, um, entry) if self.gradient_input else None
+                self._layer(t)(Haux, W, um, am, scale, G)
         return jnp.stack(out, axis=1) if self.trajectory else out[-1]
