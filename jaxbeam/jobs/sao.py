@@ -11,6 +11,7 @@ it was killed in, and finished positions are not trained again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -139,6 +140,59 @@ def _example(source: CurriculumSource):
     return b["H"], b["P"], b["mask"], b["antenna_mask"]
 
 
+@functools.lru_cache(maxsize=64)
+def _jitted_apply(cfg: SAOConfig, steps: int | None, sigma2: float):
+    """One jitted ``(params, H) -> W`` per (config, Q_i, sigma2): models of one config share its compilations."""
+    model = sao_model(cfg, steps=steps, sigma2=sigma2)
+    return jax.jit(lambda p, H: model.apply({"params": p}, H, cfg.P))
+
+
+def model_sum_rates(
+    cfg: SAOConfig,
+    params: dict,
+    H,
+    *,
+    steps: int | None = None,
+    sigma2: float | None = None,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, float]:
+    """Per-sample sum rates [bit/s/Hz] of the model on ``H`` ``(B, K, N)`` (unmasked) and the seconds it took
+    (compile excluded: timed on a second call).
+
+    ``steps`` (Q_i) defaults to ``cfg.infer_steps``; ``sigma2`` (the noise power of the LMMSE start, the
+    gradient steps and the rates) to ``cfg.sigma2`` (another value evaluates a model trained at one SNR at
+    another).
+    """
+    s2 = cfg.sigma2 if sigma2 is None else float(sigma2)
+    apply = _jitted_apply(cfg, steps, s2)
+
+    def run():
+        chunks = [apply(params, H[i : i + batch_size]) for i in range(0, H.shape[0], batch_size)]
+        return np.concatenate([np.asarray(c) for c in chunks])
+
+    run()  # compile
+    t0 = time.perf_counter()
+    W = run()
+    seconds = time.perf_counter() - t0
+    return np.asarray(jb.sum_rate(H, W, s2)), seconds
+
+
+def reference_sum_rates(H, P: float, sigma2: float, *, wmmse_tol: float = 1e-5) -> tuple[dict, float]:
+    """Per-sample sum rates of RZF (LMMSE, eq. 5), ZF (None where K > N) and WMMSE (``wmmse_tol``) on ``H``,
+    and WMMSE's seconds (compile excluded: timed on a second call)."""
+    K, N = H.shape[-2:]
+    jax.block_until_ready(jb.wmmse(H, P, sigma2, tol=wmmse_tol))  # compile
+    t0 = time.perf_counter()
+    W = jax.block_until_ready(jb.wmmse(H, P, sigma2, tol=wmmse_tol))
+    seconds = time.perf_counter() - t0
+    rates = {
+        "rzf": np.asarray(jb.sum_rate(H, jb.rzf(H, P, sigma2), sigma2)),
+        "zf": np.asarray(jb.sum_rate(H, jb.zf(H, P), sigma2)) if K <= N else None,
+        "wmmse": np.asarray(jb.sum_rate(H, W, sigma2)),
+    }
+    return rates, seconds
+
+
 def evaluate_grid(
     cfg: SAOConfig,
     params: dict,
@@ -155,39 +209,16 @@ def evaluate_grid(
     Returns one record per configuration: mean sum rates [bit/s/Hz], % of WMMSE, and seconds (model and
     WMMSE, compile excluded: each is timed on a second call).
     """
-    model = sao_model(cfg)
-    apply = jax.jit(lambda p, H: model.apply({"params": p}, H, cfg.P))
     rows = []
     for K, N in configs:
         H = jb.rayleigh(jax.random.key(seed), (samples,), K, N)
-
-        def run_model(H=H):
-            chunks = [apply(params, H[i : i + batch_size]) for i in range(0, samples, batch_size)]
-            return np.concatenate([np.asarray(c) for c in chunks])
-
-        run_model()  # compile
-        t0 = time.perf_counter()
-        W = run_model()
-        t_model = time.perf_counter() - t0
-        jax.block_until_ready(jb.wmmse(H, cfg.P, cfg.sigma2, tol=wmmse_tol))  # compile
-        t0 = time.perf_counter()
-        W_wmmse = jax.block_until_ready(jb.wmmse(H, cfg.P, cfg.sigma2, tol=wmmse_tol))
-        t_wmmse = time.perf_counter() - t0
-        sr = lambda W, H=H: float(np.mean(jb.sum_rate(H, W, cfg.sigma2)))  # noqa: E731
-        ref = sr(W_wmmse)
-        rec = {
-            "K": K,
-            "N": N,
-            "samples": samples,
-            "sao": sr(W),
-            "rzf": sr(jb.rzf(H, cfg.P, cfg.sigma2)),
-            "zf": sr(jb.zf(H, cfg.P)) if K <= N else None,
-            "wmmse": ref,
-            "sao_seconds": t_model,
-            "wmmse_seconds": t_wmmse,
-        }
+        sao, t_model = model_sum_rates(cfg, params, H, batch_size=batch_size)
+        refs, t_wmmse = reference_sum_rates(H, cfg.P, cfg.sigma2, wmmse_tol=wmmse_tol)
+        rec = {"K": K, "N": N, "samples": samples, "sao": float(np.mean(sao))}
+        rec.update({k: None if v is None else float(np.mean(v)) for k, v in refs.items()})
+        rec.update({"sao_seconds": t_model, "wmmse_seconds": t_wmmse})
         for k in ("sao", "rzf", "zf"):
-            rec[f"{k}_pct"] = None if rec[k] is None else 100.0 * rec[k] / ref
+            rec[f"{k}_pct"] = None if rec[k] is None else 100.0 * rec[k] / rec["wmmse"]
         rows.append(rec)
     return rows
 
