@@ -162,6 +162,14 @@ def train_step(state: State, batch: Batch, *, model, tx, loss_fn: LossFn, forwar
     return new_state, {"loss": loss, **metrics}
 
 
+def train_steps(state: State, batches: Batch, *, model, tx, loss_fn: LossFn, forward: Forward = default_forward):
+    """:func:`train_step` over a chunk of batches stacked on a leading axis ``(n, B, ...)``, in one
+    ``lax.scan``: ``(state, batches) -> (state, {"loss": (n,), <metrics>: (n,)})``, the same updates as ``n``
+    calls. Pure."""
+    step = functools.partial(train_step, model=model, tx=tx, loss_fn=loss_fn, forward=forward)
+    return jax.lax.scan(step, state, batches)
+
+
 def eval_step(params, batch: Batch, *, model, loss_fn: LossFn, forward: Forward = default_forward) -> dict:
     """Weighted sums over ``batch``: ``{"weight", "loss", <metrics>}`` (divide by ``"weight"`` for means)."""
     W = forward(model, params, batch)
@@ -177,6 +185,8 @@ class Engine:
 
     Attributes:
       train_step: ``(state, batch) -> (state, metrics)``, state donated, batch sharded over ``"data"``.
+      train_chunk: ``(state, batches) -> (state, metrics)`` for ``n`` batches stacked ``(n, B, ...)``
+        (:func:`train_steps`: one dispatch for ``n`` steps; one compilation per distinct ``n``).
       eval_step: ``(params, batch) -> sums`` (see :func:`eval_step`).
       grads: ``(params, batch) -> grads`` of the mean loss (for tests and diagnostics).
     """
@@ -202,6 +212,13 @@ class Engine:
             out_shardings=(repl, repl),
             donate_argnums=0,
         )
+        self.chunk_sharding = NamedSharding(self.mesh, P(None, "data"))
+        self.train_chunk = jax.jit(
+            functools.partial(train_steps, tx=tx, **kw),
+            in_shardings=(repl, self.chunk_sharding),
+            out_shardings=(repl, repl),
+            donate_argnums=0,
+        )
         self.eval_step = jax.jit(functools.partial(eval_step, **kw), in_shardings=(repl, data), out_shardings=repl)
 
         def _grads(params, batch):
@@ -224,6 +241,29 @@ class Engine:
             jax.block_until_ready(self._in_flight)
         self._in_flight = metrics
         return state, metrics
+
+    def steps(self, state: State, batches: Sequence[Batch]) -> tuple[State, dict]:
+        """:attr:`train_chunk` on a list of host batches (one dispatch), the host at most one chunk ahead
+        (see :meth:`step`); metrics are ``(n,)`` per key."""
+        state, metrics = self.train_chunk(state, self.put_chunk(batches))
+        if self._in_flight is not None:
+            jax.block_until_ready(self._in_flight)
+        self._in_flight = metrics
+        return state, metrics
+
+    def put_chunk(self, batches: Sequence[Batch]) -> Batch:
+        """Stack host batches to ``(n, B, ...)`` and place them sharded over ``"data"`` on the batch axis
+        (each process transfers its own rows, as :meth:`put_batch`)."""
+        B = len(batches[0]["H"])
+        if B % self.num_shards:
+            raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
+        lo, hi = self._local_rows(B)
+
+        def put(*xs):
+            x = np.stack([np.asarray(v) for v in xs])
+            return jax.make_array_from_process_local_data(self.chunk_sharding, x[:, lo:hi], x.shape)
+
+        return {k: put(*(b[k] for b in batches)) for k in batches[0]}
 
     @property
     def num_shards(self) -> int:

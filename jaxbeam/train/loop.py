@@ -13,6 +13,7 @@ checks this for BERT, UBERT and frozen-encoder fine-tuning.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -73,6 +74,7 @@ def fit(
     progress: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     forward: Forward = default_forward,
+    steps_per_call: int = 1,
 ) -> FitResult:
     """Train ``model`` on ``loss_fn`` over ``train``; resume from ``workdir`` if it holds a checkpoint.
 
@@ -103,7 +105,13 @@ def fit(
       progress: show a tqdm progress bar.
       mesh: device mesh (default: all devices on a 1-D ``"data"`` axis).
       forward: how a batch is fed to the model (:func:`jaxbeam.train.engine.default_forward`).
+      steps_per_call: optimizer steps per dispatch (:attr:`Engine.train_chunk`, a ``lax.scan`` over that many
+        stacked batches): the same parameters as one step per call (to float32 round-off), the same
+        checkpoints, resume and per-step log; chunks stop at checkpoint steps, ``max_steps`` and epoch ends,
+        and the clock of ``max_train_seconds`` is read after each chunk.
     """
+    if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be an int >= 1; got {steps_per_call!r}")
     steps_per_epoch = train.steps_per_epoch
     if epochs <= 0:
         raise ValueError(f"epochs must be > 0; got {epochs}")
@@ -136,7 +144,7 @@ def fit(
             best_metric, best_epoch = float(meta["best_metric"]), int(meta["best_epoch"])
             history = list(meta["history"])
             train_seconds = float(meta["train_seconds"])
-            epoch_losses = [jnp.float32(x) for x in meta.get("epoch_losses", [])]
+            epoch_losses = [jnp.asarray(meta["epoch_losses"], jnp.float32)] if meta.get("epoch_losses") else []
         if jax.process_index() == 0:
             log_path = Path(workdir) / "metrics.jsonl"
             _truncate_log(log_path, int(jax.device_get(state["step"])))
@@ -151,7 +159,7 @@ def fit(
                 "best_epoch": best_epoch,
                 "train_seconds": seconds,
                 "history": history,
-                "epoch_losses": [float(x) for x in jax.device_get(list(losses))],  # for the epoch's mean loss
+                "epoch_losses": [float(x) for x in jax.device_get(_flat(losses))] if losses else [],  # epoch mean
             }
             ckpt.save(step, arrays, meta)
 
@@ -174,14 +182,30 @@ def fit(
             start = step - epoch * steps_per_epoch
             t0 = time.perf_counter()  # train_seconds + (now - t0) = training time so far
             losses = epoch_losses if start else []  # a resumed epoch's mean counts its steps before the kill
-            for batch in train.epoch(epoch, start=start):
-                state, metrics = engine.step(state, batch)
-                step += 1
+            batches = iter(train.epoch(epoch, start=start))
+            while True:
+                # a chunk never crosses a checkpoint step or max_steps (boundaries of the global step, so a
+                # resumed run cuts the same chunks), nor the epoch's end
+                n = min(steps_per_call, checkpoint_every - step % checkpoint_every)
+                if max_steps is not None:
+                    n = min(n, max_steps - step)
+                chunk = list(itertools.islice(batches, n))  # n >= 1: the loop stops at max_steps
+                if not chunk:
+                    break
+                if len(chunk) == 1:  # metrics are scalars
+                    state, metrics = engine.step(state, chunk[0])
+                else:  # metrics are (n,)
+                    state, metrics = engine.steps(state, chunk)
+                first = step
+                step += len(chunk)
                 losses.append(metrics["loss"])
-                bar.update(1)
-                if step % log_every == 0:
-                    m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    log({"step": step, "epoch": epoch, **m})
+                bar.update(len(chunk))
+                logged = [s for s in range(first + 1, step + 1) if s % log_every == 0]
+                if logged:
+                    host = jax.device_get(metrics)
+                    for s in logged:
+                        m = {k: float(v if v.ndim == 0 else v[s - first - 1]) for k, v in host.items()}
+                        log({"step": s, "epoch": epoch, **m})
                     bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.4g}", val=f"{best_metric:.4g}")
                 if step % checkpoint_every == 0 and step % steps_per_epoch:  # epoch ends: after validation
                     jax.block_until_ready(state)
@@ -194,7 +218,7 @@ def fit(
                 if max_train_seconds is not None and train_seconds + time.perf_counter() - t0 >= max_train_seconds:
                     stopped = True
                     break
-            mean_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")  # also syncs the device
+            mean_loss = float(jnp.mean(_flat(losses))) if losses else float("nan")  # also syncs the device
             train_seconds += time.perf_counter() - t0
             if killed:
                 break
@@ -221,6 +245,11 @@ def fit(
         if log_file is not None:
             log_file.close()
     return FitResult(state=state, best_params=best_params, best_metric=best_metric, history=history, engine=engine)
+
+
+def _flat(losses: list) -> jax.Array:
+    """The step losses of an epoch, kept as one array per dispatched chunk, as one ``(steps,)`` array."""
+    return jnp.concatenate([jnp.reshape(x, (-1,)) for x in losses])
 
 
 def _truncate_log(path: Path, step: int) -> None:
