@@ -76,13 +76,6 @@ def test_gradient_input_is_the_normalised_ascent_direction(x64):
         fd[:, k, n] += (1j if d else 1.0) * (sr(W + E) - sr(W - E)) / (2 * h)
     rms = np.sqrt(np.mean(np.abs(fd) ** 2, axis=(-2, -1), keepdims=True))
     np.testing.assert_allclose(G, fd / rms, atol=1e-6)
-    # untrained (zero output layers), the model with gradient input is still LMMSE + the steps
-    Hj = jnp.asarray(H, jnp.complex64)
-    params = model.init(jax.random.key(1), Hj, 1.0)["params"]
-    ref = jb.rzf(Hj, 1.0, S2)
-    for _ in range(2):
-        ref = jb.refine(Hj, ref, 1.0, S2, "sr", 2, project="sphere")
-    np.testing.assert_allclose(model.apply({"params": params}, Hj, 1.0), ref, atol=2e-5)
 
 
 def test_every_layer_is_feasible_at_full_power(setup):
@@ -94,13 +87,13 @@ def test_every_layer_is_feasible_at_full_power(setup):
     np.testing.assert_allclose(power, jnp.broadcast_to(P[:, None], power.shape), rtol=1e-5)
 
 
-@pytest.mark.parametrize("lift", [True, False])
-def test_untrained_model_is_lmmse_followed_by_the_gradient_steps(lift):
-    model = small(lift=lift)
+@pytest.mark.parametrize("lift, gradient_input", [(True, False), (False, False), (True, True)])
+def test_untrained_model_is_lmmse_followed_by_the_gradient_steps(lift, gradient_input):
+    model = small(lift=lift, gradient_input=gradient_input)
     H = jb.rayleigh(jax.random.key(3), (4,), 5, 4)
     params = model.init(jax.random.key(1), H, 1.0)["params"]
     assert ("h_out" in params["layer_0"]) == lift  # SAO (eq. 11) has no channel update
-    W = model.apply({"params": params}, H, 1.0)
+    W = jax.jit(lambda p: model.apply({"params": p}, H, 1.0))(params)  # (op by op: many small compiles)
     ref = jb.rzf(H, 1.0, S2)  # eq. 5
     for _ in range(2):  # T = 2 layers, Q = 2 steps each
         ref = jb.refine(H, ref, 1.0, S2, "sr", 2, project="sphere")
