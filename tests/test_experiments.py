@@ -16,6 +16,7 @@ import importlib
 import json
 
 import pytest
+from experiment_checks import check_results_files
 
 from experiments.all import EXPERIMENTS, estimate_minutes
 from experiments.common import REF_HEADER
@@ -37,13 +38,7 @@ def test_experiment_runs_on_smoke_and_writes_its_results(name, dirs):
     runs, results = dirs
     module = importlib.import_module(f"experiments.{name}")
     report = module.main(["--preset", "smoke", "--runs", str(runs), "--results", str(results), "--quiet"])
-    md = (results / f"{name}.md").read_text()
-    payload = json.loads((results / f"{name}.json").read_text())
-    assert payload["name"] == name and payload["settings"]["preset"] == "smoke"
-    assert report.rows and all(len(r) == len(report.header) for r in report.rows)
-    assert "Run time:" in md and f"python -m experiments.{name}" in md
-    if report.plot is not None:
-        assert (results / f"{name}.png").stat().st_size > 1000
+    payload = check_results_files(name, report, results)
     # every table carries RZF, RZF_BAL and WMMSE beside its models, and reports their numbers
     assert all(h in report.header or h.removesuffix(" %") in report.header for h in REF_HEADER), report.header
     raw = payload["raw"] if isinstance(payload["raw"], list) else payload["raw"]["table"]

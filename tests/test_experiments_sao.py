@@ -12,6 +12,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from experiment_checks import check_results_files
 
 import jaxbeam as jb
 from experiments.all import SAO_EXPERIMENTS, estimate_minutes
@@ -41,13 +42,7 @@ def _run(name, dirs):
 def test_sao_experiment_runs_on_smoke_and_writes_its_results(name, dirs):
     report = _run(name, dirs)
     _, results = dirs
-    md = (results / f"{name}.md").read_text()
-    payload = json.loads((results / f"{name}.json").read_text())
-    assert payload["name"] == name and payload["settings"]["preset"] == "smoke"
-    assert report.rows and all(len(r) == len(report.header) for r in report.rows)
-    assert "Run time:" in md and f"python -m experiments.{name}" in md
-    if report.plot is not None:
-        assert (results / f"{name}.png").stat().st_size > 1000
+    payload = check_results_files(name, report, results)
     for r in payload["raw"]:  # WMMSE beside the model on the same channels; % columns against it
         if "wmmse" in r:
             assert r["wmmse"] > 0 and r["rzf_pct"] == pytest.approx(100 * r["rzf"] / r["wmmse"])
