@@ -148,6 +148,9 @@ def main(argv=None):
         "--step-size", type=float, default=0.0, help="fixed step eta_w of the Q_t steps (default 0: backtracking)"
     )
     ap.add_argument(
+        "--normalize-step", action="store_true", help="--step-size is relative: eta sqrt(P) g / ||g|| (not in 002)"
+    )
+    ap.add_argument(
         "--gradient-input", action="store_true", help="the layer also sees the sum-rate gradient (not in 002)"
     )
     args = ap.parse_args(argv)
@@ -180,6 +183,7 @@ def main(argv=None):
             log_every=50,
             gradient_input=args.gradient_input,
             step_size=args.step_size,
+            normalize_step=args.normalize_step,
         )
         model = sao_model(cfg)
         apply = jax.jit(lambda p, H, model=model, P=cfg.P: model.apply({"params": p}, H, P))
@@ -212,7 +216,8 @@ def main(argv=None):
     head = ["Q_t", "lr", "Adam steps", "RZF %", "untrained %", "trained %", "||dW||/||W0||", "s"]
     print(
         f"\nOne SAO-lift layer{' with gradient input' if args.gradient_input else ''}, "
-        f"{'step ' + format(args.step_size, 'g') if args.step_size else 'backtracking steps'}, at (K, N) = "
+        f"{'step ' + format(args.step_size, 'g') if args.step_size else 'backtracking steps'}"
+        f"{' (normalised gradient)' if args.normalize_step else ''}, at (K, N) = "
         f"({args.K}, {args.N}), 20 dB, % of WMMSE (tol 1e-5), {args.samples} channels:"
     )
     print(markdown_table(head, table))

@@ -32,6 +32,7 @@ def _run_and_status(argv, capsys):
         (["pretrain", "--model", "sao", "--K", "3", "--workdir", "x"], "--K does not apply to --model sao"),
         (["pretrain", "--model", "sao_lift", "--set", "window=9", "--workdir", "x"], "window must be <="),
         (["pretrain", "--model", "sao", "--set", "K_schedule=4,40", "--workdir", "x"], "K_schedule must be"),
+        (["pretrain", "--model", "sao", "--set", "normalize_step=true", "--workdir", "x"], "needs step_size > 0"),
         (["quickstart", "--model", "sao", "--steps", "3"], "--steps does not apply"),
     ],
 )
@@ -53,7 +54,8 @@ def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
     )
     assert code == 2 and "(K, N) = (3, 4)" in out.err
     run = tmp_path / "run"
-    argv = ["pretrain", "--preset", "smoke", "--labels", str(labels_dir), "--workdir", str(run), "--set", "epochs=2"]
+    argv = ["pretrain", "--preset", "smoke", "--labels", str(labels_dir), "--workdir", str(run)]
+    argv += ["--set", "steps_per_call=3", "--set", "epochs=2"]  # 3 optimizer steps per dispatch
     assert main(argv) == 0
     assert (run / "model" / "config.json").is_file()
     assert len((run / "model" / "metrics.jsonl").read_text().splitlines()) >= 2
@@ -134,6 +136,7 @@ def test_a_clock_budget_is_labelled_machine_dependent(tmp_path):
 def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):
     run = tmp_path / "sao"
     one = ["--set", "num_layers=1", "--set", "window=1", "--set", "K_schedule=2,4", "--set", "N_schedule=3"]
+    one += ["--set", "steps_per_call=2"]  # two optimizer steps per dispatch
     assert main(["pretrain", "--model", "sao_lift", "--preset", "smoke", "--workdir", str(run), *one]) == 0
     out_json = tmp_path / "grid.json"
     assert main(["evaluate", str(run / "model"), "--samples", "8", "--out", str(out_json)]) == 0

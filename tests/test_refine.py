@@ -16,14 +16,16 @@ def channels(B, K, N, seed=0, dtype=jnp.complex64):
 
 
 @pytest.mark.usefixtures("x64")
-@pytest.mark.parametrize("utility", jb.TASKS)
-def test_one_fixed_step_is_the_real_gradient_by_finite_differences(utility):
-    """Inside the power ball a fixed step moves W by eta times (dU/dRe W + j dU/dIm W), computed here by
-    central differences of the utility on each real coordinate."""
+@pytest.mark.parametrize("utility, normalize", [(u, False) for u in jb.TASKS] + [("sr", True), ("mr", True)])
+def test_one_fixed_step_is_the_real_gradient_by_finite_differences(utility, normalize):
+    """Inside the power ball a fixed step moves W by eta times G = dU/dRe W + j dU/dIm W (``normalize``:
+    by eta sqrt(P) G / ||G||_F), G computed here by central differences of the utility on each real
+    coordinate."""
     H = np.asarray(channels(2, 3, 4, seed=1, dtype=jnp.complex128))
-    W0 = 0.3 * np.asarray(jb.rzf(H, 1.0, SIGMA2))  # ||W0||^2 = 0.09 P: the projection is inactive
+    P = 2.0
+    W0 = 0.3 * np.asarray(jb.rzf(H, P, SIGMA2))  # ||W0||^2 = 0.09 P: the projection is inactive
     eta, h = 1e-4, 1e-6
-    W1 = np.asarray(jb.refine(H, W0, 1.0, SIGMA2, utility, steps=1, step_size=eta))
+    W1 = np.asarray(jb.refine(H, W0, P, SIGMA2, utility, steps=1, step_size=eta, normalize=normalize))
     U = lambda W: np.asarray(jb.utility(utility, H, W, SIGMA2, 0.5))
     G = np.zeros_like(W0)
     for idx in np.ndindex(W0.shape[1:]):
@@ -31,6 +33,8 @@ def test_one_fixed_step_is_the_real_gradient_by_finite_differences(utility):
             E = np.zeros_like(W0)
             E[(slice(None), *idx)] = unit * h
             G[(slice(None), *idx)] += unit * (U(W0 + E) - U(W0 - E)) / (2 * h)
+    if normalize:
+        G = np.sqrt(P) * G / np.sqrt(np.sum(np.abs(G) ** 2, axis=(1, 2), keepdims=True))
     np.testing.assert_allclose((W1 - W0) / eta, G, rtol=1e-5, atol=1e-6)
 
 
@@ -92,12 +96,14 @@ def test_padded_users_are_inert():
 
 
 @pytest.mark.usefixtures("x64")
-def test_differentiable_through_the_steps():
-    """d/dW0 of the refined sum rate matches central differences (fixed step: smooth in W0), and the default
-    (backtracking) gives finite gradients under jit and vmap."""
+@pytest.mark.parametrize("step_size, normalize", [(1e-2, False), (0.05, True)])
+def test_differentiable_through_the_steps(step_size, normalize):
+    """d/dW0 of the refined sum rate matches central differences (fixed or normalised step: smooth in W0),
+    and the default (backtracking) gives finite gradients under jit and vmap."""
     H = channels(1, 3, 4, seed=6, dtype=jnp.complex128)
     W0 = 0.5 * jb.rzf(H, 1.0, SIGMA2)
-    out = lambda W: jnp.sum(jb.sum_rate(H, jb.refine(H, W, 1.0, SIGMA2, steps=4, step_size=1e-2), SIGMA2))
+    refined = lambda W: jb.refine(H, W, 1.0, SIGMA2, steps=4, step_size=step_size, normalize=normalize)
+    out = lambda W: jnp.sum(jb.sum_rate(H, refined(W), SIGMA2))
     g = np.asarray(jnp.conj(jax.grad(out)(W0)))
     E = np.zeros(W0.shape, complex)
     E[0, 1, 2] = 1e-6
@@ -116,6 +122,7 @@ def test_differentiable_through_the_steps():
         ({"utility": "rate"}, "utility"),
         ({"project": "cube"}, "project"),
         ({"step_size": -0.1}, "step_size"),
+        ({"normalize": True}, "step_size"),
         ({"P": 0.0}, "P"),
     ],
 )

@@ -87,16 +87,20 @@ def test_every_layer_is_feasible_at_full_power(setup):
     np.testing.assert_allclose(power, jnp.broadcast_to(P[:, None], power.shape), rtol=1e-5)
 
 
-@pytest.mark.parametrize("lift, gradient_input", [(True, False), (False, False), (True, True)])
-def test_untrained_model_is_lmmse_followed_by_the_gradient_steps(lift, gradient_input):
-    model = small(lift=lift, gradient_input=gradient_input)
+@pytest.mark.parametrize(
+    "lift, gradient_input, normalized",
+    [(True, False, False), (False, False, False), (True, True, False), (True, True, True)],
+)
+def test_untrained_model_is_lmmse_followed_by_the_gradient_steps(lift, gradient_input, normalized):
+    step = {"step_size": 0.05, "normalize_step": True} if normalized else {}  # else backtracking
+    model = small(lift=lift, gradient_input=gradient_input, **step)
     H = jb.rayleigh(jax.random.key(3), (4,), 5, 4)
     params = model.init(jax.random.key(1), H, 1.0)["params"]
     assert ("h_out" in params["layer_0"]) == lift  # SAO (eq. 11) has no channel update
     W = jax.jit(lambda p: model.apply({"params": p}, H, 1.0))(params)  # (op by op: many small compiles)
     ref = jb.rzf(H, 1.0, S2)  # eq. 5
     for _ in range(2):  # T = 2 layers, Q = 2 steps each
-        ref = jb.refine(H, ref, 1.0, S2, "sr", 2, project="sphere")
+        ref = jb.refine(H, ref, 1.0, S2, "sr", 2, 0.05 if normalized else None, project="sphere", normalize=normalized)
     np.testing.assert_allclose(W, ref, atol=2e-5)
     assert float(jnp.mean(jb.sum_rate(H, W, S2))) > float(jnp.mean(jb.sum_rate(H, jb.rzf(H, 1.0, S2), S2)))
 

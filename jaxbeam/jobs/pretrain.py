@@ -28,6 +28,7 @@ def _fit_options(tc, progress: bool) -> dict:
         "eval_batch_size": tc.eval_batch_size,
         "checkpoint_every": tc.checkpoint_every,
         "log_every": tc.log_every,
+        "steps_per_call": tc.steps_per_call,
         "progress": progress,
     }
 
@@ -331,6 +332,7 @@ def finetune_bert(
         init_params=params,
         trainable_labels=train.trainable_labels(params) if frozen_encoder else None,
         seed=seed,
+        steps_per_call=cfg.train.steps_per_call,
         progress=progress,
     )
     return model, res

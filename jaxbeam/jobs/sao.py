@@ -37,6 +37,7 @@ def sao_model(cfg: SAOConfig, *, steps: int | None = None, **overrides) -> SAO:
         num_layers=cfg.num_layers,
         steps=cfg.infer_steps if steps is None else steps,
         step_size=cfg.step_size if cfg.step_size > 0 else None,
+        normalize_step=cfg.normalize_step,
         sigma2=cfg.sigma2,
         features=cfg.features,
         num_heads=cfg.num_heads,
@@ -122,6 +123,7 @@ def train_sao(cfg: SAOConfig, workdir: str | Path, *, progress: bool = True, max
             eval_batch_size=cfg.eval_batch_size,
             checkpoint_every=cfg.checkpoint_every,
             log_every=cfg.log_every,
+            steps_per_call=cfg.steps_per_call,
             max_steps=left if left is not None and left < per_window else None,
             progress=progress,
         )

@@ -149,6 +149,8 @@ class SAO(nn.Module):
       steps: Q, gradient steps after each layer (002: Q_t = 5 in training, Q_i = 10 at inference; set the
         attribute per use with ``model.clone(steps=...)``).
       step_size: eta_w of eq. 8 (002: 1e-2); None = :func:`jaxbeam.refine`'s backtracking search.
+      normalize_step: the steps are ``step_size sqrt(P) g / ||g||_F`` (:func:`jaxbeam.refine`'s ``normalize``;
+        not in 002): one relative length at every SNR and (K, N), smooth to train through.
       sigma2: noise power [W] of the LMMSE start and of the gradient steps (002: 20 dB, 0.01 at P = 1).
       features, num_heads, head_features, mlp_features: of every :class:`MaskedTransformerLayer`.
       lift: SAO-lift (eq. 10) or SAO (eq. 11).
@@ -175,6 +177,7 @@ class SAO(nn.Module):
     num_layers: int = 10
     steps: int = 5
     step_size: float | None = 1e-2
+    normalize_step: bool = False
     sigma2: float = 0.01
     features: int = 128
     num_heads: int = 4
@@ -250,7 +253,18 @@ class SAO(nn.Module):
             G = self._gradient(Hm, W, um, entry) if self.gradient_input else None
             dH, dW = self._layer(t)(Haux, W, um, am, scale, G)
             W0 = _sphere((W + dW) * entry, P)
-            W = refine(Hm, W0, P, self.sigma2, "sr", self.steps, self.step_size, um, project="sphere")
+            W = refine(
+                Hm,
+                W0,
+                P,
+                self.sigma2,
+                "sr",
+                self.steps,
+                self.step_size,
+                um,
+                project="sphere",
+                normalize=self.normalize_step,
+            )
             Haux = Haux + dH
             if t < t_s:  # frozen part of the window: inference only
                 W, Haux = jax.lax.stop_gradient(W), jax.lax.stop_gradient(Haux)

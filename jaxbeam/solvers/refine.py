@@ -5,7 +5,9 @@ r"""Gradient refinement of any beamformers: Q projected gradient-ascent steps on
 
 with :math:`\nabla_W` the real gradient written as a complex array (:math:`\partial U / \partial \Re W +
 j\, \partial U / \partial \Im W`, the steepest-ascent direction), :math:`\eta` fixed (``step_size``, 002's
-rule) or found per sample and step by backtracking (the default), and :math:`\Pi_P` the projection onto
+rule), fixed relative to the gradient's size (``normalize=True``: the step is ``step_size sqrt(P) g /
+||g||_F``, the same relative length at every SNR and (K, N), and smooth, so a model trains through it) or
+found per sample and step by backtracking (the default), and :math:`\Pi_P` the projection onto
 the power ball :math:`\|W\|_F^2 \le P` (``project="ball"``) or, as eq. 8 writes it, the scaling onto the
 sphere :math:`\|W\|_F^2 = P` (``project="sphere"``; full power, which the sum rate wants anyway but
 energy efficiency does not). Every step is feasible and differentiable, so a model can be trained
@@ -45,7 +47,7 @@ def _sphere(W, P):
     return W * scale[..., None, None].astype(W.dtype)
 
 
-@public(static=("utility", "steps", "project"))
+@public(static=("utility", "steps", "project", "normalize"))
 def refine(
     H: ArrayLike,
     W0: ArrayLike,
@@ -58,6 +60,7 @@ def refine(
     *,
     Pc: ArrayLike = 0.5,
     project: str = "ball",
+    normalize: bool = False,
 ) -> jax.Array:
     r"""``steps`` projected gradient-ascent steps on ``utility`` from ``W0`` (paper 002, eq. 8).
 
@@ -74,6 +77,8 @@ def refine(
       mask: optional bool ``(..., K)``; absent users' beams are zero after every step and do not count.
       Pc: circuit power [W] of ``"ee"``.
       project: ``"ball"`` (default, ``||W||^2 <= P``) or ``"sphere"`` (``= P``, eq. 8 as written).
+      normalize: with ``step_size``, step ``step_size sqrt(P) g / ||g||_F`` (a relative length; not in 002)
+        instead of ``step_size g``; a zero gradient does not move.
 
     Returns:
       complex ``(..., K, N)`` beams with ``||W||_F^2 <= P`` per sample. jit, vmap and grad-able (with
@@ -88,6 +93,8 @@ def refine(
     batch = H.shape[:-2]
     P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(H.real.dtype)
     fixed = step_size is not None
+    if normalize and not fixed:
+        raise ValueError("normalize=True needs a step_size (the relative step length); got step_size=None")
     if fixed:
         eta = _checks.real_param("step_size", step_size, batch, low=0.0, what="step size").astype(P.dtype)
         eta = jnp.broadcast_to(eta, batch)
@@ -99,8 +106,15 @@ def refine(
     ascent = lambda W: jnp.conj(jax.grad(total)(W))  # JAX's gradient of a real f is conj(df/dRe + j df/dIm)
     expand = lambda x: x[..., None, None]
 
+    def direction(g):  # g, or sqrt(P) g / ||g||_F
+        if not normalize:
+            return g
+        g2 = jnp.sum(g.real**2 + g.imag**2, axis=(-2, -1))
+        scale = jnp.sqrt(jnp.where(P > 0, P, 0.0)) * lax.rsqrt(jnp.where(g2 > 0, g2, 1.0))  # finite grad at g = 0
+        return g * expand(scale).astype(g.dtype)
+
     def fixed_step(W, _):
-        return proj(keep(W + expand(eta).astype(W.dtype) * ascent(W))), None
+        return proj(keep(W + expand(eta).astype(W.dtype) * direction(ascent(W)))), None
 
     def search_step(carry, _):
         W, r = carry
