@@ -83,15 +83,8 @@ class Context:
     ):
         """``(module, best params)`` of ``kind`` pre-trained on ``utility`` at (K, N), P (eq. 17, or eq. 18
         with ``loss="objective"``); trained once, then loaded (an unfinished run resumes)."""
-        if loss not in ("supervised", "objective"):
-            raise ValueError(f"loss must be 'supervised' or 'objective'; got {loss!r}")
-        cfg = self.config(utility, K, N, P, supervised=loss == "supervised")
-        tag = "-".join(f"{p:g}" for p in P)
-        model = self.model(kind, K, N, cfg)
+        cfg, model, workdir = self._pretrained_run(kind, utility, K, N, P, loss)
         budget = self.budget.train_budget()
-        request = {"labels": [self.label_identity(utility, K, N, P)], "budget": budget, "kind": kind, "loss": loss}
-        key = fingerprint({"config": cfg.to_dict(), "model": repr(model), **request})
-        workdir = self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}-{key}"
         if self.progress:
             print(
                 f"pre-training {kind.upper()} for {utility.upper()} at ({K}, {N}), P = {list(P)}, "
@@ -109,6 +102,23 @@ class Context:
             identity={"kind": kind, "loss": loss},
         )
         return model, params
+
+    def pretrained_dir(
+        self, kind: str, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, loss: str = "supervised"
+    ) -> Path:
+        """The run folder of :meth:`pretrained` with these arguments (it need not exist yet)."""
+        return self._pretrained_run(kind, utility, K, N, P, loss)[2]
+
+    def _pretrained_run(self, kind, utility, K, N, P, loss):
+        if loss not in ("supervised", "objective"):
+            raise ValueError(f"loss must be 'supervised' or 'objective'; got {loss!r}")
+        cfg = self.config(utility, K, N, P, supervised=loss == "supervised")
+        tag = "-".join(f"{p:g}" for p in P)
+        model = self.model(kind, K, N, cfg)
+        budget = self.budget.train_budget()
+        request = {"labels": [self.label_identity(utility, K, N, P)], "budget": budget, "kind": kind, "loss": loss}
+        key = fingerprint({"config": cfg.to_dict(), "model": repr(model), **request})
+        return cfg, model, self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}-{key}"
 
     def pretrained_ubert(
         self,
