@@ -31,6 +31,7 @@ def test_measure_scores_the_beams_on_the_utility(utility):
     assert "ZF" not in closed_forms(5, 4, 0.1)  # ZF does not exist for K > N
 
 
+@pytest.mark.slow  # compiles every solver of the benchmark (~45 s on a busy 2-core CPU)
 def test_the_reference_solvers_beat_the_closed_forms_on_their_utility():
     """The per-sample best of each utility's solvers is at least RZF's / RZF_BAL's utility (what the
     quality column divides by)."""

@@ -89,7 +89,12 @@ def test_every_layer_is_feasible_at_full_power(setup):
 
 @pytest.mark.parametrize(
     "lift, gradient_input, normalized",
-    [(True, False, False), (False, False, False), (True, True, False), (True, True, True)],
+    [  # CI: SAO-lift and SAO with backtracking, the gradient input with the normalised step
+        (True, False, False),
+        (False, False, False),
+        pytest.param(True, True, False, marks=pytest.mark.slow),
+        (True, True, True),
+    ],
 )
 def test_untrained_model_is_lmmse_followed_by_the_gradient_steps(lift, gradient_input, normalized):
     step = {"step_size": 0.05, "normalize_step": True} if normalized else {}  # else backtracking

@@ -28,15 +28,23 @@ def case_612():
     return H, mr_exact, ee_grid
 
 
+class _SCARuns(dict):
+    """``[utility, inner_steps]`` -> SCA's utilities on the (6, 12) channels, each solved on first use."""
+
+    def __init__(self, H):
+        super().__init__()
+        self.H = H
+
+    def __missing__(self, key):
+        u, steps = key
+        W = jax.jit(lambda H: jb.sca(H, 1.0, SIGMA2, u, PC, inner_steps=steps))(self.H)
+        self[key] = np.asarray(jb.utility(u, self.H, W, SIGMA2, PC))
+        return self[key]
+
+
 @pytest.fixture(scope="module")
 def sca_runs(case_612):
-    H = case_612[0]
-    out = {}
-    for u in ("mr", "ee"):
-        for steps in (10, 50):
-            W = jax.jit(lambda H, u=u, s=steps: jb.sca(H, 1.0, SIGMA2, u, PC, inner_steps=s))(H)
-            out[u, steps] = np.asarray(jb.utility(u, H, W, SIGMA2, PC))
-    return out
+    return _SCARuns(case_612[0])
 
 
 def test_sca_mr_reaches_the_exact_maxmin_on_every_sample(case_612, sca_runs):
@@ -59,7 +67,7 @@ def test_sca_ee_matches_or_beats_the_best_of_a_50_level_wmmse_grid(case_612, sca
     assert np.all(ee >= 0.995 * ref), np.min(ee / ref)
 
 
-@pytest.mark.parametrize("u", ["mr", "ee"])
+@pytest.mark.parametrize("u", ["mr", pytest.param("ee", marks=pytest.mark.slow)])  # EE x 50 steps: ~1 min
 def test_sca_more_inner_steps_is_not_worse(sca_runs, u):
     """50 projected-gradient steps per subproblem solve it at least as well as 10: no systematic loss
     (before the fix, samples ended worse with 50 steps, 14.886 against 14.960)."""

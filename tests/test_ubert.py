@@ -32,6 +32,11 @@ def model_and_vars(request):
     return model, v, jax.jit(model.apply)
 
 
+# the two padding-equivalence tests below compile a model per N; CI runs them for the structured and balanced
+# heads (the element head's padding is covered by test_padded_users_get_zero_beams_and_do_not_change_real_users)
+HEADS_BUT_ELEMENT_IN_CI = [pytest.param("element", marks=pytest.mark.slow), "structured", "balanced"]
+
+
 # ----------------------------------------------------------------------------------------------- model
 
 
@@ -97,6 +102,7 @@ def test_padded_users_get_zero_beams_and_do_not_change_real_users(model_and_vars
     assert np.all(np.asarray(Wp[:, ~mask]) == 0)
 
 
+@pytest.mark.parametrize("model_and_vars", HEADS_BUT_ELEMENT_IN_CI, indirect=True)
 def test_mixed_N_batch_equals_per_N_unpadded_runs(model_and_vars):
     model, v, fwd = model_and_vars
     Ns, K, Nmax = (11, 14, 17), 6, 17
@@ -113,6 +119,7 @@ def test_mixed_N_batch_equals_per_N_unpadded_runs(model_and_vars):
         assert np.all(np.asarray(Wp[i, :, n:]) == 0)
 
 
+@pytest.mark.parametrize("model_and_vars", HEADS_BUT_ELEMENT_IN_CI, indirect=True)
 def test_user_and_antenna_padding_together(model_and_vars):
     model, v, fwd = model_and_vars
     H = jb.rayleigh(jax.random.key(7), (1,), 5, 13)
