@@ -49,7 +49,8 @@ class SystemConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Model size: token width F, encoder blocks L, heads C, FFN ratio, compute dtype name; and UBERT's
+    """Model size: token width F, encoder blocks L, heads C, FFN ratio, compute dtype name (``"bfloat16"``:
+    mixed precision, the models' matmuls in bfloat16 with float32 parameters and optimizer state); and UBERT's
     output layer (``ubert_head``, :class:`jaxbeam.models.UBERT`'s ``head``: ``"balanced"`` by default, the
     optimal beamforming structure with a learned gate towards max-min powers; ``"structured"`` without the
     gate; ``"element"`` for eqs. 27-28 as written, which measured no better than MRT)."""

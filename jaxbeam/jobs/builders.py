@@ -8,13 +8,21 @@ import math
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 
 import jaxbeam as jb
 from jaxbeam.configs import Config
 from jaxbeam.train import losses
 
 
+def compute_dtype(m) -> jnp.dtype | None:
+    """The models' computation dtype from :attr:`jaxbeam.configs.ModelConfig.dtype`: None for ``"float32"``
+    (the inputs' dtype), else that dtype; parameters and optimizer state stay float32 (mixed precision)."""
+    return None if m.dtype == "float32" else jnp.dtype(m.dtype)
+
+
 def bert_model(cfg: Config, N: int | None = None, dtype=None):
+    """BERT of the preset's size; ``dtype`` (default: the preset's compute dtype) for its matmuls."""
     m = cfg.model
     return jb.models.BERT(
         num_antennas=cfg.system.N if N is None else N,
@@ -22,7 +30,7 @@ def bert_model(cfg: Config, N: int | None = None, dtype=None):
         num_layers=m.num_layers,
         num_heads=m.num_heads,
         mlp_ratio=m.mlp_ratio,
-        dtype=dtype,
+        dtype=compute_dtype(m) if dtype is None else dtype,
     )
 
 
@@ -47,7 +55,7 @@ def ubert_model(cfg: Config, dtype=None):
         num_layers=m.num_layers,
         num_heads=m.num_heads,
         mlp_ratio=m.mlp_ratio,
-        dtype=dtype,
+        dtype=compute_dtype(m) if dtype is None else dtype,
         head=m.ubert_head,
         sigma2=cfg.system.sigma2,
     )
@@ -61,7 +69,11 @@ def ubert_batch_size(batch_size: int, num_devices: int | None = None) -> int:
 
 
 def _encoder_size(m) -> dict:
-    return {"features": m.features, "num_layers": m.num_layers, "num_heads": m.num_heads}
+    return {"features": m.features, "num_layers": m.num_layers, "num_heads": m.num_heads, "dtype": compute_dtype(m)}
+
+
+def _small(m) -> dict:
+    return {"features": m.features, "num_layers": m.num_layers, "dtype": compute_dtype(m)}
 
 
 MODELS: dict[str, Callable] = {
@@ -69,9 +81,9 @@ MODELS: dict[str, Callable] = {
     "bert": lambda m, K, N: jb.models.BERT(num_antennas=N, **_encoder_size(m)),
     "gpt": lambda m, K, N: jb.models.GPT(num_antennas=N, **_encoder_size(m)),
     "gat": lambda m, K, N: jb.models.GAT(num_antennas=N, **_encoder_size(m)),
-    "gcn": lambda m, K, N: jb.models.GCN(num_antennas=N, features=m.features, num_layers=m.num_layers),
-    "mlp": lambda m, K, N: jb.models.MLP(num_users=K, num_antennas=N, features=m.features, num_layers=m.num_layers),
-    "cnn": lambda m, K, N: jb.models.CNN(num_users=K, num_antennas=N, features=m.features, num_layers=m.num_layers),
+    "gcn": lambda m, K, N: jb.models.GCN(num_antennas=N, **_small(m)),
+    "mlp": lambda m, K, N: jb.models.MLP(num_users=K, num_antennas=N, **_small(m)),
+    "cnn": lambda m, K, N: jb.models.CNN(num_users=K, num_antennas=N, **_small(m)),
 }
 """Single-task models of Fig. 3 by kind, sized by the preset's :class:`jaxbeam.configs.ModelConfig`."""
 
