@@ -111,6 +111,8 @@ def add_evaluate(sub) -> None:
 def _bench(args) -> int:
     from jaxbeam.jobs.bench import format_rows, run_inference_benchmark, write_json
 
+    if args.train:
+        return _bench_train(args)
     if args.smoke:
         args.presets, args.batches, args.dtypes = ["cpu"], [1, 8], ["float32"]
     result = run_inference_benchmark(
@@ -125,18 +127,60 @@ def _bench(args) -> int:
     return 0
 
 
+def _bench_train(args) -> int:
+    import jax
+
+    from jaxbeam.jobs.bench import environment, format_train_rows, train_throughput, write_json
+
+    presets = ["smoke"] if args.smoke else args.presets
+    counts = sorted({1, jax.device_count()})
+    rows = []
+    for preset in presets:
+        for dtype in args.dtypes:
+            for n in counts:
+                for c in args.steps_per_call:
+                    print(f"  measuring {preset} {dtype} on {n} device(s), {c} step(s) per call ...", flush=True)
+                    rows.append(
+                        train_throughput(
+                            preset,
+                            dtype,
+                            devices=jax.devices()[:n],
+                            steps_per_call=c,
+                            min_seconds=0.2 if args.smoke else 2.0,
+                            execute=not args.compile_only,
+                        )
+                    )
+    print(format_train_rows(rows))
+    out = args.out if args.out != DEFAULT_BENCH_OUT else "results/train_throughput.json"
+    print(f"\nwrote {write_json(out, {'environment': environment(), 'rows': rows})}")
+    return 0
+
+
+DEFAULT_BENCH_OUT = "results/inference_latency.json"
+
+
 def add_bench(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="jitted BERT inference latency / throughput (same as python -m benchmarks.inference_latency)",
-        description="Median and p90 latency, compile time, FLOPs and FLOP/s of the jitted BERT forward pass.",
-        epilog="example: jaxbeam bench --presets cpu --batches 1 32",
+        help="jitted BERT inference latency / throughput (--train: training steps)",
+        description="Median and p90 latency, compile time, FLOPs and FLOP/s of the jitted BERT forward pass; "
+        "with --train, the training step's compile time, XLA FLOPs and memory footprint, steps/s, samples/s "
+        "and achieved FLOP/s on one device and on all devices.",
+        epilog="examples: jaxbeam bench --presets cpu --batches 1 32; "
+        "jaxbeam bench --train --presets cpu paper --steps-per-call 1 8; jaxbeam bench --train --compile-only",
     )
     p.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds")
+    p.add_argument("--train", action="store_true", help="training-step throughput instead of inference latency")
+    p.add_argument(
+        "--steps-per-call", nargs="+", type=positive_int, default=[1], help="--train: optimizer steps per dispatch"
+    )
+    p.add_argument(
+        "--compile-only", action="store_true", help="--train: compile and report FLOPs and memory, run nothing"
+    )
     p.add_argument("--presets", nargs="+", default=["cpu", "paper"], choices=["cpu", "paper"])
     p.add_argument("--batches", nargs="+", type=positive_int, default=[1, 32, 1024])
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
-    p.add_argument("--out", default="results/inference_latency.json", help="JSON output path")
+    p.add_argument("--out", default=DEFAULT_BENCH_OUT, help="JSON output path (--train: results/train_throughput.json)")
     p.set_defaults(func=_bench)
 
 

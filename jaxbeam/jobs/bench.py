@@ -1,6 +1,7 @@
-"""Jitted inference latency and throughput of the beamforming models (training-shell side).
+"""Jitted inference latency and throughput of the beamforming models, and training-step throughput.
 
-Used by ``python -m benchmarks.inference_latency`` and ``jaxbeam bench``. Methodology (STYLE.md 8):
+Used by ``python -m benchmarks.inference_latency`` and ``jaxbeam bench`` (``--train``:
+:func:`train_throughput`). Methodology (STYLE.md 8):
 compile ahead of time with ``jit(f).lower(...).compile()`` and report that time separately; warm up;
 then time single calls with ``block_until_ready`` and report the median and 90th percentile. FLOPs per
 call come from XLA's own cost analysis of the compiled program.
@@ -190,3 +191,137 @@ def format_rows(result: dict) -> str:
         f"large-matmul rate {result['matmul_peak_gflops_per_s']:.1f} GFLOP/s\n"
     )
     return head + markdown_table(header, rows)
+
+
+def _memory(compiled) -> dict:
+    """Bytes of a compiled program per XLA's memory analysis (empty where unavailable): arguments, outputs,
+    temporaries, and their sum less the donated (aliased) bytes, the footprint of one call."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # some backends do not implement it
+        return {}
+    if m is None:
+        return {}
+    out = {k: int(getattr(m, f"{k}_size_in_bytes", 0)) for k in ("argument", "output", "temp", "alias")}
+    out["footprint"] = out["argument"] + out["output"] + out["temp"] - out["alias"]
+    return out
+
+
+def train_throughput(
+    preset: str,
+    dtype: str = "float32",
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    steps_per_call: int = 1,
+    K: int = 6,
+    N: int = 12,
+    min_seconds: float = 2.0,
+    execute: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Training throughput of the preset's BERT (supervised eq. 17, Adam): one jitted step (or a ``lax.scan``
+    of ``steps_per_call``) on ``devices`` (default all), compiled ahead of time.
+
+    Returns compile seconds, XLA's FLOPs and memory footprint per call (``execute=False`` stops there: an
+    accelerator plan for shapes this machine cannot run), and, timed over at least ``min_seconds`` after a
+    warm-up call, steps/s, samples/s and achieved GFLOP/s. Batches are placed on the devices once (the
+    engine's per-step host copy is not timed); labels are RZF beams (the label does not change the cost).
+    """
+    from jaxbeam import configs, train
+    from jaxbeam.jobs.builders import bert_model, loss_for
+
+    if steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be >= 1; got {steps_per_call}")
+    cfg = configs.get_preset(preset, K=K, N=N, dtype=dtype, utility="sr", supervised=True)
+    B = cfg.train.batch_size
+    mesh = train.data_mesh(devices)
+    engine = train.Engine(
+        bert_model(cfg), loss_for(cfg), train.make_optimizer(cfg.train.learning_rate, 10_000), mesh=mesh
+    )
+    B -= B % engine.num_shards
+    if B < 1:
+        raise ValueError(f"the {preset!r} preset's batch ({cfg.train.batch_size}) is below {engine.num_shards} devices")
+
+    def host_batch(i):
+        H = jb.rayleigh(jax.random.key(seed + i), (B,), K, N)
+        P = jnp.ones((B,), jnp.float32)
+        W = jb.rzf(H, P, cfg.system.sigma2)
+        return {"H": np.asarray(H), "P": np.asarray(P), "W_label": np.asarray(W)}
+
+    batches = [host_batch(i) for i in range(steps_per_call)]
+    state = engine.init_state(jax.random.PRNGKey(seed), batches[0])
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state["params"]))
+    if steps_per_call == 1:
+        fn, placed = engine.train_step, engine.put_batch(batches[0])
+    else:
+        fn, placed = engine.train_chunk, engine.put_chunk(batches)
+    t0 = time.perf_counter()
+    compiled = fn.lower(state, placed).compile()
+    compile_s = time.perf_counter() - t0
+    if steps_per_call == 1:
+        flops = compiled_flops(compiled)
+    else:  # XLA's cost analysis counts a loop body once: take one step's program
+        flops = compiled_flops(engine.train_step.lower(state, engine.put_batch(batches[0])).compile())
+        flops = None if flops is None else flops * steps_per_call
+    row = {
+        "preset": preset,
+        "dtype": dtype,
+        "K": K,
+        "N": N,
+        "batch": B,
+        "devices": engine.num_shards,
+        "device_kind": mesh.devices.flat[0].device_kind,
+        "steps_per_call": steps_per_call,
+        "params": n_params,
+        "compile_s": compile_s,
+        "flops_per_step": None if flops is None else flops / steps_per_call,
+        "memory_bytes": _memory(compiled),
+    }
+    if not execute:
+        return row
+    state, metrics = compiled(state, placed)  # warm-up (the state is donated: keep the returned one)
+    jax.block_until_ready(metrics)
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < min_seconds:
+        state, metrics = compiled(state, placed)
+        jax.block_until_ready(metrics)
+        calls += 1
+    seconds = (time.perf_counter() - start) / (calls * steps_per_call)
+    row.update(
+        steps=calls * steps_per_call,
+        seconds_per_step=seconds,
+        steps_per_s=1 / seconds,
+        samples_per_s=B / seconds,
+        gflops_per_s=None if flops is None else flops / steps_per_call / seconds / 1e9,
+    )
+    return row
+
+
+def format_train_rows(rows: Sequence[dict]) -> str:
+    header = ["preset", "dtype", "devices", "batch", "steps/call", "params", "compile s", "GFLOP/step"]
+    header += ["memory MiB", "steps/s", "samples/s", "GFLOP/s"]
+    out = []
+    for r in rows:
+        mem = r["memory_bytes"].get("footprint")
+        out.append(
+            [
+                r["preset"],
+                r["dtype"],
+                r["devices"],
+                r["batch"],
+                r["steps_per_call"],
+                f"{r['params']:,}",
+                f"{r['compile_s']:.1f}",
+                "-" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:.3g}",
+                "-" if mem is None else f"{mem / 2**20:,.1f}",
+                f"{r['steps_per_s']:.2f}" if "steps_per_s" in r else "-",
+                f"{r['samples_per_s']:,.0f}" if "samples_per_s" in r else "-",
+                "-" if r.get("gflops_per_s") is None else f"{r['gflops_per_s']:.1f}",
+            ]
+        )
+    env = environment()
+    head = (
+        f"BERT training steps (eq. 17, Adam) on {env['device_kind']} x{env['device_count']} ({env['backend']}), "
+        f"jax {env['jax']}\n"
+    )
+    return head + markdown_table(header, out)

@@ -1,0 +1,40 @@
+"""``jaxbeam bench``: the training-step benchmark's FLOPs, memory and rates (``--train``), and its CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxbeam import cli
+from jaxbeam.jobs.bench import ModelSize, bert_latency, train_throughput
+
+
+def test_a_training_step_costs_about_three_forward_passes_and_holds_params_and_adam_state():
+    """XLA's FLOPs of one smoke-preset step (forward, backward, Adam) against the forward pass alone of the
+    same model and batch (backward ~2x forward); arguments hold at least the parameters and Adam's two
+    moments (float32); a scan of 4 steps reports the same FLOPs per step and runs."""
+    one = train_throughput("smoke", min_seconds=0.05)
+    fwd = bert_latency(ModelSize("smoke", 16, 2, 2), 6, 12, one["batch"], np.float32, min_seconds=0.05)
+    ratio = one["flops_per_step"] / (fwd["flops_per_sample"] * one["batch"])
+    assert 2.0 < ratio < 5.0, ratio
+    assert one["params"] == fwd["params"]
+    mem = one["memory_bytes"]
+    assert mem["argument"] >= 3 * 4 * one["params"] and mem["footprint"] > 0
+    assert one["steps_per_s"] > 0 and one["samples_per_s"] == pytest.approx(one["batch"] * one["steps_per_s"])
+    chunk = train_throughput("smoke", steps_per_call=4, min_seconds=0.05)
+    assert chunk["flops_per_step"] == pytest.approx(one["flops_per_step"])
+    assert chunk["steps"] % 4 == 0 and chunk["steps_per_s"] > 0
+    with pytest.raises(ValueError, match="steps_per_call"):
+        train_throughput("smoke", steps_per_call=0)
+
+
+def test_cli_compile_only_writes_the_plan_without_running(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    argv = ["bench", "--train", "--smoke", "--dtypes", "bfloat16", "--compile-only", "--out", str(out)]
+    assert cli.main(argv) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["dtype"] == "bfloat16" and row["flops_per_step"] > 0 and "steps_per_s" not in row
+    assert "GFLOP/step" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--train", "--steps-per-call", "0"])
+    assert "--steps-per-call" in capsys.readouterr().err
