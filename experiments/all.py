@@ -3,7 +3,9 @@
 Runs the modules below in order, sharing one cache of labels and models (``--runs``), so later
 experiments reuse what earlier ones trained; states the estimated run time up front (an upper bound:
 cached work is skipped) and each experiment's measured time at the end. ``--suite bert4beam`` runs
-BERT4beam's twelve (paper 000), ``--suite sao`` paper 002's six, ``all`` (default) both.
+BERT4beam's twelve (paper 000), ``--suite sao`` paper 002's six, ``all`` (default) both. ``--dry-run``
+runs nothing and prints the cost plan of :mod:`experiments.plan` (``--dtype``, ``--utilisation`` of the
+assumed accelerator).
 """
 
 from __future__ import annotations
@@ -76,12 +78,33 @@ def estimate_minutes(preset: str, budget=None, suite: str = "bert4beam") -> floa
 SUITES = {"bert4beam": list(EXPERIMENTS), "sao": list(SAO_EXPERIMENTS), "all": [*EXPERIMENTS, *SAO_EXPERIMENTS]}
 
 
+def _dry_run(preset: str, budget, known) -> int:
+    """``--dry-run``: the cost plan of BERT4beam's twelve experiments (:mod:`experiments.plan`); runs none."""
+    import dataclasses
+
+    from experiments.plan import H100, format_plan, plan
+
+    if known.utilisation is not None and not 0 < known.utilisation <= 1:
+        raise SystemExit(f"--utilisation must be in (0, 1]; got {known.utilisation}")
+    acc = H100 if known.utilisation is None else dataclasses.replace(H100, utilisation=known.utilisation)
+    print(format_plan(plan(preset, budget, EXPERIMENTS, dtype=known.dtype, accelerator=acc)))
+    if known.suite != "bert4beam":
+        n = sum(SAO_EXPERIMENTS.values())
+        print(f"(paper 002's {n} SAO models of --suite sao are not costed by FLOPs)")
+    return 0
+
+
 def main(argv=None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--suite", choices=tuple(SUITES), default="all")
+    pre.add_argument("--dry-run", action="store_true")
+    pre.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    pre.add_argument("--utilisation", type=float, default=None)
     known, rest = pre.parse_known_args(argv)
     args = parse_args("all", __doc__, rest)
     budget = budget_from_args(args)
+    if known.dry_run:
+        return _dry_run(args.preset, budget, known)
     est = estimate_minutes(args.preset, budget, known.suite)
     how = f"{budget.steps:,} steps per model at ~{CPU_STEPS_PER_SECOND:g} steps/s" if budget.steps else "its budget"
     names = SUITES[known.suite]
