@@ -37,6 +37,9 @@ class Accelerator:
 H100 = Accelerator("NVIDIA H100 SXM (assumed)", {"bfloat16": 989.0, "float32": 494.0}, 0.20)
 
 
+DEVICE_MEMORY = 16e9  # bytes: the smallest accelerator class the plan checks the compiled footprint against
+
+
 def steps_per_budget(budget: Budget, batch_size: int) -> int:
     """Training steps of one single-task pre-training budget (UBERT: three of them)."""
     if budget.steps is not None:
@@ -106,9 +109,10 @@ def format_plan(p: dict) -> str:
     lines = [f"plan for --preset {p['preset']} ({p['dtype']}, batch {p['batch']}, one device):"]
     for r in p["systems"]:
         K, N, mem = r["K"], r["N"], r["memory_bytes"].get("footprint")
+        fits = "" if mem is None else f" ({'fits' if mem <= DEVICE_MEMORY else 'does NOT fit'} a 16 GB device)"
         lines.append(
             f"  ({K}, {N}): {r['params']:,} parameters, {r['flops_per_step'] / 1e9:.1f} GFLOP per step, "
-            f"compiled footprint {'-' if mem is None else f'{mem / 2**30:.2f} GiB'}, "
+            f"compiled footprint {'-' if mem is None else f'{mem / 2**30:.2f} GiB'}{fits}, "
             f"{1e3 * r['seconds_per_step']:.2f} ms per step ({r['seconds_source']})"
         )
     lines.append(

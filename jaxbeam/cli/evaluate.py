@@ -130,7 +130,7 @@ def _bench(args) -> int:
 def _bench_train(args) -> int:
     import jax
 
-    from jaxbeam.jobs.bench import environment, format_train_rows, train_throughput, write_json
+    from jaxbeam.jobs.bench import environment, format_train_rows, matmul_peak, train_throughput, write_json
 
     presets = ["smoke"] if args.smoke else args.presets
     counts = sorted({1, jax.device_count()})
@@ -150,9 +150,16 @@ def _bench_train(args) -> int:
                             execute=not args.compile_only,
                         )
                     )
+    peak = None if args.compile_only else matmul_peak()
+    for r in rows:
+        r["fraction_of_matmul_peak"] = None if r.get("gflops_per_s") is None else r["gflops_per_s"] * 1e9 / peak
     print(format_train_rows(rows))
+    if peak is not None:
+        print(f"large-matmul rate {peak / 1e9:.1f} GFLOP/s (2048 x 2048 float32, this device)")
     out = args.out if args.out != DEFAULT_BENCH_OUT else "results/train_throughput.json"
-    print(f"\nwrote {write_json(out, {'environment': environment(), 'rows': rows})}")
+    gflops = None if peak is None else peak / 1e9
+    payload = {"environment": environment(), "matmul_peak_gflops_per_s": gflops, "rows": rows}
+    print(f"\nwrote {write_json(out, payload)}")
     return 0
 
 

@@ -299,7 +299,7 @@ def train_throughput(
 
 def format_train_rows(rows: Sequence[dict]) -> str:
     header = ["preset", "dtype", "devices", "batch", "steps/call", "params", "compile s", "GFLOP/step"]
-    header += ["memory MiB", "steps/s", "samples/s", "GFLOP/s"]
+    header += ["memory MiB", "steps/s", "samples/s", "GFLOP/s", "of peak"]
     out = []
     for r in rows:
         mem = r["memory_bytes"].get("footprint")
@@ -317,6 +317,7 @@ def format_train_rows(rows: Sequence[dict]) -> str:
                 f"{r['steps_per_s']:.2f}" if "steps_per_s" in r else "-",
                 f"{r['samples_per_s']:,.0f}" if "samples_per_s" in r else "-",
                 "-" if r.get("gflops_per_s") is None else f"{r['gflops_per_s']:.1f}",
+                "-" if r.get("fraction_of_matmul_peak") is None else f"{100 * r['fraction_of_matmul_peak']:.0f} %",
             ]
         )
     env = environment()
