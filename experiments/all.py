@@ -109,7 +109,9 @@ def main(argv=None) -> int:
     how = f"{budget.steps:,} steps per model at ~{CPU_STEPS_PER_SECOND:g} steps/s" if budget.steps else "its budget"
     names = SUITES[known.suite]
     bound = (
-        "an unknown time (paper 002's models were never run)"
+        "an accelerator-sized run (`--dry-run` prints its plan from the compiled steps' FLOPs)"
+        if args.preset == "paper"
+        else "an unknown time (paper 002's models were never run)"
         if est is None
         else (
             f"about {est:.0f} min at most ({est / 60:.1f} h with {how} on a 2-core CPU; cached labels and models "
