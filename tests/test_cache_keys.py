@@ -9,7 +9,7 @@ import pytest
 import jaxbeam as jb
 from jaxbeam import configs
 from jaxbeam.data.format import fingerprint, label_identity, load_labels
-from jaxbeam.data.generate import label_config
+from jaxbeam.data.generate import _solve_chunk_fn, label_config
 from jaxbeam.jobs.labels import labels_for
 from jaxbeam.jobs.pretrain import pretrain
 
@@ -38,7 +38,9 @@ def test_labels_for_keys_sigma2_and_the_set_is_solved_at_its_own_sigma2(sr_sets)
 
 def test_labels_for_keys_pc_for_ee(tmp_path):
     a = labels_for(tmp_path, _cfg(Pc=0.5), "ee", 3, 16, 0, progress=False)
+    hits = _solve_chunk_fn.cache_info().hits
     b = labels_for(tmp_path, _cfg(Pc=0.05), "ee", 3, 16, 0, progress=False)
+    assert _solve_chunk_fn.cache_info().hits == hits + 1  # Pc is an argument: the same compiled chunk program
     assert (a.meta["Pc"], b.meta["Pc"]) == (0.5, 0.05)
     H = jnp.asarray(b.H)
     ee = lambda W: np.asarray(jb.energy_efficiency(H, jnp.asarray(W), 0.1, Pc=0.05))  # noqa: E731

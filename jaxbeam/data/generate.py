@@ -28,6 +28,7 @@ labels do not depend on the number of devices (up to floating-point rounding of 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -40,12 +41,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbeam._version import __version__
 from jaxbeam import solvers
+from jaxbeam._version import __version__
 from jaxbeam.core.channels import rayleigh
-from jaxbeam.data.format import LabelSet, check_identity, file_sha256, label_identity, load_labels, save_labels, split_ids
 from jaxbeam.core.utility import TASKS
 from jaxbeam.core.utility import utility as utility_fn
+from jaxbeam.data.format import (
+    LabelSet,
+    check_identity,
+    file_sha256,
+    label_identity,
+    load_labels,
+    save_labels,
+    split_ids,
+)
 
 DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
 """Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
@@ -151,14 +160,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _solve_chunk_fn(utility, solver, sigma2, Pc, tol, mesh):
+@functools.lru_cache(maxsize=32)
+def _solve_chunk_fn(utility, solver, tol, mesh):
+    """``solve(H, P, sigma2, Pc) -> (W, U)`` jitted over ``mesh``; one per solver set-up and mesh, so every label
+    set of that set-up (any sigma2, Pc, P, seed, sample count) reuses its compiled chunk program."""
     data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
-    def solve(H, P):
+    def solve(H, P, sigma2, Pc):
         W = label_solver(utility, solver, H, P, sigma2, Pc, tol)
         return W, utility_fn(utility, H, W, sigma2, Pc)
 
-    return jax.jit(solve, in_shardings=(data, data), out_shardings=(data, data))
+    return jax.jit(solve, in_shardings=(data, data, repl, repl), out_shardings=(data, data))
 
 
 def _finished(out: Path, config: dict) -> LabelSet | None:
@@ -248,7 +261,7 @@ def generate_labels(
 
     devices = list(jax.local_devices()) if devices is None else list(devices)
     mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
-    solve = _solve_chunk_fn(utility, solver, float(sigma2), float(Pc), float(tol), mesh)
+    solve = _solve_chunk_fn(utility, solver, float(tol), mesh)
     n_dev = len(devices)
     padded = -(-chunk_size // n_dev) * n_dev
     n_chunks = -(-samples // chunk_size)
@@ -283,7 +296,7 @@ def generate_labels(
             H = rayleigh(jax.random.fold_in(jax.random.fold_in(key, lv), j), (chunk_size,), K, N, dtype=dtype)
             H = jnp.concatenate([H, jnp.broadcast_to(H[:1], (padded - chunk_size,) + H.shape[1:])])
             P = jnp.full((padded,), P_levels[lv], H.real.dtype)
-            W, U = solve(H, P)
+            W, U = solve(H, P, jnp.asarray(sigma2, P.dtype), jnp.asarray(Pc, P.dtype))
             arrays = {"H": np.asarray(H[:n]), "W": np.asarray(W[:n]), "U": np.asarray(U[:n])}
             path = chunks / _chunk_name(lv, j)
             tmp = chunks / f".{path.name}.tmp"
