@@ -31,6 +31,13 @@ def _labels(S=120, seed=0, N=N):
     return LabelSet(H=H, W=W, P=P, U=U, split_ids=split_ids(S, seed), meta={"solver": "rzf"})
 
 
+def _strip_key(params):
+    """The parameters but the attention key projections: the key bias has an exact gradient of 0 (softmax
+    ignores it) and Adam turns its round-off into full steps, so runs that agree elsewhere differ there."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {jax.tree_util.keystr(k): v for k, v in leaves if "key" not in jax.tree_util.keystr(k)}
+
+
 def _max_rel_diff(a, b):
     """max |a - b| / max |b| over a whole pytree (per-leaf ratios are meaningless for leaves whose exact
     gradient is 0, e.g. the attention key bias, where both sides are round-off noise)."""
@@ -134,13 +141,7 @@ def test_steps_per_call_scans_the_same_steps_and_resumes_exactly(tmp_path):
     run = _fit(tmp_path / "chunked", labels, steps_per_call=4)
     assert [r["step"] for r in run.history] == [6, 12, 18]
 
-    # (the attention key bias has an exact gradient of 0: Adam turns its round-off into full steps, and
-    # softmax ignores it; everything else must agree)
-    def strip(p):
-        leaves = jax.tree_util.tree_flatten_with_path(p)[0]
-        return {jax.tree_util.keystr(k): v for k, v in leaves if "key" not in jax.tree_util.keystr(k)}
-
-    assert _max_rel_diff(strip(run.state["params"]), strip(ref.state["params"])) < 1e-4
+    assert _max_rel_diff(_strip_key(run.state["params"]), _strip_key(ref.state["params"])) < 1e-4
     np.testing.assert_allclose([r["loss"] for r in run.history], [r["loss"] for r in ref.history], rtol=1e-4)
     logs = [
         [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("ref", "chunked")
@@ -298,3 +299,47 @@ def test_bfloat16_compute_dtype_trains_like_float32_with_float32_state(tmp_path)
     a, b = ([r["loss"] for r in runs[dt].history] for dt in ("float32", "bfloat16"))
     np.testing.assert_allclose(b, a, rtol=0.02)
     assert not np.allclose(b, a, rtol=1e-6, atol=0)
+
+
+def test_channels_drawn_on_device_are_rayleigh_per_sample_and_train_resume_exactly(tmp_path):
+    """``ChannelSource(on_device=True)``: 8 bytes of key per sample cross to the device, the step draws
+    CN(0, 1) channels from them (a sample's channel does not depend on its batch, hence on the sharding),
+    a step on the keys equals a step on the channels they give, and a killed run resumes to the same
+    parameters, also in chunks of steps."""
+    src = train.ChannelSource(K, N, [1.0, 2.0], 16, 6, seed=4, on_device=True)
+    batch = next(src.epoch(0))
+    assert set(batch) == {"H_key", "P"} and batch["H_key"].shape == (16, 2) and batch["H_key"].dtype == np.uint32
+    H = np.asarray(src.prepare(batch)["H"])
+    chex.assert_shape(H, (16, K, N))
+    assert H.dtype == np.complex64
+    np.testing.assert_array_equal(np.asarray(src.prepare({k: v[:5] for k, v in batch.items()})["H"]), H[:5])
+    big = train.ChannelSource(4, 8, [1.0], 4096, 1, seed=0, on_device=True)
+    Hb = np.asarray(big.prepare(next(big.epoch(0)))["H"])
+    assert abs(Hb.mean()) < 0.01 and abs(np.mean(np.abs(Hb) ** 2) - 1) < 0.01  # CN(0, 1): 131,072 entries
+    assert abs(np.mean(Hb.real**2) - 0.5) < 0.01 and abs(np.mean(Hb.real * Hb.imag)) < 0.01
+
+    loss_fn = losses.make_loss("sr", supervised=False)
+    tx = optax.sgd(1e-2)
+    on_keys = train.Engine(_model(), loss_fn, tx, prepare=src.prepare)
+    on_host = train.Engine(_model(), loss_fn, tx)
+    host_batch = {"H": H, "P": batch["P"]}
+    s1 = on_keys.init_state(jax.random.PRNGKey(0), batch)
+    s2 = on_host.init_state(jax.random.PRNGKey(0), host_batch)
+    s1, m1 = on_keys.train_step(s1, on_keys.put_batch(batch))
+    s2, m2 = on_host.train_step(s2, on_host.put_batch(host_batch))
+    chex.assert_trees_all_close(jax.device_get(s1["params"]), jax.device_get(s2["params"]), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(m1["loss"]), float(m2["loss"]), rtol=1e-6)
+
+    val = {"H": np.asarray(jb.rayleigh(jax.random.key(9), (24,), K, N)), "P": np.ones(24, np.float32)}
+
+    def run(workdir, **kw):
+        return train.fit(_model(), loss_fn, src, epochs=2, learning_rate=3e-3, val=val, workdir=workdir,
+                         checkpoint_every=4, log_every=2, progress=False, **kw)  # fmt: skip
+
+    ref = run(tmp_path / "ref")
+    assert int(ref.state["step"]) == 12
+    assert run(tmp_path / "killed", max_steps=7).state["step"] == 7
+    done = run(tmp_path / "killed")
+    chex.assert_trees_all_equal(jax.device_get(done.state["params"]), jax.device_get(ref.state["params"]))
+    chunked = run(tmp_path / "chunked", steps_per_call=3)
+    assert _max_rel_diff(_strip_key(chunked.state["params"]), _strip_key(ref.state["params"])) < 1e-4

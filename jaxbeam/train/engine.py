@@ -180,8 +180,19 @@ def eval_step(params, batch: Batch, *, model, loss_fn: LossFn, forward: Forward 
     return out
 
 
+def _prepared_forward(model, params, batch, *, forward, prepare):
+    return forward(model, params, prepare(batch))
+
+
+def _prepared_loss(W, batch, *, loss_fn, prepare):
+    return loss_fn(W, prepare(batch))  # the same draws as the forward's: XLA computes them once
+
+
 class Engine:
     """The jitted, data-parallel steps of one (model, loss, optimiser) on one mesh.
+
+    ``prepare`` (optional) maps each batch inside the jitted steps before the model and the loss see it
+    (:attr:`jaxbeam.train.ChannelSource.prepare`: channels drawn on the device from per-sample keys).
 
     Attributes:
       train_step: ``(state, batch) -> (state, metrics)``, state donated, batch sharded over ``"data"``.
@@ -199,7 +210,12 @@ class Engine:
         *,
         mesh: jax.sharding.Mesh | None = None,
         forward: Forward = default_forward,
+        prepare: Callable[[Batch], Batch] | None = None,
     ):
+        self.prepare = prepare
+        if prepare is not None:  # batch -> batch inside every jitted step (e.g. channels drawn on device)
+            forward = functools.partial(_prepared_forward, forward=forward, prepare=prepare)
+            loss_fn = functools.partial(_prepared_loss, loss_fn=loss_fn, prepare=prepare)
         self.model, self.loss_fn, self.tx, self.forward = model, loss_fn, tx, forward
         self.mesh = data_mesh() if mesh is None else mesh
         self.replicated = NamedSharding(self.mesh, P())
@@ -254,7 +270,7 @@ class Engine:
     def put_chunk(self, batches: Sequence[Batch]) -> Batch:
         """Stack host batches to ``(n, B, ...)`` and place them sharded over ``"data"`` on the batch axis
         (each process transfers its own rows, as :meth:`put_batch`)."""
-        B = len(batches[0]["H"])
+        B = len(batches[0]["P"])  # every batch has P; H may be drawn on device (H_key)
         if B % self.num_shards:
             raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
         lo, hi = self._local_rows(B)
@@ -277,7 +293,7 @@ class Engine:
         on one host, all of them; on ``n`` hosts, the contiguous block of ``B / n`` rows that the data
         sharding assigns to this process's devices.
         """
-        B = len(batch["H"])
+        B = len(batch["P"])
         if B % self.num_shards:
             raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
         lo, hi = self._local_rows(B)
@@ -303,6 +319,8 @@ class Engine:
     def init_state(self, key: jax.Array, example_batch: Batch, *, params: Any | None = None) -> State:
         """:func:`init_state`, placed replicated on the mesh."""
         small = {k: np.asarray(v)[:1] for k, v in example_batch.items()}
+        if self.prepare is not None:
+            small = jax.device_get(self.prepare(small))
         state = init_state(self.model, self.tx, key, small, params=params, forward=self.forward)
         return self.put_state(state)
 

@@ -4,7 +4,8 @@ uninterrupted run would have seen.
 
 * :class:`ArraySource`: a labelled (or unlabelled) data set held as a dict of arrays, reshuffled every
   epoch by a permutation seeded with ``(seed, epoch)``; the last incomplete batch is dropped.
-* :class:`ChannelSource`: Rayleigh channels drawn on the fly (unsupervised losses need no labels).
+* :class:`ChannelSource`: Rayleigh channels drawn on the fly (unsupervised losses need no labels), on the
+  host or (``on_device=True``) inside the jitted step from per-sample keys (:func:`device_channels`).
 * :func:`label_arrays`: a :class:`jaxbeam.data.format.LabelSet` as the batch dict the engine expects.
 * :func:`symmetry_augment`: label-preserving random transforms of (H, W_label) for :class:`ArraySource`.
 """
@@ -110,6 +111,27 @@ def symmetry_augment(batch: dict, rng: np.random.Generator) -> dict:
     return out
 
 
+def device_channels(K: int, N: int) -> Callable[[dict], dict]:
+    """The ``prepare`` of an ``on_device`` :class:`ChannelSource`: a pure function that replaces a batch's
+    ``"H_key"`` (uint32 ``(B, 2)``, one raw threefry key per sample) by ``"H"``, complex64 ``(B, K, N)``
+    ``CN(0, 1)`` channels (:func:`jaxbeam.rayleigh` per sample), and leaves a batch without it unchanged.
+    Per-sample keys make a sample's channel independent of the batch it is in and of how the batch is
+    sharded over devices."""
+    import jax
+
+    from jaxbeam.core.channels import rayleigh
+
+    def prepare(batch: dict) -> dict:
+        if "H_key" not in batch:
+            return batch
+        keys = jax.random.wrap_key_data(batch["H_key"], impl="threefry2x32")
+        out = {k: v for k, v in batch.items() if k != "H_key"}
+        out["H"] = jax.vmap(lambda k: rayleigh(k, (), K, N))(keys)
+        return out
+
+    return prepare
+
+
 class ChannelSource:
     """Rayleigh channels ``CN(0, 1)`` drawn on the fly, ``steps_per_epoch`` batches per epoch.
 
@@ -119,19 +141,39 @@ class ChannelSource:
       batch_size: global batch size.
       steps_per_epoch: batches per epoch (an epoch is the unit of validation and checkpointing).
       seed: batch ``i`` of epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e, i))``.
+      on_device: yield ``{"H_key", "P"}`` instead of ``{"H", "P"}``: 8 bytes of key per sample cross to the
+        device instead of ``8 K N`` bytes of channel, and the engine draws the channels inside the jitted
+        step (:attr:`prepare`, :func:`device_channels`); other channels than the host draw's, as
+        deterministic (resume-exact) and independent of the device count.
     """
 
-    def __init__(self, K: int, N: int, P: Sequence[float], batch_size: int, steps_per_epoch: int, *, seed: int = 0):
+    def __init__(
+        self,
+        K: int,
+        N: int,
+        P: Sequence[float],
+        batch_size: int,
+        steps_per_epoch: int,
+        *,
+        seed: int = 0,
+        on_device: bool = False,
+    ):
         for name, v in (("K", K), ("N", N), ("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
             if v <= 0:
                 raise ValueError(f"{name} must be positive; got {v}")
         self.K, self.N, self.P = K, N, np.asarray(P, np.float32).reshape(-1)
         self.batch_size, self.steps_per_epoch, self.seed = batch_size, steps_per_epoch, seed
+        self.on_device = bool(on_device)
+        self.prepare = device_channels(K, N) if self.on_device else None
 
     def epoch(self, epoch: int, *, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         B, K, N = self.batch_size, self.K, self.N
         for i in range(start, self.steps_per_epoch):
             rng = np.random.default_rng([self.seed, epoch, i])
+            if self.on_device:
+                keys = rng.integers(0, 2**32, (B, 2), dtype=np.uint32)
+                yield {"H_key": keys, "P": rng.choice(self.P, B).astype(np.float32)}
+                continue
             H = (
                 rng.standard_normal((B, K, N), np.float32) + 1j * rng.standard_normal((B, K, N), np.float32)
             ) / np.sqrt(np.float32(2))
