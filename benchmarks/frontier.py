@@ -41,6 +41,7 @@ from jaxbeam.jobs.report import markdown_table
 SYSTEMS = (("bert4beam", 6, 12, 0.1), ("k_eq_n", 12, 12, 0.01))  # (name, K, N, sigma2) at P = 1 W
 P, PC = 1.0, 0.5
 WMMSE_TOLS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+MAKE = "python -m experiments.fig3_pretraining --preset cpu makes it, or pass --train-missing"
 
 
 def solver_methods(utility: str, sigma2: float) -> dict:
@@ -106,7 +107,7 @@ def cached_models(runs: Path, utility: str, K: int, N: int, train_missing: bool,
     out = {}
     for kind in MODELS:
         if not (train_missing or ctx.pretrained_dir(kind, utility, K, N).exists()):
-            notes.append(f"{kind.upper()}-{utility.upper()} at ({K}, {N}) is not in {runs}: skipped")
+            notes.append(f"{kind.upper()}-{utility.upper()} at ({K}, {N}) is not in {runs}: skipped ({MAKE})")
             continue
         model, params = ctx.pretrained(kind, utility, K, N)
         out[kind.upper()] = lambda H, m=model, p=params: m.apply({"params": p}, H, jnp.full(H.shape[0], P))
@@ -117,7 +118,7 @@ def cached_models(runs: Path, utility: str, K: int, N: int, train_missing: bool,
             {"params": p}, H, jnp.full(H.shape[0], P), jnp.full(H.shape[0], task, jnp.int32)
         )
     else:
-        notes.append(f"UBERT at ({K}, {N}) is not in {runs}: skipped")
+        notes.append(f"UBERT at ({K}, {N}) is not in {runs}: skipped ({MAKE})")
     return out
 
 
