@@ -185,7 +185,7 @@ def _prepared_forward(model, params, batch, *, forward, prepare):
 
 
 def _prepared_loss(W, batch, *, loss_fn, prepare):
-    return loss_fn(W, prepare(batch))  # the same draws as the forward's: XLA computes them once
+    return loss_fn(W, prepare(batch))  # the same keys: the same channels as the forward saw
 
 
 class Engine:
