@@ -258,11 +258,11 @@ def train_throughput(
     t0 = time.perf_counter()
     compiled = fn.lower(state, placed).compile()
     compile_s = time.perf_counter() - t0
+    # per step; XLA's cost analysis counts a loop body once, so a chunk's comes from one step's program
     if steps_per_call == 1:
         flops = compiled_flops(compiled)
-    else:  # XLA's cost analysis counts a loop body once: take one step's program
+    else:
         flops = compiled_flops(engine.train_step.lower(state, engine.put_batch(batches[0])).compile())
-        flops = None if flops is None else flops * steps_per_call
     row = {
         "preset": preset,
         "dtype": dtype,
@@ -274,7 +274,7 @@ def train_throughput(
         "steps_per_call": steps_per_call,
         "params": n_params,
         "compile_s": compile_s,
-        "flops_per_step": None if flops is None else flops / steps_per_call,
+        "flops_per_step": flops,
         "memory_bytes": _memory(compiled),
     }
     if not execute:
@@ -292,7 +292,7 @@ def train_throughput(
         seconds_per_step=seconds,
         steps_per_s=1 / seconds,
         samples_per_s=B / seconds,
-        gflops_per_s=None if flops is None else flops / steps_per_call / seconds / 1e9,
+        gflops_per_s=None if flops is None else flops / seconds / 1e9,
     )
     return row
 
