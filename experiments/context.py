@@ -223,7 +223,9 @@ class Context:
         name = f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}-{fingerprint(ident)}"
         H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
         Ps = np.resize(np.asarray(P, np.float32), samples)
-        source = train.ArraySource({"H": H, "P": Ps}, min(cfg.train.batch_size, samples), seed=self.seed)
+        source = train.ArraySource(
+            {"H": H, "P": Ps}, min(cfg.train.batch_size, samples), seed=self.seed, on_device=cfg.train.on_device
+        )
         val_H = jb.rayleigh(jax.random.key(self.seed + 17 + 31 * K + N), (256,), K, N)
         val = {"H": np.asarray(val_H), "P": np.resize(np.asarray(P, np.float32), 256)}
         if self.progress:

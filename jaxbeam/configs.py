@@ -80,6 +80,9 @@ class TrainConfig:
     task; ``supervised`` picks eq. 17 (with ``lambda1``, ``lambda2``) or eq. 18. ``steps_per_call``
     optimizer steps run per dispatch (a ``lax.scan``; the same parameters to float32 round-off; default 1:
     1.03-1.15x faster at 4-64 on 2 CPU cores, ``benchmarks/train_chunk.py``; worth more on an accelerator).
+    ``on_device`` keeps a labelled training set on the devices (:class:`jaxbeam.train.ArraySource`
+    ``on_device=True``: indices per step, augmentation drawn on the device) and draws fine-tuning channels
+    there (:class:`jaxbeam.train.ChannelSource`); BERT and its fine-tuning only.
     """
 
     utility: str = "sr"
@@ -97,6 +100,7 @@ class TrainConfig:
     log_every: int = 50  # steps between JSONL records
     steps_per_call: int = 1
     seed: int = 0
+    on_device: bool = False
 
     def __post_init__(self):
         if self.utility not in TASKS:
@@ -119,7 +123,14 @@ class Config:
     train: TrainConfig = TrainConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as nested dicts; a field added after caches were keyed by this dict is left out while it
+        holds the default that reproduces the earlier behaviour (:data:`LATE_DEFAULTS`), so those keys hold."""
+        d = dataclasses.asdict(self)
+        for part, fields in LATE_DEFAULTS.items():
+            for name, default in fields.items():
+                if d[part].get(name) == default:
+                    del d[part][name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
@@ -130,6 +141,9 @@ class Config:
             train=TrainConfig(**d["train"]),
         )
 
+
+LATE_DEFAULTS = {"train": {"on_device": False}}
+"""``{part: {field: default}}`` that :meth:`Config.to_dict` leaves out at these values (see there)."""
 
 PRESETS = {
     "paper": Config(
@@ -276,7 +290,14 @@ class SAOConfig:
         return self.window_positions * self.epochs_per_window * self.steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as nested dicts; a field added after caches were keyed by this dict is left out while it
+        holds the default that reproduces the earlier behaviour (:data:`LATE_DEFAULTS`), so those keys hold."""
+        d = dataclasses.asdict(self)
+        for part, fields in LATE_DEFAULTS.items():
+            for name, default in fields.items():
+                if d[part].get(name) == default:
+                    del d[part][name]
+        return d
 
 
 SAO_PRESETS = {

@@ -34,6 +34,7 @@ def _run_and_status(argv, capsys):
         (["pretrain", "--model", "sao", "--set", "K_schedule=4,40", "--workdir", "x"], "K_schedule must be"),
         (["pretrain", "--model", "sao", "--set", "normalize_step=true", "--workdir", "x"], "needs step_size > 0"),
         (["quickstart", "--model", "sao", "--steps", "3"], "--steps does not apply"),
+        (["pretrain", "--model", "ubert", "--set", "on_device=true", "--workdir", "x"], "on_device=true is for BERT"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, capsys):
@@ -55,7 +56,8 @@ def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
     assert code == 2 and "(K, N) = (3, 4)" in out.err
     run = tmp_path / "run"
     argv = ["pretrain", "--preset", "smoke", "--labels", str(labels_dir), "--workdir", str(run)]
-    argv += ["--set", "steps_per_call=3", "--set", "epochs=2"]  # 3 optimizer steps per dispatch
+    # 3 optimizer steps per dispatch; the data set resident on the device (augmented there)
+    argv += ["--set", "on_device=true", "--set", "steps_per_call=3", "--set", "epochs=2"]
     assert main(argv) == 0
     assert (run / "model" / "config.json").is_file()
     assert len((run / "model" / "metrics.jsonl").read_text().splitlines()) >= 2
@@ -73,8 +75,9 @@ def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
     # fine-tune to another antenna count: encoder loaded, embedding and head re-initialised
     ft = tmp_path / "ft"
     argv = ["finetune", str(run / "model"), "--N", "5", "--workdir", str(ft), "--epochs", "1", "--steps-per-epoch", "4"]
-    assert main(argv) == 0
+    assert main(argv + ["--set", "on_device=true"]) == 0  # channels drawn on the device
     assert json.loads((ft / "config.json").read_text())["system"]["N"] == 5
+    assert json.loads((ft / "config.json").read_text())["train"]["on_device"] is True
 
 
 def test_quickstart_runs_end_to_end_and_a_second_run_only_reevaluates(tmp_path):

@@ -66,6 +66,11 @@ def test_data_parallel_gradients_and_step_equal_single_device():
     g1 = e1.grads(s1["params"], e1.put_batch(batch))
     assert _max_rel_diff(g8, g1) < 1e-5  # an extra pmean/psum would be off by a factor of 8
     assert _max_rel_diff(jax.tree.map(lambda g: 8 * g, g8), g1) > 1  # ...and this check would see it
+    # a resident data set: replicated on the 8 devices, each gathers its own rows of the batch by index
+    src = train.ArraySource(batch, 16, shuffle=False, on_device=True)
+    r8 = train.Engine(model, loss_fn, tx, source=src)
+    assert r8.resident["H"].sharding.is_fully_replicated and len(r8.resident["H"].sharding.device_set) == 8
+    assert _max_rel_diff(r8.grads(s8["params"], r8.put_batch(next(src.epoch(0)))), g1) < 1e-5
     s8, m8 = e8.train_step(s8, b8)
     s1, m1 = e1.train_step(s1, e1.put_batch(batch))
     chex.assert_trees_all_close(jax.device_get(s8["params"]), jax.device_get(s1["params"]), rtol=1e-5, atol=1e-6)
@@ -93,8 +98,8 @@ def test_evaluate_pads_the_last_batch_and_weights_it_out():
     np.testing.assert_allclose(got["utility"], float(jnp.mean(jb.sum_rate(arrays["H"], W, 0.1))), rtol=1e-5)
 
 
-def _fit(workdir, labels, **kw):
-    src = train.ArraySource(train.label_arrays(labels.split("train")), 16, seed=3)
+def _fit(workdir, labels, *, source=None, **kw):
+    src = source or train.ArraySource(train.label_arrays(labels.split("train")), 16, seed=3)
     val = train.label_arrays(labels.split("val"))
     loss_fn = losses.make_loss("sr", supervised=True, lambda1=1.0, lambda2=0.1)
     return train.fit(
@@ -227,6 +232,11 @@ def test_presets():
         configs.get_preset("cpu", ubert_head="linear")
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.model.features = 3
+    # a field added later is out of the dict (every cache key) at the default that behaves as before
+    assert "on_device" not in cpu.to_dict()["train"]
+    dev = configs.get_preset("cpu", on_device=True)
+    assert dev.to_dict()["train"]["on_device"] is True and configs.Config.from_dict(dev.to_dict()) == dev
+    assert configs.Config.from_dict(cpu.to_dict()) == cpu
 
 
 def test_symmetry_augment_keeps_every_utility_and_is_deterministic():
@@ -343,3 +353,80 @@ def test_channels_drawn_on_device_are_rayleigh_per_sample_and_train_resume_exact
     chex.assert_trees_all_equal(jax.device_get(done.state["params"]), jax.device_get(ref.state["params"]))
     chunked = run(tmp_path / "chunked", steps_per_call=3)
     assert _max_rel_diff(_strip_key(chunked.state["params"]), _strip_key(ref.state["params"])) < 1e-4
+
+
+def test_resident_data_set_gathers_the_host_batches_and_trains_and_resumes_like_them(tmp_path):
+    """``ArraySource(on_device=True)``: batches are int32 indices into the data set placed once on the
+    devices; the step gathers exactly the host batch, so the run matches the host-fed one to round-off,
+    chunked steps too, and a killed run resumes bit-identically."""
+    labels = _labels(120)
+    arrays = train.label_arrays(labels.split("train"))
+    host = train.ArraySource(arrays, 16, seed=3)
+    dev = train.ArraySource(arrays, 16, seed=3, on_device=True)
+    assert dev.steps_per_epoch == host.steps_per_epoch == 6
+    for hb, db in zip(host.epoch(1, start=2), dev.epoch(1, start=2), strict=True):
+        assert set(db) == {"index"} and db["index"].dtype == np.int32 and db["index"].shape == (16,)
+        chex.assert_trees_all_equal(jax.device_get(dev.prepare(db, dev.resident)), hb)
+    val = {"H": arrays["H"][:2], "P": arrays["P"][:2]}
+    chex.assert_trees_all_equal(dev.prepare(val, dev.resident), val)  # a validation batch passes unchanged
+
+    loss_fn = losses.make_loss("sr", supervised=True, lambda1=1.0, lambda2=0.1)
+    on_dev = train.Engine(_model(), loss_fn, optax.adam(1e-2), source=dev)
+    on_host = train.Engine(_model(), loss_fn, optax.adam(1e-2))
+    chex.assert_trees_all_equal(jax.device_get(on_dev.resident), arrays)
+    b_dev, b_host = next(dev.epoch(0)), next(host.epoch(0))
+    s1 = on_dev.init_state(jax.random.PRNGKey(0), b_dev)
+    s2 = on_host.init_state(jax.random.PRNGKey(0), b_host)
+    s1, m1 = on_dev.train_step(s1, on_dev.put_batch(b_dev))
+    s2, m2 = on_host.train_step(s2, on_host.put_batch(b_host))
+    chex.assert_trees_all_close(jax.device_get(s1["params"]), jax.device_get(s2["params"]), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(m1["loss"]), float(m2["loss"]), rtol=1e-6)
+
+    ref = _fit(tmp_path / "host", labels)
+    run = _fit(tmp_path / "dev", labels, source=dev)
+    assert [r["step"] for r in run.history] == [6, 12, 18]
+    assert _max_rel_diff(_strip_key(run.state["params"]), _strip_key(ref.state["params"])) < 1e-4
+    np.testing.assert_allclose([r["loss"] for r in run.history], [r["loss"] for r in ref.history], rtol=1e-4)
+    assert _fit(tmp_path / "killed", labels, source=dev, steps_per_call=4, max_steps=9).state["step"] == 9
+    done = _fit(tmp_path / "killed", labels, source=dev, steps_per_call=4)
+    chunked = _fit(tmp_path / "chunked", labels, source=dev, steps_per_call=4)
+    chex.assert_trees_all_equal(jax.device_get(done.state["params"]), jax.device_get(chunked.state["params"]))
+    assert _max_rel_diff(_strip_key(chunked.state["params"]), _strip_key(run.state["params"])) < 1e-4
+
+    with pytest.raises(ValueError, match="on_device=True takes transform=None or symmetry_augment"):
+        train.ArraySource(arrays, 16, on_device=True, transform=lambda b, rng: b)
+    with pytest.raises(ValueError, match="resident data needs a prepare"):
+        train.Engine(_model(), loss_fn, optax.adam(1e-2), resident=arrays)
+    with pytest.raises(ValueError, match="give source, or prepare / resident, not both"):
+        train.Engine(_model(), loss_fn, optax.adam(1e-2), source=dev, prepare=dev.prepare)
+
+
+def test_symmetry_augment_on_device_keeps_every_utility_per_sample_and_resumes_exactly(tmp_path):
+    """The device augmentation of a resident data set: per-sample keys (8 bytes per sample), the same
+    invariances as the host's (every utility kept, RZF's phase convention kept), a sample's transform
+    independent of its batch, deterministic, and a killed augmented run resumes bit-identically."""
+    labels = _labels(120)
+    arrays = train.label_arrays(labels.split("train"))
+    src = train.ArraySource(arrays, 16, seed=1, transform=train.symmetry_augment, on_device=True)
+    batch = next(src.epoch(2, start=1))
+    assert set(batch) == {"index", "aug_key"} and batch["aug_key"].shape == (16, 2)
+    assert batch["aug_key"].dtype == np.uint32
+    chex.assert_trees_all_equal(batch, list(src.epoch(2))[1])
+    aug = jax.device_get(src.prepare(batch, src.resident))
+    plain = {k: v[batch["index"]] for k, v in arrays.items()}
+    chex.assert_shape(aug["H"], plain["H"].shape)
+    assert aug["H"].dtype == np.complex64
+    assert np.max(np.abs(aug["H"] - plain["H"])) > 0.1
+    for u in jb.TASKS:
+        np.testing.assert_allclose(
+            jb.utility(u, aug["H"], aug["W_label"], 0.1), jb.utility(u, plain["H"], plain["W_label"], 0.1), rtol=1e-5
+        )
+    np.testing.assert_allclose(jb.rzf(aug["H"], 1.0, 0.1), aug["W_label"], atol=1e-5)
+    half = jax.device_get(src.prepare({k: v[5:9] for k, v in batch.items()}, src.resident))
+    np.testing.assert_array_equal(half["H"], aug["H"][5:9])
+
+    ref = _fit(tmp_path / "ref", labels, source=src)
+    assert _fit(tmp_path / "killed", labels, source=src, max_steps=7).state["step"] == 7
+    done = _fit(tmp_path / "killed", labels, source=src)
+    chex.assert_trees_all_equal(jax.device_get(done.state["params"]), jax.device_get(ref.state["params"]))
+    assert done.best_metric == ref.best_metric

@@ -180,6 +180,8 @@ def _pretrain_ubert(args) -> int:
     if args.labels:
         raise UserError("--labels is for BERT; with --model ubert give the three label sets as --task-labels SR MR EE")
     cfg = make_config(args.preset, args.set, **direct_overrides(args))
+    if cfg.train.on_device:
+        raise UserError("--set on_device=true is for BERT; UBERT's multi-task source pads its batches on the host")
     sy, workdir = cfg.system, Path(args.workdir)
     sets = {}
     for i, u in enumerate(jb.TASKS):
@@ -287,7 +289,9 @@ def _finetune(args) -> int:
     if args.utility is None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, utility=pre_cfg.train.utility))
     sy, tc = cfg.system, cfg.train
-    source = train.ChannelSource(sy.K, sy.N, sy.P, tc.batch_size, args.steps_per_epoch, seed=args.seed)
+    source = train.ChannelSource(
+        sy.K, sy.N, sy.P, tc.batch_size, args.steps_per_epoch, seed=args.seed, on_device=tc.on_device
+    )
     val_src = train.ChannelSource(sy.K, sy.N, sy.P, 1024, 1, seed=args.seed + 1)
     budget = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "machine_dependent": False}
     try:

@@ -66,6 +66,7 @@ def pretrain(
         tc.batch_size,
         seed=tc.seed,
         transform=train.symmetry_augment,
+        on_device=tc.on_device,
     )
     epochs = epochs_for(workdir, tc.epochs, budget, model, loss_fn, source, progress)
     return fit_within_budget(
@@ -103,6 +104,8 @@ def _multitask_setup(cfg: Config, sets: dict[str, list[LabelSet]], *, sampling: 
     """Training source, validation arrays and the loss whose ``"utility"`` is mean eq. 31 / 100 over tasks."""
     B = ubert_batch_size(cfg.train.batch_size)
     transform = train.symmetry_augment if augment else None
+    if cfg.train.on_device:
+        raise ValueError("train.on_device is not supported for UBERT (its multi-task source pads on the host)")
     if len(sets) == len(jb.TASKS):
         source = train.MultiTaskSource(
             {t: [x.split("train") for x in xs] for t, xs in sets.items()},
@@ -317,8 +320,8 @@ def finetune_bert(
     model = bert_model(cfg) if model is None else model
     ident = finetune_identity(cfg, pre_params, budget, model, frozen_encoder=frozen_encoder, **(identity or {}))
     check_run(Path(workdir), ident)
-    example = next(source.epoch(0))
-    fresh = model.init(jax.random.PRNGKey(seed), *(np.asarray(example[k])[:1] for k in ("H", "P")))["params"]
+    example = train.example_batch(source)
+    fresh = model.init(jax.random.PRNGKey(seed), *(example[k] for k in ("H", "P")))["params"]
     params = train.transfer_params(jax.device_get(pre_params), fresh)
     res = train.fit(
         model,

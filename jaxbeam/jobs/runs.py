@@ -128,7 +128,7 @@ def epochs_for(workdir, tc_epochs, budget, model, loss_fn, source, progress) -> 
 
 def steps_per_second(model, loss_fn, source, seconds: float = 4.0) -> float:
     """Training throughput (steps/s) of ``model`` on this machine, compile excluded."""
-    eng = train.Engine(model, loss_fn, train.make_optimizer(1e-4, 100))
+    eng = train.Engine(model, loss_fn, train.make_optimizer(1e-4, 100), source=source)
     batches = [b for _, b in zip(range(8), source.epoch(0), strict=False)]
     state = eng.init_state(jax.random.PRNGKey(0), batches[0])
     state, m = eng.step(state, batches[0])

@@ -22,7 +22,7 @@ from jaxbeam.train.engine import (
 from jaxbeam.train.finetune import trainable_labels, transfer_params
 from jaxbeam.train.loop import FitResult, fit
 from jaxbeam.train.multitask import MultiTaskSource, multitask_arrays, pad_arrays
-from jaxbeam.train.sources import ArraySource, ChannelSource, label_arrays, symmetry_augment
+from jaxbeam.train.sources import ArraySource, ChannelSource, example_batch, label_arrays, symmetry_augment
 
 __all__ = [
     "ArraySource",
@@ -36,6 +36,7 @@ __all__ = [
     "default_forward",
     "eval_batches",
     "eval_step",
+    "example_batch",
     "fit",
     "init_state",
     "initialize_distributed",

@@ -12,6 +12,9 @@ The train state is a plain dict pytree ``{"params", "opt_state", "step", "rng"}`
 Batches are dicts of arrays with a leading batch axis: ``"H"`` and ``"P"`` always; ``"mask"``,
 ``"antenna_mask"``, ``"task"`` go to the model; ``"W_label"``, ``"sigma2"`` to the loss; ``"weight"``
 (float ``(B,)``, 0 for padding) weights the mean. Unknown keys pass through to the loss function.
+A source that keeps its data on the devices (``ChannelSource`` / ``ArraySource(on_device=True)``) yields
+smaller batches (keys or sample indices) that its ``prepare(batch, resident)`` expands inside every jitted
+step, ``resident`` being the source's data set placed on the devices once (replicated).
 """
 
 from __future__ import annotations
@@ -180,19 +183,39 @@ def eval_step(params, batch: Batch, *, model, loss_fn: LossFn, forward: Forward 
     return out
 
 
-def _prepared_forward(model, params, batch, *, forward, prepare):
-    return forward(model, params, prepare(batch))
+def _with_resident(fn, prepare):
+    """``fn(*args, batch)`` as the jitted ``step(*args, batch, resident)``: the batch expanded by ``prepare``
+    first (the forward pass and the loss then see the same channels, labels and augmentation)."""
+
+    def step(*args):
+        *head, batch, resident = args
+        return fn(*head, batch if prepare is None else prepare(batch, resident))
+
+    return step
 
 
-def _prepared_loss(W, batch, *, loss_fn, prepare):
-    return loss_fn(W, prepare(batch))  # the same keys: the same channels as the forward saw
+class _Bound:
+    """A jitted ``fn(*args, resident)`` called as ``fn(*args)``: calls and ``.lower(*args)`` pass the engine's
+    resident data (the lowered program, once compiled, takes it as its last argument)."""
+
+    def __init__(self, fn, engine):
+        self.fn, self.engine = fn, engine
+
+    def __call__(self, *args):
+        return self.fn(*args, self.engine.resident)
+
+    def lower(self, *args):
+        return self.fn.lower(*args, self.engine.resident)
 
 
 class Engine:
     """The jitted, data-parallel steps of one (model, loss, optimiser) on one mesh.
 
-    ``prepare`` (optional) maps each batch inside the jitted steps before the model and the loss see it
-    (:attr:`jaxbeam.train.ChannelSource.prepare`: channels drawn on the device from per-sample keys).
+    ``prepare`` (optional) maps each batch inside the jitted steps before the model and the loss see it,
+    as ``prepare(batch, resident)``; ``resident`` (optional, a dict of host arrays) is placed on every
+    device once, replicated, and handed to it (:class:`jaxbeam.train.ChannelSource`: channels drawn on the
+    device from per-sample keys; :class:`jaxbeam.train.ArraySource` with ``on_device=True``: the data set
+    resident, batches gathered from sample indices). ``source`` takes both from a data source's attributes.
 
     Attributes:
       train_step: ``(state, batch) -> (state, metrics)``, state donated, batch sharded over ``"data"``.
@@ -200,6 +223,9 @@ class Engine:
         (:func:`train_steps`: one dispatch for ``n`` steps; one compilation per distinct ``n``).
       eval_step: ``(params, batch) -> sums`` (see :func:`eval_step`).
       grads: ``(params, batch) -> grads`` of the mean loss (for tests and diagnostics).
+      resident: the resident data on the devices (``{}`` without); the four jitted programs take it as a
+        last argument, which these attributes supply (``.lower(state, batch)`` too; a compiled program is
+        called with it: ``compiled(state, batch, engine.resident)``).
     """
 
     def __init__(
@@ -210,38 +236,54 @@ class Engine:
         *,
         mesh: jax.sharding.Mesh | None = None,
         forward: Forward = default_forward,
-        prepare: Callable[[Batch], Batch] | None = None,
+        prepare: Callable[[Batch, Batch], Batch] | None = None,
+        resident: Batch | None = None,
+        source: Any | None = None,
     ):
+        if source is not None:
+            if prepare is not None or resident is not None:
+                raise ValueError("give source, or prepare / resident, not both")
+            prepare, resident = getattr(source, "prepare", None), getattr(source, "resident", None)
+        if resident and prepare is None:
+            raise ValueError("resident data needs a prepare(batch, resident) that reads it")
         self.prepare = prepare
-        if prepare is not None:  # batch -> batch inside every jitted step (e.g. channels drawn on device)
-            forward = functools.partial(_prepared_forward, forward=forward, prepare=prepare)
-            loss_fn = functools.partial(_prepared_loss, loss_fn=loss_fn, prepare=prepare)
         self.model, self.loss_fn, self.tx, self.forward = model, loss_fn, tx, forward
         self.mesh = data_mesh() if mesh is None else mesh
         self.replicated = NamedSharding(self.mesh, P())
         self.data_sharding = NamedSharding(self.mesh, P("data"))
+        self.resident = self._place_resident(resident or {})
         kw = dict(model=model, loss_fn=loss_fn, forward=forward)
         repl, data = self.replicated, self.data_sharding
-        self.train_step = jax.jit(
-            functools.partial(train_step, tx=tx, **kw),
-            in_shardings=(repl, data),
-            out_shardings=(repl, repl),
-            donate_argnums=0,
+        train = _with_resident(functools.partial(train_step, tx=tx, **kw), prepare)
+        self.train_step = _Bound(
+            jax.jit(train, in_shardings=(repl, data, repl), out_shardings=(repl, repl), donate_argnums=0), self
         )
         self.chunk_sharding = NamedSharding(self.mesh, P(None, "data"))
-        self.train_chunk = jax.jit(
-            functools.partial(train_steps, tx=tx, **kw),
-            in_shardings=(repl, self.chunk_sharding),
-            out_shardings=(repl, repl),
-            donate_argnums=0,
+
+        def chunk(state, batches, resident):  # :func:`train_steps` with each batch prepared
+            return jax.lax.scan(lambda st, b: train(st, b, resident), state, batches)
+
+        chunk_in = (repl, self.chunk_sharding, repl)
+        self.train_chunk = _Bound(
+            jax.jit(chunk, in_shardings=chunk_in, out_shardings=(repl, repl), donate_argnums=0), self
         )
-        self.eval_step = jax.jit(functools.partial(eval_step, **kw), in_shardings=(repl, data), out_shardings=repl)
+        evaluate = _with_resident(functools.partial(eval_step, **kw), prepare)
+        self.eval_step = _Bound(jax.jit(evaluate, in_shardings=(repl, data, repl), out_shardings=repl), self)
 
         def _grads(params, batch):
             return jax.grad(lambda p: loss_and_metrics(p, batch, **kw)[0])(params)
 
-        self.grads = jax.jit(_grads, in_shardings=(repl, data), out_shardings=repl)
+        self.grads = _Bound(
+            jax.jit(_with_resident(_grads, prepare), in_shardings=(repl, data, repl), out_shardings=repl), self
+        )
         self._in_flight = None  # metrics of the last step dispatched by :meth:`step`
+
+    def _place_resident(self, resident: Batch) -> Batch:
+        """Every array of ``resident`` on every device of the mesh (each process passes the whole array)."""
+        return {
+            k: jax.make_array_from_process_local_data(self.replicated, np.asarray(v), np.shape(v))
+            for k, v in resident.items()
+        }
 
     def step(self, state: State, batch: Batch) -> tuple[State, dict]:
         """``train_step`` on a host batch, with the host at most one step ahead of the devices.
@@ -270,7 +312,7 @@ class Engine:
     def put_chunk(self, batches: Sequence[Batch]) -> Batch:
         """Stack host batches to ``(n, B, ...)`` and place them sharded over ``"data"`` on the batch axis
         (each process transfers its own rows, as :meth:`put_batch`)."""
-        B = len(batches[0]["P"])  # every batch has P; H may be drawn on device (H_key)
+        B = _rows(batches[0])
         if B % self.num_shards:
             raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
         lo, hi = self._local_rows(B)
@@ -293,7 +335,7 @@ class Engine:
         on one host, all of them; on ``n`` hosts, the contiguous block of ``B / n`` rows that the data
         sharding assigns to this process's devices.
         """
-        B = len(batch["P"])
+        B = _rows(batch)
         if B % self.num_shards:
             raise ValueError(f"batch size {B} must be divisible by the number of devices {self.num_shards}")
         lo, hi = self._local_rows(B)
@@ -320,7 +362,7 @@ class Engine:
         """:func:`init_state`, placed replicated on the mesh."""
         small = {k: np.asarray(v)[:1] for k, v in example_batch.items()}
         if self.prepare is not None:
-            small = jax.device_get(self.prepare(small))
+            small = jax.device_get(self.prepare(small, self.resident))
         state = init_state(self.model, self.tx, key, small, params=params, forward=self.forward)
         return self.put_state(state)
 
@@ -334,6 +376,11 @@ class Engine:
         totals = jax.device_get(totals)
         w = float(totals.pop("weight"))
         return {k: float(v) / w for k, v in totals.items()}
+
+
+def _rows(batch: Batch) -> int:
+    """The batch size: every entry has it as its leading axis (``"H"`` may be keys or indices)."""
+    return len(next(iter(batch.values())))
 
 
 def eval_batches(arrays: Batch, batch_size: int, *, multiple: int = 1):

@@ -83,7 +83,7 @@ def fit(
       loss_fn: ``loss_fn(W, batch) -> (loss (B,), {metric: (B,)})`` (:func:`jaxbeam.train.losses.make_loss`);
         its ``"utility"`` metric is the validation criterion (higher is better).
       train: a source with ``steps_per_epoch`` and ``epoch(e, start=i)`` (:mod:`jaxbeam.train.sources`); its
-        ``prepare`` attribute, if set, maps every batch inside the jitted steps (:class:`Engine`).
+        ``prepare`` and ``resident`` attributes, if set, map every batch inside the jitted steps (:class:`Engine`).
       epochs: number of epochs; the cosine decay runs over ``epochs * steps_per_epoch`` steps.
       learning_rate: initial Adam learning rate.
       final_learning_rate: where the cosine decay ends (default 0).
@@ -120,7 +120,7 @@ def fit(
         raise ValueError(f"max_train_seconds must be > 0 or None; got {max_train_seconds}")
     total_steps = epochs * steps_per_epoch
     tx = make_optimizer(learning_rate, total_steps, labels=trainable_labels, final_learning_rate=final_learning_rate)
-    engine = Engine(model, loss_fn, tx, mesh=mesh, forward=forward, prepare=getattr(train, "prepare", None))
+    engine = Engine(model, loss_fn, tx, mesh=mesh, forward=forward, source=train)
     example = next(train.epoch(0))
     state = engine.init_state(jax.random.PRNGKey(seed), example, params=init_params)
     best_params = jax.device_get(state["params"])

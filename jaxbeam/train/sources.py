@@ -3,7 +3,9 @@
 uninterrupted run would have seen.
 
 * :class:`ArraySource`: a labelled (or unlabelled) data set held as a dict of arrays, reshuffled every
-  epoch by a permutation seeded with ``(seed, epoch)``; the last incomplete batch is dropped.
+  epoch by a permutation seeded with ``(seed, epoch)``; the last incomplete batch is dropped. With
+  ``on_device=True`` the data set is placed on the devices once and batches are sample indices, gathered
+  (and augmented) inside the jitted step.
 * :class:`ChannelSource`: Rayleigh channels drawn on the fly (unsupervised losses need no labels), on the
   host or (``on_device=True``) inside the jitted step from per-sample keys (:func:`device_channels`).
 * :func:`label_arrays`: a :class:`jaxbeam.data.format.LabelSet` as the batch dict the engine expects.
@@ -38,6 +40,12 @@ class ArraySource:
       transform: optional ``transform(batch, rng) -> batch`` applied to every batch with
         ``rng = numpy.random.default_rng((seed, epoch, i, 1))`` (deterministic, so resume stays exact),
         e.g. :func:`symmetry_augment`.
+      on_device: keep the data set on the devices (:attr:`resident`, placed once by the engine, replicated)
+        and yield ``{"index": int32 (B,)}`` (4 bytes per sample cross to the device instead of the samples);
+        :attr:`prepare` gathers the batch inside the jitted step. The same samples in the same order as on
+        the host; ``transform`` must be None or :func:`symmetry_augment`, which then runs on the device from
+        per-sample keys ``"aug_key"`` (uint32 ``(B, 2)``, 8 bytes per sample, drawn from the same ``rng``):
+        transforms as deterministic as the host's, but other draws.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class ArraySource:
         seed: int = 0,
         shuffle: bool = True,
         transform: Callable[[dict, np.random.Generator], dict] | None = None,
+        on_device: bool = False,
     ):
         if "H" not in arrays or "P" not in arrays:
             raise ValueError(f"arrays must contain 'H' and 'P'; got keys {sorted(arrays)}")
@@ -57,9 +66,14 @@ class ArraySource:
                 raise ValueError(f"arrays[{k!r}] has {len(v)} samples; arrays['H'] has {S}")
         if batch_size <= 0 or batch_size > S:
             raise ValueError(f"batch_size must be in [1, {S}] (the number of samples); got {batch_size}")
+        if on_device and transform not in (None, symmetry_augment):
+            raise ValueError(f"on_device=True takes transform=None or symmetry_augment; got {transform!r}")
         self.arrays, self.batch_size, self.seed, self.shuffle = arrays, batch_size, seed, shuffle
         self.transform = transform
         self.steps_per_epoch = S // batch_size
+        self.on_device = bool(on_device)
+        self.resident = {k: np.asarray(v) for k, v in arrays.items()} if self.on_device else None
+        self.prepare = resident_batches(augment=transform is not None) if self.on_device else None
 
     def __len__(self) -> int:
         return len(self.arrays["H"])
@@ -74,6 +88,13 @@ class ArraySource:
         order = self._order(epoch)
         for i in range(start, self.steps_per_epoch):
             idx = np.sort(order[i * self.batch_size : (i + 1) * self.batch_size])
+            if self.on_device:
+                batch = {"index": idx.astype(np.int32)}
+                if self.transform is not None:
+                    rng = np.random.default_rng([self.seed, epoch, i, 1])
+                    batch["aug_key"] = rng.integers(0, 2**32, (len(idx), 2), dtype=np.uint32)
+                yield batch
+                continue
             batch = {k: np.asarray(v[idx]) for k, v in self.arrays.items()}
             if self.transform is not None:
                 batch = self.transform(batch, np.random.default_rng([self.seed, epoch, i, 1]))
@@ -111,6 +132,66 @@ def symmetry_augment(batch: dict, rng: np.random.Generator) -> dict:
     return out
 
 
+def example_batch(source) -> dict[str, np.ndarray]:
+    """The first sample of a source's first batch as the model sees it (``{"H", "P", ...}``, numpy, leading
+    axis 1): expanded by the source's ``prepare`` where its batches are keys or indices."""
+    batch = {k: np.asarray(v)[:1] for k, v in next(source.epoch(0)).items()}
+    prepare = getattr(source, "prepare", None)
+    if prepare is None:
+        return batch
+    import jax
+
+    return jax.device_get(prepare(batch, getattr(source, "resident", None)))
+
+
+def _symmetry_augment_device(batch: dict, keys) -> dict:
+    """:func:`symmetry_augment` in JAX, one transform per sample drawn from its key (same law as the host's)."""
+    import jax
+    import jax.numpy as jnp
+
+    H = batch["H"]
+    K, N = H.shape[-2:]
+
+    def draws(key):
+        kp, ka, ku = jax.random.split(key, 3)
+        return jax.random.permutation(kp, N), jax.random.uniform(ka, (N,)), jax.random.uniform(ku, (K,))
+
+    perm, a, u = jax.vmap(draws)(keys)
+    antenna = jnp.exp(2j * jnp.pi * a).astype(H.dtype)[:, None, :]
+    user = jnp.exp(2j * jnp.pi * u).astype(H.dtype)[:, :, None]
+
+    def rotate(X):
+        return jnp.take_along_axis(X * antenna, perm[:, None, :], axis=2)
+
+    out = dict(batch)
+    out["H"] = user * rotate(H)
+    if "W_label" in batch:
+        out["W_label"] = user * rotate(batch["W_label"])
+    return out
+
+
+def resident_batches(*, augment: bool = False) -> Callable[[dict, dict], dict]:
+    """The ``prepare`` of an ``on_device`` :class:`ArraySource`: a pure function that replaces a batch's
+    ``"index"`` (int32 ``(B,)``) by the rows of every resident array and, with ``augment``, applies
+    :func:`symmetry_augment` from the per-sample keys ``"aug_key"``; a batch without ``"index"`` (a
+    validation set) passes unchanged."""
+
+    def prepare(batch: dict, resident: dict | None = None) -> dict:
+        if "index" not in batch:
+            return batch
+        import jax
+        import jax.numpy as jnp
+
+        out = {k: v for k, v in batch.items() if k not in ("index", "aug_key")}
+        out.update({k: jnp.take(v, batch["index"], axis=0) for k, v in (resident or {}).items()})
+        if augment:
+            keys = jax.random.wrap_key_data(batch["aug_key"], impl="threefry2x32")
+            out = _symmetry_augment_device(out, keys)
+        return out
+
+    return prepare
+
+
 def device_channels(K: int, N: int) -> Callable[[dict], dict]:
     """The ``prepare`` of an ``on_device`` :class:`ChannelSource`: a pure function that replaces a batch's
     ``"H_key"`` (uint32 ``(B, 2)``, one raw threefry key per sample) by ``"H"``, complex64 ``(B, K, N)``
@@ -121,7 +202,7 @@ def device_channels(K: int, N: int) -> Callable[[dict], dict]:
 
     from jaxbeam.core.channels import rayleigh
 
-    def prepare(batch: dict) -> dict:
+    def prepare(batch: dict, resident: dict | None = None) -> dict:  # (no resident data)
         if "H_key" not in batch:
             return batch
         keys = jax.random.wrap_key_data(batch["H_key"], impl="threefry2x32")
