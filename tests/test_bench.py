@@ -26,6 +26,12 @@ def test_a_training_step_costs_about_three_forward_passes_and_holds_params_and_a
     assert chunk["steps"] % 4 == 0 and chunk["steps_per_s"] > 0
     with pytest.raises(ValueError, match="steps_per_call"):
         train_throughput("smoke", steps_per_call=0)
+    # the engine's loop on an augmented data set, fed from the host or resident on the device: same program
+    for feed in ("host", "resident"):
+        row = train_throughput("smoke", feed=feed, steps_per_call=2, min_seconds=0.05)
+        assert row["feed"] == feed and row["flops_per_step"] > 0 and row["steps"] % 2 == 0 and row["steps_per_s"] > 0
+    with pytest.raises(ValueError, match="feed must be one of"):
+        train_throughput("smoke", feed="disk")
 
 
 def test_cli_compile_only_writes_the_plan_without_running(tmp_path, capsys):

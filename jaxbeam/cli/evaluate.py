@@ -139,17 +139,19 @@ def _bench_train(args) -> int:
         for dtype in args.dtypes:
             for n in counts:
                 for c in args.steps_per_call:
-                    print(f"  measuring {preset} {dtype} on {n} device(s), {c} step(s) per call ...", flush=True)
-                    rows.append(
-                        train_throughput(
-                            preset,
-                            dtype,
-                            devices=jax.devices()[:n],
-                            steps_per_call=c,
-                            min_seconds=0.2 if args.smoke else 2.0,
-                            execute=not args.compile_only,
+                    for feed in args.feeds:
+                        print(f"  measuring {preset} {dtype}, {n} device(s), {c} step(s)/call, {feed} ...", flush=True)
+                        rows.append(
+                            train_throughput(
+                                preset,
+                                dtype,
+                                devices=jax.devices()[:n],
+                                steps_per_call=c,
+                                feed=feed,
+                                min_seconds=0.2 if args.smoke else 2.0,
+                                execute=not args.compile_only,
+                            )
                         )
-                    )
     peak = None if args.compile_only else matmul_peak()
     for r in rows:
         r["fraction_of_matmul_peak"] = None if r.get("gflops_per_s") is None else r["gflops_per_s"] * 1e9 / peak
@@ -174,7 +176,8 @@ def add_bench(sub) -> None:
         "with --train, the training step's compile time, XLA FLOPs and memory footprint, steps/s, samples/s "
         "and achieved FLOP/s on one device and on all devices.",
         epilog="examples: jaxbeam bench --presets cpu --batches 1 32; "
-        "jaxbeam bench --train --presets cpu paper --steps-per-call 1 8; jaxbeam bench --train --compile-only",
+        "jaxbeam bench --train --presets cpu paper --steps-per-call 1 8; jaxbeam bench --train --compile-only; "
+        "jaxbeam bench --train --presets cpu --feeds host resident",
     )
     p.add_argument("--smoke", action="store_true", help="tiny sizes that run in seconds")
     p.add_argument("--train", action="store_true", help="training-step throughput instead of inference latency")
@@ -183,6 +186,14 @@ def add_bench(sub) -> None:
     )
     p.add_argument(
         "--compile-only", action="store_true", help="--train: compile and report FLOPs and memory, run nothing"
+    )
+    p.add_argument(
+        "--feeds",
+        nargs="+",
+        default=["placed"],
+        choices=["placed", "host", "resident"],
+        help="--train: batches placed once (the step alone; default), or the training loop with an augmented "
+        "data set gathered on the host or resident on the devices",
     )
     p.add_argument("--presets", nargs="+", default=["cpu", "paper"], choices=["cpu", "paper"])
     p.add_argument("--batches", nargs="+", type=positive_int, default=[1, 32, 1024])

@@ -207,12 +207,20 @@ def _memory(compiled) -> dict:
     return out
 
 
+FEEDS = ("placed", "host", "resident")
+"""How ``train_throughput`` feeds its steps: ``placed`` batches put on the devices once (the step alone);
+``host`` and ``resident`` the path :func:`jaxbeam.train.fit` takes, an :class:`jaxbeam.train.ArraySource` with
+symmetry augmentation (as BERT's pre-training), gathered, augmented and copied per step on the host, or
+resident on the devices (``on_device=True``: indices and augmentation keys per step)."""
+
+
 def train_throughput(
     preset: str,
     dtype: str = "float32",
     *,
     devices: Sequence[jax.Device] | None = None,
     steps_per_call: int = 1,
+    feed: str = "placed",
     K: int = 6,
     N: int = 12,
     min_seconds: float = 2.0,
@@ -224,37 +232,43 @@ def train_throughput(
 
     Returns compile seconds, XLA's FLOPs and memory footprint per call (``execute=False`` stops there: an
     accelerator plan for shapes this machine cannot run), and, timed over at least ``min_seconds`` after a
-    warm-up call, steps/s, samples/s and achieved GFLOP/s. Batches are placed on the devices once (the
-    engine's per-step host copy is not timed); labels are RZF beams (the label does not change the cost).
+    warm-up call, steps/s, samples/s and achieved GFLOP/s. ``feed`` (:data:`FEEDS`): ``placed`` times the
+    step alone, ``host`` / ``resident`` the engine's whole loop (:meth:`jaxbeam.train.Engine.step`) on 16
+    batches of data. Labels are RZF beams (the label does not change the cost).
     """
     from jaxbeam import configs, train
     from jaxbeam.jobs.builders import bert_model, loss_for
 
     if steps_per_call < 1:
         raise ValueError(f"steps_per_call must be >= 1; got {steps_per_call}")
+    if feed not in FEEDS:
+        raise ValueError(f"feed must be one of {FEEDS}; got {feed!r}")
     cfg = configs.get_preset(preset, K=K, N=N, dtype=dtype, utility="sr", supervised=True)
     B = cfg.train.batch_size
     mesh = train.data_mesh(devices)
-    engine = train.Engine(
-        bert_model(cfg), loss_for(cfg), train.make_optimizer(cfg.train.learning_rate, 10_000), mesh=mesh
-    )
-    B -= B % engine.num_shards
+    B -= B % len(mesh.devices.flat)
     if B < 1:
-        raise ValueError(f"the {preset!r} preset's batch ({cfg.train.batch_size}) is below {engine.num_shards} devices")
+        raise ValueError(f"the {preset!r} preset's batch ({cfg.train.batch_size}) is below {mesh.devices.size} devices")
+    n = steps_per_call if feed == "placed" else 16  # samples: n batches
 
-    def host_batch(i):
-        H = jb.rayleigh(jax.random.key(seed + i), (B,), K, N)
-        P = jnp.ones((B,), jnp.float32)
-        W = jb.rzf(H, P, cfg.system.sigma2)
-        return {"H": np.asarray(H), "P": np.asarray(P), "W_label": np.asarray(W)}
-
-    batches = [host_batch(i) for i in range(steps_per_call)]
+    H = jb.rayleigh(jax.random.key(seed), (n * B,), K, N)
+    P = jnp.ones((n * B,), jnp.float32)
+    arrays = {"H": np.asarray(H), "P": np.asarray(P), "W_label": np.asarray(jb.rzf(H, P, cfg.system.sigma2))}
+    source = train.ArraySource(
+        arrays, B, seed=seed, shuffle=feed != "placed", transform=None if feed == "placed" else train.symmetry_augment,
+        on_device=feed == "resident",
+    )  # fmt: skip
+    engine = train.Engine(
+        bert_model(cfg), loss_for(cfg), train.make_optimizer(cfg.train.learning_rate, 10_000), mesh=mesh, source=source
+    )
+    batches = list(source.epoch(0))
     state = engine.init_state(jax.random.PRNGKey(seed), batches[0])
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state["params"]))
+    chunk = batches[:steps_per_call]
     if steps_per_call == 1:
-        fn, placed = engine.train_step, engine.put_batch(batches[0])
+        fn, placed = engine.train_step, engine.put_batch(chunk[0])
     else:
-        fn, placed = engine.train_chunk, engine.put_chunk(batches)
+        fn, placed = engine.train_chunk, engine.put_chunk(chunk)
     t0 = time.perf_counter()
     compiled = fn.lower(state, placed).compile()
     compile_s = time.perf_counter() - t0
@@ -262,7 +276,7 @@ def train_throughput(
     if steps_per_call == 1:
         flops = compiled_flops(compiled)
     else:
-        flops = compiled_flops(engine.train_step.lower(state, engine.put_batch(batches[0])).compile())
+        flops = compiled_flops(engine.train_step.lower(state, engine.put_batch(chunk[0])).compile())
     row = {
         "preset": preset,
         "dtype": dtype,
@@ -272,6 +286,7 @@ def train_throughput(
         "devices": engine.num_shards,
         "device_kind": mesh.devices.flat[0].device_kind,
         "steps_per_call": steps_per_call,
+        "feed": feed,
         "params": n_params,
         "compile_s": compile_s,
         "flops_per_step": flops,
@@ -279,13 +294,34 @@ def train_throughput(
     }
     if not execute:
         return row
-    state, metrics = compiled(state, placed)  # warm-up (the state is donated: keep the returned one)
+    if feed == "placed":
+
+        def call(state, i):
+            return compiled(state, placed, engine.resident)
+    else:  # the engine's loop: the host gathers (or indexes) and places every batch, one call in flight
+        epochs = iter(range(1, 1 << 30))
+        stream = iter(())
+
+        def call(state, i):
+            nonlocal stream
+            got = []
+            while len(got) < steps_per_call:
+                b = next(stream, None)
+                if b is None:
+                    stream = source.epoch(next(epochs))
+                    continue
+                got.append(b)
+            return engine.step(state, got[0]) if steps_per_call == 1 else engine.steps(state, got)
+
+    state, metrics = call(state, 0)  # warm-up (the state is donated: keep the returned one)
     jax.block_until_ready(metrics)
     calls, start = 0, time.perf_counter()
     while calls < 3 or time.perf_counter() - start < min_seconds:
-        state, metrics = compiled(state, placed)
-        jax.block_until_ready(metrics)
+        state, metrics = call(state, calls)
+        if feed == "placed":
+            jax.block_until_ready(metrics)
         calls += 1
+    jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - start) / (calls * steps_per_call)
     row.update(
         steps=calls * steps_per_call,
@@ -298,7 +334,7 @@ def train_throughput(
 
 
 def format_train_rows(rows: Sequence[dict]) -> str:
-    header = ["preset", "dtype", "devices", "batch", "steps/call", "params", "compile s", "GFLOP/step"]
+    header = ["preset", "dtype", "devices", "batch", "steps/call", "feed", "params", "compile s", "GFLOP/step"]
     header += ["memory MiB", "steps/s", "samples/s", "GFLOP/s", "of peak"]
     out = []
     for r in rows:
@@ -310,6 +346,7 @@ def format_train_rows(rows: Sequence[dict]) -> str:
                 r["devices"],
                 r["batch"],
                 r["steps_per_call"],
+                r.get("feed", "placed"),
                 f"{r['params']:,}",
                 f"{r['compile_s']:.1f}",
                 "-" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:.3g}",
