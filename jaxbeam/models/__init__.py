@@ -1,5 +1,7 @@
-"""Flax Linen models: the encoder block, BERT, UBERT, the paper's baselines and paper 002's SAO optimiser."""
+"""Flax Linen models: the encoder block, BERT, UBERT, the paper's baselines, paper 002's SAO optimiser and
+low-rank adapters for any of them (:mod:`jaxbeam.models.lora`, papers 003-004)."""
 
+from jaxbeam.models import lora
 from jaxbeam.models.baselines import CNN, GAT, GCN, GPT, MLP
 from jaxbeam.models.bert import BERT, Embedding
 from jaxbeam.models.encoder import Encoder, EncoderBlock, attention_mask
@@ -22,4 +24,5 @@ __all__ = [
     "EncoderBlock",
     "attention_mask",
     "cosine_positional_encoding",
+    "lora",
 ]
