@@ -78,6 +78,19 @@ def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
     assert main(argv + ["--set", "on_device=true"]) == 0  # channels drawn on the device
     assert json.loads((ft / "config.json").read_text())["system"]["N"] == 5
     assert json.loads((ft / "config.json").read_text())["train"]["on_device"] is True
+    # LoRA and MoE-LoRA at the same N: the encoder frozen, adapters stored apart, `evaluate` merges them in
+    for method in ("lora", "moe-lora"):
+        d = tmp_path / method
+        argv = ["finetune", str(run / "model"), "--workdir", str(d), "--epochs", "1", "--steps-per-epoch", "4"]
+        assert main(argv + ["--method", method, "--rank", "2", "--experts", "2", "--utility", "mr"]) == 0
+        assert (d / "adapters" / "adapters.npz").is_file()
+        assert json.loads((d / "config.json").read_text())["adapter"]["experts"] == (2 if method == "moe-lora" else 0)
+        assert main(["evaluate", str(d), "--labels", str(labels_dir), "--out", str(out_json)]) == 0
+        assert 0 < json.loads(out_json.read_text())[0]["bert"] < 100
+    code, out = _run_and_status(argv + ["--method", "lora", "--rank", "17", "--workdir", str(tmp_path / "r17")], capsys)
+    assert code == 2 and "rank 17 exceeds the width of encoder/block_0/mha" in out.err
+    code, out = _run_and_status(argv + ["--method", "frozen", "--rank", "4"], capsys)
+    assert code == 2 and "--rank, --alpha and --experts are for --method lora" in out.err
 
 
 def test_quickstart_runs_end_to_end_and_a_second_run_only_reevaluates(tmp_path):

@@ -93,6 +93,10 @@ def test_moe_lora_is_a_per_task_mixture_of_loras():
         lora.apply(m, params, ad, moe, H, P)
     with pytest.raises(ValueError, match="merge the weights of one task"):
         lora.merge(params, ad, moe)
+    for t in (0, 1, 2):  # one task's mixture folded into the kernels: that task's outputs
+        rows = np.flatnonzero(np.asarray(task) == t)
+        Wt = m.apply({"params": lora.merge(params, ad, moe, task=t)}, H, P)
+        np.testing.assert_allclose(Wt[rows], W[rows], atol=2e-6)
     # UBERT: every Dense of the model is reachable, and a fresh MoE-LoRA leaves it unchanged
     ub = jb.models.UBERT(features=16, num_layers=1, num_heads=2)
     tk = jnp.array([0, 1, 2, 1])

@@ -136,4 +136,8 @@ def load_run(checkpoint: str):
         params = load_params(path, which="best")
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
+    if "adapter" in d:  # a LoRA / MoE-LoRA fine-tuning: its adapters merged into the base (eq. 22)
+        from jaxbeam.jobs.pretrain import merged_params
+
+        params = merged_params(params, d["adapter"])
     return cfg, params

@@ -271,8 +271,11 @@ def add_pretrain(sub) -> None:
 
 # --------------------------------------------------------------------------------------------- finetune
 def _finetune(args) -> int:
+    import jax
+
     from jaxbeam import train
     from jaxbeam.jobs.pretrain import finetune_bert
+    from jaxbeam.models import lora
 
     pre_cfg, pre_params = load_run(args.checkpoint)
     sy = pre_cfg.system
@@ -294,6 +297,22 @@ def _finetune(args) -> int:
     )
     val_src = train.ChannelSource(sy.K, sy.N, sy.P, 1024, 1, seed=args.seed + 1)
     budget = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "machine_dependent": False}
+    method = "frozen" if args.frozen_encoder else args.method
+    if args.frozen_encoder and args.method not in ("full", "frozen"):
+        raise UserError(f"--frozen-encoder is --method frozen; it does not combine with --method {args.method}")
+    adapter = None
+    if method in ("lora", "moe-lora"):
+        try:
+            adapter = lora.LoRAConfig(
+                rank=args.rank,
+                alpha=2.0 * args.rank if args.alpha is None else args.alpha,
+                targets=tuple(TARGETS[t] for t in args.targets),
+                experts=args.experts if method == "moe-lora" else 0,
+            )
+        except ValueError as e:
+            raise UserError(f"--method {method}: {e}") from None
+    elif args.rank != DEFAULT_RANK or args.experts != DEFAULT_EXPERTS or args.alpha is not None:
+        raise UserError(f"--rank, --alpha and --experts are for --method lora / moe-lora, not {method}")
     try:
         _, res = finetune_bert(
             cfg,
@@ -302,18 +321,26 @@ def _finetune(args) -> int:
             source,
             next(val_src.epoch(0)),
             budget=budget,
-            frozen_encoder=args.frozen_encoder,
+            frozen_encoder=method == "frozen",
+            adapter=adapter,
             seed=args.seed,
             identity={"seed": args.seed},
             config={"finetuned_from": str(args.checkpoint)},
         )
-    except ValueError as e:  # another run in WORKDIR, or a checkpoint of another architecture
+    except ValueError as e:  # another run in WORKDIR, a checkpoint of another architecture, a bad adapter
         raise UserError(str(e)) from None
-    print(
-        f"fine-tuned ({'frozen encoder' if args.frozen_encoder else 'all parameters'}): best validation "
-        f"{tc.utility.upper()} {res.best_metric:.4f}; weights in {args.workdir}"
-    )
+    what = {"full": "all parameters", "frozen": "frozen encoder"}.get(method)
+    if adapter is not None:
+        n = lora.count(jax.eval_shape(lambda: lora.init(jax.random.key(0), res.best_params, adapter)))
+        what = f"{method} rank {adapter.rank}: {n:,} adapter parameters, embedding and output layer"
+    print(f"fine-tuned ({what}): best validation {tc.utility.upper()} {res.best_metric:.4f}; weights in {args.workdir}")
+    if adapter is not None:
+        print(f"adapters stored apart in {Path(args.workdir) / 'adapters'}; `jaxbeam evaluate` merges them in")
     return 0
+
+
+TARGETS = {"attention": r"mha/(query|key|value|out)$", "ffn": r"ffn_(in|out)$"}
+DEFAULT_RANK, DEFAULT_EXPERTS = 8, 4
 
 
 def add_finetune(sub) -> None:
@@ -333,7 +360,26 @@ def add_finetune(sub) -> None:
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10, Sec. VI-A3)")
     p.add_argument("--steps-per-epoch", type=positive_int, default=300, help="batches per epoch (default 300)")
     p.add_argument("--lr", type=positive_float, default=2e-5, help="learning rate (default 2e-5, Sec. VI-A3)")
-    p.add_argument("--frozen-encoder", action="store_true", help="train only embedding and output layer")
+    p.add_argument(
+        "--method",
+        choices=["full", "frozen", "lora", "moe-lora"],
+        default="full",
+        help="what trains: every parameter (default); the embedding and output layer (frozen encoder); those and "
+        "low-rank adapters on the encoder (LoRA, papers 003-004) or a task-gated mixture of them (MoE-LoRA)",
+    )
+    p.add_argument("--frozen-encoder", action="store_true", help="the same as --method frozen")
+    p.add_argument("--rank", type=positive_int, default=DEFAULT_RANK, help="LoRA rank r (default 8)")
+    p.add_argument("--alpha", type=positive_float, help="LoRA scale numerator alpha (default 2 r)")
+    p.add_argument(
+        "--experts", type=positive_int, default=DEFAULT_EXPERTS, help="--method moe-lora: experts per layer (default 4)"
+    )
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        choices=sorted(TARGETS),
+        default=["attention"],
+        help="encoder layers that get adapters (default attention Q/K/V/O)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_finetune)
 

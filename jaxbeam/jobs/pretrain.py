@@ -7,6 +7,7 @@ a finished run is not trained again, and a directory holding a run of another id
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -16,8 +17,10 @@ import jaxbeam as jb
 from jaxbeam import train
 from jaxbeam.configs import Config
 from jaxbeam.data.format import LabelSet
+from jaxbeam.jobs.adapters import save_adapters
 from jaxbeam.jobs.builders import bert_model, loss_for, ubert_batch_size, ubert_model
 from jaxbeam.jobs.runs import budget_record, check_run, epochs_for, fit_within_budget, params_digest, train_identity
+from jaxbeam.models import lora
 from jaxbeam.train.losses_multitask import make_multitask_loss
 
 
@@ -291,6 +294,7 @@ def finetune_bert(
     budget: dict,
     learning_rate: float | None = None,
     frozen_encoder: bool = False,
+    adapter: lora.LoRAConfig | None = None,
     seed: int = 0,
     model=None,
     identity: dict | None = None,
@@ -300,7 +304,11 @@ def finetune_bert(
     """Unsupervised fine-tuning (eq. 18, Sec. IV-C2) of a pre-trained BERT to ``cfg``'s utility, K and N.
 
     Same N loads every parameter of ``pre_params``; another N re-initialises the embedding and output layer
-    (:func:`jaxbeam.train.transfer_params`); ``frozen_encoder`` trains only those (Table IV).
+    (:func:`jaxbeam.train.transfer_params`); ``frozen_encoder`` trains only those (Table IV). ``adapter``
+    (LoRA or MoE-LoRA, :mod:`jaxbeam.models.lora`; papers 003-004) freezes the encoder too and trains
+    low-rank adapters on it beside the embedding and output layer; MoE-LoRA's gate reads the utility's task
+    id. The adapters are stored apart in ``workdir/adapters`` (:func:`jaxbeam.jobs.adapters.save_adapters`)
+    and the returned best parameters have them merged in (a plain BERT tree, eq. 22).
 
     Args:
       cfg: the fine-tuning config (utility, K, N, P, model size, ``learning_rate``; ``supervised=False``).
@@ -318,11 +326,25 @@ def finetune_bert(
       ``(model, FitResult)``.
     """
     model = bert_model(cfg) if model is None else model
-    ident = finetune_identity(cfg, pre_params, budget, model, frozen_encoder=frozen_encoder, **(identity or {}))
+    extra = dict(identity or {})
+    if adapter is not None:
+        extra["adapter"] = dataclasses.asdict(adapter)
+    ident = finetune_identity(cfg, pre_params, budget, model, frozen_encoder=frozen_encoder, **extra)
     check_run(Path(workdir), ident)
     example = train.example_batch(source)
     fresh = model.init(jax.random.PRNGKey(seed), *(example[k] for k in ("H", "P")))["params"]
     params = train.transfer_params(jax.device_get(pre_params), fresh)
+    labels = train.trainable_labels(params) if frozen_encoder or adapter is not None else None
+    forward = train.default_forward
+    task = jb.TASKS.index(cfg.train.utility)
+    if adapter is not None:
+        ad = lora.init(jax.random.PRNGKey(seed + 1), params, adapter)
+        params = lora.combine(params, ad)
+        forward = lora.forward(adapter, task=task if adapter.experts else None, base_labels=labels)
+        labels = lora.trainable(params, labels)
+    run_config = {**cfg.to_dict(), **(config or {}), "frozen_encoder": frozen_encoder, "identity": ident}
+    if adapter is not None:
+        run_config["adapter"] = {**dataclasses.asdict(adapter), "task": task}
     res = train.fit(
         model,
         loss_for(cfg),
@@ -331,11 +353,26 @@ def finetune_bert(
         learning_rate=cfg.train.learning_rate if learning_rate is None else learning_rate,
         val=val,
         workdir=Path(workdir),
-        config={**cfg.to_dict(), **(config or {}), "frozen_encoder": frozen_encoder, "identity": ident},
+        config=run_config,
         init_params=params,
-        trainable_labels=train.trainable_labels(params) if frozen_encoder else None,
+        trainable_labels=labels,
         seed=seed,
         steps_per_call=cfg.train.steps_per_call,
         progress=progress,
+        forward=forward,
     )
+    if adapter is not None:
+        best = res.best_params
+        if jax.process_index() == 0:
+            save_adapters(Path(workdir) / "adapters", best["lora"], adapter, best["base"])
+        res.best_params = merged_params(best, run_config["adapter"])
     return model, res
+
+
+def merged_params(params: dict, adapter: dict):
+    """A ``{"base", "lora"}`` tree of an adapter fine-tuning as plain model parameters (eq. 22; MoE-LoRA
+    with the run's task), from the ``"adapter"`` record of its ``config.json``."""
+    record = dict(adapter)
+    task = record.pop("task", None)
+    cfg = lora.LoRAConfig(**{**record, "targets": tuple(record["targets"])})
+    return jax.device_get(lora.merge(params["base"], params["lora"], cfg, task=task if cfg.experts else None))

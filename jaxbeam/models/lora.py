@@ -191,12 +191,14 @@ def apply(model: nn.Module, params, adapters, config: LoRAConfig, *args, task=No
         return model.apply({"params": params}, *args, **kwargs)
 
 
-def merge(params, adapters, config: LoRAConfig):
-    """The base parameters with plain-LoRA adapters folded in, ``W_0 + (alpha / r) (B A)^T`` (eq. 22), for
-    inference at the base model's cost; the merged model computes what the adapted one does."""
-    if config.experts:
-        raise ValueError("MoE-LoRA mixes its experts per task: merge the weights of one task, not the adapters")
+def merge(params, adapters, config: LoRAConfig, *, task: int | None = None):
+    """The base parameters with the adapters folded in, ``W_0 + (alpha / r) (B A)^T`` (eq. 22), for inference
+    at the base model's cost; the merged model computes what the adapted one does. MoE-LoRA merges the
+    experts mixed by one task's weights, ``sum_k w_k B_k A_k`` (``task`` required)."""
+    if config.experts and task is None:
+        raise ValueError("MoE-LoRA mixes its experts per task: merge the weights of one task (task=id)")
     layers = adapters["layers"]
+    weights = expert_weights(adapters, jnp.asarray(task)) if config.experts else {}
 
     def fold(path, leaf):
         names = [getattr(k, "key", str(k)) for k in path]
@@ -204,7 +206,11 @@ def merge(params, adapters, config: LoRAConfig):
         if names[-1] != "kernel" or key not in layers:
             return leaf
         ad = layers[key]
-        return leaf + (config.scale * (ad["B"] @ ad["A"]).T).reshape(leaf.shape).astype(leaf.dtype)
+        if config.experts:
+            BA = jnp.einsum("e,eor,eri->oi", weights[key], ad["B"], ad["A"])
+        else:
+            BA = ad["B"] @ ad["A"]
+        return leaf + (config.scale * BA.T).reshape(leaf.shape).astype(leaf.dtype)
 
     return jax.tree_util.tree_map_with_path(fold, params)
 
@@ -227,20 +233,21 @@ def combine(base, adapters) -> dict:
     return {"base": base, "lora": adapters}
 
 
-def trainable(params: dict) -> dict:
-    """``"frozen"`` for every base leaf and ``"train"`` for every adapter leaf of :func:`combine`'s tree (the
-    ``trainable_labels`` of :func:`jaxbeam.train.fit`)."""
-    return {
-        "base": jax.tree.map(lambda _: "frozen", params["base"]),
-        "lora": jax.tree.map(lambda _: "train", params["lora"]),
-    }
+def trainable(params: dict, base_labels=None) -> dict:
+    """``"train"`` for every adapter leaf of :func:`combine`'s tree and, for the base, ``base_labels`` (a tree
+    of ``"train"`` / ``"frozen"`` like the base, e.g. :func:`jaxbeam.train.trainable_labels`; default all
+    ``"frozen"``): the ``trainable_labels`` of :func:`jaxbeam.train.fit`."""
+    base = jax.tree.map(lambda _: "frozen", params["base"]) if base_labels is None else base_labels
+    return {"base": base, "lora": jax.tree.map(lambda _: "train", params["lora"])}
 
 
-def forward(config: LoRAConfig, *, task: int | None = None) -> Callable:
+def forward(config: LoRAConfig, *, task: int | None = None, base_labels=None) -> Callable:
     """The engine's ``forward(model, params, batch)`` for :func:`combine`'s parameters (eqs. 23-24): the
     batch's ``H``, ``P`` (and ``task``, passed on to the model, e.g. UBERT) and masks.
 
     ``task``: the task id MoE-LoRA's gate reads when the batch has no ``"task"`` (single-task BERT runs).
+    ``base_labels``: as :func:`trainable`; base leaves labelled ``"frozen"`` (all, by default) are behind
+    ``stop_gradient``, so no gradient is computed for them.
     """
     if config.experts and task is not None and not 0 <= task < config.num_tasks:
         raise ValueError(f"task must be in [0, {config.num_tasks}); got {task}")
@@ -255,7 +262,12 @@ def forward(config: LoRAConfig, *, task: int | None = None) -> Callable:
             if task is None:
                 raise ValueError("MoE-LoRA on a batch without 'task' needs forward(config, task=id)")
             tasks = jnp.full(jnp.shape(batch["P"])[:1], task, jnp.int32)
-        base = jax.lax.stop_gradient(params["base"])
+        if base_labels is None:
+            base = jax.lax.stop_gradient(params["base"])
+        else:
+            base = jax.tree.map(
+                lambda x, label: x if label == "train" else jax.lax.stop_gradient(x), params["base"], base_labels
+            )
         return apply(model, base, params["lora"], config, *args, task=tasks, **kwargs)
 
     return fwd
