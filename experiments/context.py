@@ -18,6 +18,7 @@ from jaxbeam.jobs.builders import build_model
 from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
 from jaxbeam.jobs.pretrain import finetune_bert, finetune_identity, finetune_ubert, pretrain, pretrain_ubert
 from jaxbeam.jobs.runs import describe_budget, params_digest
+from jaxbeam.models import lora
 from jaxbeam.train.losses_multitask import make_sum_loss
 
 
@@ -205,21 +206,28 @@ class Context:
         N: int,
         *,
         frozen_encoder: bool = False,
+        adapter: lora.LoRAConfig | None = None,
         samples: int | None = None,
         P: Sequence[float] = POWERS,
+        result: bool = False,
     ):
         """Unsupervised fine-tuning (eq. 18, Sec. IV-C2) of a pre-trained BERT ``pre = (module, params)`` to
         ``utility`` at (K, N): same N loads everything, another N re-initialises embedding and output layer;
-        ``frozen_encoder`` trains only those (Table IV). ``samples`` channels (default: the budget's
-        fine-tuning set size), ``finetune_epochs`` epochs."""
+        ``frozen_encoder`` trains only those (Table IV); ``adapter`` freezes the encoder and adds LoRA /
+        MoE-LoRA adapters to it (:func:`jaxbeam.jobs.pretrain.finetune_bert`). ``samples`` channels (default:
+        the budget's fine-tuning set size), ``finetune_epochs`` epochs. Returns ``(module, params)`` (adapters
+        merged in), with ``result`` also the :class:`jaxbeam.train.FitResult`."""
         b = self.budget
         samples = b.finetune_samples if samples is None else samples
         cfg = self.config(utility, K, N, P, supervised=False)
         model = self.model("bert", K, N, cfg)
         tag = "frozen" if frozen_encoder else "full"
+        if adapter is not None:
+            tag = f"lora{adapter.rank}" + (f"x{adapter.experts}" if adapter.experts else "")
         budget = {"epochs": b.finetune_epochs, "learning_rate": b.finetune_lr, "machine_dependent": False}
         extra = {"samples": samples}
-        ident = finetune_identity(cfg, pre[1], budget, model, frozen_encoder=frozen_encoder, **extra)
+        named = {**extra, **({} if adapter is None else {"adapter": dataclasses.asdict(adapter)})}
+        ident = finetune_identity(cfg, pre[1], budget, model, frozen_encoder=frozen_encoder, **named)
         name = f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}-{fingerprint(ident)}"
         H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
         Ps = np.resize(np.asarray(P, np.float32), samples)
@@ -239,13 +247,14 @@ class Context:
             budget=budget,
             learning_rate=b.finetune_lr,
             frozen_encoder=frozen_encoder,
+            adapter=adapter,
             seed=self.seed,
             model=model,
             identity=extra,
             config={"finetuned_from": pre_name},
             progress=self.progress,
         )
-        return model, res.best_params
+        return (model, res.best_params, res) if result else (model, res.best_params)
 
     def finetune_ubert(self, pre: tuple, pre_name: str, K: int, N: int, *, samples: int | None = None, P=POWERS):
         """Supervised fine-tuning of a pre-trained UBERT on all three tasks at (K, N) (Sec. V-C2): nothing is

@@ -111,6 +111,21 @@ def test_bert_pretrain_cpu_runs_on_smoke_and_reports_the_references(tmp_path):
     assert payload["curve"] and payload["cpu_count"] >= 1
 
 
+@pytest.mark.slow  # 8 min on a busy 2-core CPU; CI covers its paths in test_cli_jobs.py and test_lora.py
+def test_finetune_methods_runs_on_smoke_with_every_method(tmp_path):
+    from experiments import finetune_methods
+
+    argv = ["--preset", "smoke", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--quiet"]
+    report = finetune_methods.main(argv)
+    payload = check_results_files("finetune_methods", report, tmp_path / "res")
+    rows = {r["method"]: r for r in payload["raw"]}
+    assert set(rows) == set(finetune_methods.METHODS)
+    full, frozen, lora_row = rows["full"], rows["frozen encoder"], rows["LoRA r = 8"]
+    assert frozen["trainable"] < lora_row["trainable"] < rows["MoE-LoRA r = 8, 4 experts"]["trainable"]
+    assert frozen["trainable"] < full["trainable"] and all(0 < r["bert"] < 100 for r in rows.values())
+    assert all(r["wmmse"] == pytest.approx(100.0, abs=1e-3) for r in rows.values())  # SR: WMMSE labels
+
+
 def test_finetune_budget_overrides_reach_the_context_and_are_cached_apart(tmp_path):
     from experiments.common import BUDGETS, Context, budget_from_args, parse_args
 
