@@ -290,14 +290,7 @@ class SAOConfig:
         return self.window_positions * self.epochs_per_window * self.steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as nested dicts; a field added after caches were keyed by this dict is left out while it
-        holds the default that reproduces the earlier behaviour (:data:`LATE_DEFAULTS`), so those keys hold."""
-        d = dataclasses.asdict(self)
-        for part, fields in LATE_DEFAULTS.items():
-            for name, default in fields.items():
-                if d[part].get(name) == default:
-                    del d[part][name]
-        return d
+        return dataclasses.asdict(self)
 
 
 SAO_PRESETS = {
