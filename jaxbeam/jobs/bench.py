@@ -296,13 +296,13 @@ def train_throughput(
         return row
     if feed == "placed":
 
-        def call(state, i):
+        def call(state):
             return compiled(state, placed, engine.resident)
     else:  # the engine's loop: the host gathers (or indexes) and places every batch, one call in flight
         epochs = iter(range(1, 1 << 30))
         stream = iter(())
 
-        def call(state, i):
+        def call(state):
             nonlocal stream
             got = []
             while len(got) < steps_per_call:
@@ -313,11 +313,11 @@ def train_throughput(
                 got.append(b)
             return engine.step(state, got[0]) if steps_per_call == 1 else engine.steps(state, got)
 
-    state, metrics = call(state, 0)  # warm-up (the state is donated: keep the returned one)
+    state, metrics = call(state)  # warm-up (the state is donated: keep the returned one)
     jax.block_until_ready(metrics)
     calls, start = 0, time.perf_counter()
     while calls < 3 or time.perf_counter() - start < min_seconds:
-        state, metrics = call(state, calls)
+        state, metrics = call(state)
         if feed == "placed":
             jax.block_until_ready(metrics)
         calls += 1

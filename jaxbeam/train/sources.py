@@ -122,11 +122,17 @@ def symmetry_augment(batch: dict, rng: np.random.Generator) -> dict:
     antenna = np.exp(2j * np.pi * rng.random((B, 1, N))).astype(H.dtype)
     user = np.exp(2j * np.pi * rng.random((B, K, 1))).astype(H.dtype)
 
+    return _transform(batch, perm, antenna, user, np.take_along_axis)
+
+
+def _transform(batch: dict, perm, antenna, user, take_along_axis) -> dict:
+    """``D_u X D_a Pi`` for ``X`` = ``"H"`` and ``"W_label"`` (:func:`symmetry_augment`), numpy or JAX."""
+
     def rotate(X):
-        return np.take_along_axis(X * antenna, perm[:, None, :], axis=2)
+        return take_along_axis(X * antenna, perm[:, None, :], axis=2)
 
     out = dict(batch)
-    out["H"] = user * rotate(H)
+    out["H"] = user * rotate(batch["H"])
     if "W_label" in batch:
         out["W_label"] = user * rotate(batch["W_label"])
     return out
@@ -159,15 +165,7 @@ def _symmetry_augment_device(batch: dict, keys) -> dict:
     perm, a, u = jax.vmap(draws)(keys)
     antenna = jnp.exp(2j * jnp.pi * a).astype(H.dtype)[:, None, :]
     user = jnp.exp(2j * jnp.pi * u).astype(H.dtype)[:, :, None]
-
-    def rotate(X):
-        return jnp.take_along_axis(X * antenna, perm[:, None, :], axis=2)
-
-    out = dict(batch)
-    out["H"] = user * rotate(H)
-    if "W_label" in batch:
-        out["W_label"] = user * rotate(batch["W_label"])
-    return out
+    return _transform(batch, perm, antenna, user, jnp.take_along_axis)
 
 
 def resident_batches(*, augment: bool = False) -> Callable[[dict, dict], dict]:
