@@ -43,6 +43,8 @@ def cases(H, W):
         "performance": (lambda a, b: jb.performance(a, b), (u, u + 1.0)),
         "user_tokens": (lambda H: jb.user_tokens(H), (H,)),
         "antenna_tokens": (lambda H: jb.antenna_tokens(H), (H,)),
+        "angle_domain": (lambda H: jb.angle_domain(H), (H,)),
+        "spatial_domain": (lambda W: jb.spatial_domain(W), (W,)),
         "csi_error": (lambda H: jb.csi_error(jax.random.key(1), H, -20.0), (H,)),
         "refine(sr, 10)": (lambda H, W: jb.refine(H, W, P, SIGMA2, "sr", 10), (H, W)),
         "wmmse": (lambda H: jb.wmmse(H, P, SIGMA2), (H,)),

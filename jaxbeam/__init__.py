@@ -13,7 +13,7 @@ from jaxbeam._version import __version__  # noqa: F401  (jb.__version__)
 from jaxbeam.core.channels import csi_error, rayleigh
 from jaxbeam.core.power import gpa, maxmin_power, project_power
 from jaxbeam.core.precoders import mrt, rzf, zf
-from jaxbeam.core.tokenize import antenna_tokens, user_tokens
+from jaxbeam.core.tokenize import angle_domain, antenna_tokens, spatial_domain, user_tokens
 from jaxbeam.core.utility import (
     TASKS,
     energy_efficiency,
@@ -30,6 +30,7 @@ from jaxbeam.solvers import maxmin_exact, refine, sca, wmmse, wmmse_init, wmmse_
 
 __all__ = [
     "TASKS",
+    "angle_domain",
     "antenna_tokens",
     "csi_error",
     "energy_efficiency",
@@ -47,6 +48,7 @@ __all__ = [
     "rzf",
     "sca",
     "sinr",
+    "spatial_domain",
     "sum_rate",
     "transmit_power",
     "user_tokens",

@@ -53,7 +53,8 @@ class ModelConfig:
     mixed precision, the models' matmuls in bfloat16 with float32 parameters and optimizer state); and UBERT's
     output layer (``ubert_head``, :class:`jaxbeam.models.UBERT`'s ``head``: ``"balanced"`` by default, the
     optimal beamforming structure with a learned gate towards max-min powers; ``"structured"`` without the
-    gate; ``"element"`` for eqs. 27-28 as written, which measured no better than MRT)."""
+    gate; ``"element"`` for eqs. 27-28 as written, which measured no better than MRT); ``domain`` the channel
+    view of the tokens, ``"spatial"`` (the paper) or ``"angle"`` (the DFT over the antennas, paper 003 eq. 18)."""
 
     features: int = 128
     num_layers: int = 3
@@ -61,6 +62,7 @@ class ModelConfig:
     mlp_ratio: int = 4
     dtype: str = "float32"
     ubert_head: str = "balanced"
+    domain: str = "spatial"
 
     def __post_init__(self):
         _positive(self, "features", "num_layers", "num_heads", "mlp_ratio")
@@ -70,6 +72,8 @@ class ModelConfig:
             raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16'; got {self.dtype!r}")
         if self.ubert_head not in ("element", "structured", "balanced"):
             raise ValueError(f"ubert_head must be 'element', 'structured' or 'balanced'; got {self.ubert_head!r}")
+        if self.domain not in ("spatial", "angle"):
+            raise ValueError(f"domain must be 'spatial' or 'angle'; got {self.domain!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +146,7 @@ class Config:
         )
 
 
-LATE_DEFAULTS = {"train": {"on_device": False}}
+LATE_DEFAULTS = {"train": {"on_device": False}, "model": {"domain": "spatial"}}
 """``{part: {field: default}}`` that :meth:`Config.to_dict` leaves out at these values (see there)."""
 
 PRESETS = {

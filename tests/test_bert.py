@@ -125,3 +125,23 @@ def test_fresh_models_start_inside_the_gpa_ball_where_power_is_learnable(K, N, n
     grads = jax.jit(jax.grad(lambda p: jnp.mean(power(p))))(params)
     out = "total_power" if "total_power" in grads else "head"  # the parameters that set the power
     assert float(jnp.sum(jnp.abs(grads[out]["kernel"]))) > 1e-3
+
+
+def test_angle_domain_bert_is_the_spatial_model_on_dft_channels(model_and_vars):
+    """``domain="angle"`` (paper 003 eq. 18): the same parameters applied to ``H F``, beams mapped back by
+    ``F^H``; feasible, and padded users still get zero beams."""
+    model, v = model_and_vars
+    angle = model.clone(domain="angle")
+    H = jb.rayleigh(jax.random.key(3), (4,), 3, N)
+    P = jnp.array([1.0, 2.0, 0.5, 3.0])
+    W = jax.jit(angle.apply)(v, H, P)
+    ref = jb.spatial_domain(model.apply(v, jb.angle_domain(H), P))
+    chex.assert_trees_all_close(W, ref, atol=1e-6)
+    assert not np.allclose(W, model.apply(v, H, P), atol=1e-3)  # a different view of the channel
+    assert np.all(np.asarray(jnp.sum(jnp.abs(W) ** 2, axis=(-2, -1))) <= np.asarray(P) * (1 + 1e-5))
+    mask = jnp.array([True, False, True])
+    Wm = angle.apply(v, H, P, mask=mask)
+    assert np.all(np.asarray(Wm[:, 1]) == 0)
+    chex.assert_trees_all_close(Wm[:, [0, 2]], angle.apply(v, H[:, [0, 2]], P), atol=2e-5)
+    with pytest.raises(ValueError, match="domain must be one of"):
+        model.clone(domain="dft").apply(v, H, P)

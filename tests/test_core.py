@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import jaxbeam as jb
+from jaxbeam.core.tokenize import dft_matrix
 
 
 def crandn(rng, *shape):
@@ -310,6 +311,8 @@ def _public_calls(H, W):
         "utility": lambda H, W: jb.utility("ee", H, W, 0.1),
         "user_tokens": lambda H, W: jb.user_tokens(H + W),
         "antenna_tokens": lambda H, W: jb.antenna_tokens(H + W),
+        "angle_domain": lambda H, W: jb.sum_rate(jb.angle_domain(H), jb.angle_domain(W)),
+        "spatial_domain": lambda H, W: jb.sum_rate(H, jb.spatial_domain(W)),
         "gpa": lambda H, W: jb.sum_rate(H, jb.gpa(W, 1.0)),
         "project_power": lambda H, W: jb.sum_rate(H, jb.project_power(W, 1.0)),
         "mrt": lambda H, W: jb.sum_rate(H, jb.mrt(H + W, 1.0)),
@@ -374,6 +377,43 @@ def test_tokens_layout():
     H = jnp.array([[1 + 2j, 3 - 4j]])  # K = 1, N = 2
     np.testing.assert_array_equal(jb.user_tokens(H), [[1, 3, 2, -4]])
     np.testing.assert_array_equal(jb.antenna_tokens(H), [[[1, 2], [3, -4]]])
+
+
+@pytest.mark.usefixtures("x64")
+def test_angle_domain_is_the_orthonormal_dft_and_keeps_every_gain():
+    """Paper 003 eq. 18 against numpy's FFT; the map is unitary, so rates and powers are the same."""
+    H = jb.rayleigh(jax.random.key(15), (4,), 3, 7, dtype=jnp.complex128)
+    W = 0.4 * jb.rayleigh(jax.random.key(16), (4,), 3, 7, dtype=jnp.complex128)
+    Ha, Wa = jb.angle_domain(H), jb.angle_domain(W)
+    np.testing.assert_allclose(Ha, np.fft.fft(np.asarray(H), axis=-1, norm="ortho"), atol=1e-12)
+    np.testing.assert_allclose(jb.spatial_domain(Ha), H, atol=1e-12)
+    np.testing.assert_allclose(jb.spatial_domain(Wa), np.fft.ifft(np.asarray(Wa), axis=-1, norm="ortho"), atol=1e-12)
+    np.testing.assert_allclose(jb.gains(Ha, Wa), jb.gains(H, W), atol=1e-12)
+    np.testing.assert_allclose(jb.sum_rate(Ha, Wa, 0.1), jb.sum_rate(H, W, 0.1), rtol=1e-12)
+    np.testing.assert_allclose(jb.transmit_power(Wa), jb.transmit_power(W), rtol=1e-12)
+    F = dft_matrix(7, dtype=jnp.complex128)
+    np.testing.assert_allclose(F @ F.conj().T, np.eye(7), atol=1e-12)  # unitary
+    for N in (1000, 4096):  # the phase is reduced mod N in integers: accurate in float32 at any N
+        F32 = np.asarray(dft_matrix(N, dtype=jnp.complex64))[:3, -5:]
+        n, m = np.meshgrid(np.arange(3), np.arange(N - 5, N), indexing="ij")
+        np.testing.assert_allclose(F32, np.exp(-2j * np.pi * n * m / N) / np.sqrt(N), atol=1e-6 / np.sqrt(N))
+
+
+@pytest.mark.usefixtures("x64")
+def test_angle_domain_with_padded_antennas_is_each_samples_own_dft():
+    H = np.asarray(jb.rayleigh(jax.random.key(17), (3,), 2, 6, dtype=jnp.complex128))
+    counts = [6, 4, 1]
+    amask = np.arange(6)[None, :] < np.array(counts)[:, None]
+    Hp = np.where(amask[:, None, :], H, 0)
+    Ha = np.asarray(jb.angle_domain(Hp, amask))
+    for b, n in enumerate(counts):
+        np.testing.assert_allclose(Ha[b, :, :n], np.fft.fft(H[b, :, :n], axis=-1, norm="ortho"), atol=1e-12)
+        assert np.all(Ha[b, :, n:] == 0)
+        np.testing.assert_allclose(jb.spatial_domain(Ha, amask)[b], Hp[b], atol=1e-12)
+    with pytest.raises(ValueError, match=r"antenna_mask must have shape \(\.\.\., N=6\)"):
+        jb.angle_domain(Hp, amask[:, :5])
+    with pytest.raises(TypeError, match="antenna_mask must be a boolean"):
+        jb.angle_domain(Hp, amask.astype(int))
 
 
 # -------------------------------------------------------------------------------------------- bad inputs

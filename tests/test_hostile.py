@@ -385,11 +385,11 @@ def test_hostile_beams(fn, b, arg, data):
 # ------------------------------------------------------------------------------------ tokens, channels
 @settings(max_examples=25, **SETTINGS)
 @given(
-    fn=st.sampled_from(["user_tokens", "antenna_tokens", "rayleigh", "csi_error"]),
+    fn=st.sampled_from(["user_tokens", "antenna_tokens", "angle_domain", "spatial_domain", "rayleigh", "csi_error"]),
     kind=st.sampled_from(["ok", "empty", "big", "real", "rank1", "K0", "nan", "bad_K", "bad_batch", "bad_mu"]),
 )
 def test_hostile_tokens_and_channels(fn, kind):
-    if fn in ("user_tokens", "antenna_tokens", "csi_error"):
+    if fn != "rayleigh":
         if kind in ("bad_K", "bad_batch"):
             kind = "ok"
         if kind == "bad_mu" and fn != "csi_error":
@@ -402,13 +402,19 @@ def test_hostile_tokens_and_channels(fn, kind):
         else:
             call = lambda: getattr(jb, fn)(H)  # noqa: E731
         if expect == "error":
-            return _expect_error(call, "mu_db" if kind == "bad_mu" else "H", "tokens")
+            return _expect_error(
+                call, {"bad_mu": "mu_db"}.get(kind, "W_a" if fn == "spatial_domain" else "H"), "tokens"
+            )
         out = np.asarray(call())
         _finite(out)
         if fn == "user_tokens":
             np.testing.assert_array_equal(out, np.concatenate([H.real, H.imag], -1))
         elif fn == "antenna_tokens":
             np.testing.assert_array_equal(out, np.stack([H.real, H.imag], -1))
+        elif fn in ("angle_domain", "spatial_domain"):  # the orthonormal DFT, also at x 1e30 and x 1e-30
+            ref = (np.fft.fft if fn == "angle_domain" else np.fft.ifft)(H.astype(np.complex128), norm="ortho")
+            scale = np.abs(H).max() if H.size else 1.0
+            np.testing.assert_allclose(out / scale, ref / scale, atol=1e-5)
         else:
             e = np.linalg.norm((out - H).astype(np.complex128), axis=-1) / np.linalg.norm(
                 H.astype(np.complex128), axis=-1

@@ -237,6 +237,12 @@ def test_presets():
     dev = configs.get_preset("cpu", on_device=True)
     assert dev.to_dict()["train"]["on_device"] is True and configs.Config.from_dict(dev.to_dict()) == dev
     assert configs.Config.from_dict(cpu.to_dict()) == cpu
+    assert "domain" not in cpu.to_dict()["model"]
+    angle = configs.get_preset("cpu", domain="angle")
+    assert angle.to_dict()["model"]["domain"] == "angle" and configs.Config.from_dict(angle.to_dict()) == angle
+    assert builders.bert_model(angle).domain == "angle" and builders.ubert_model(angle).domain == "angle"
+    with pytest.raises(ValueError, match="domain must be 'spatial' or 'angle'"):
+        configs.get_preset("cpu", domain="dft")
 
 
 def test_symmetry_augment_keeps_every_utility_and_is_deterministic():

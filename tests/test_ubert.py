@@ -132,6 +132,29 @@ def test_user_and_antenna_padding_together(model_and_vars):
     assert np.all(np.asarray(Wp[:, 5:]) == 0) and np.all(np.asarray(Wp[:, :, 13:]) == 0)
 
 
+def test_angle_domain_tokens_with_mixed_N_equal_per_N_unpadded_runs(model_and_vars):
+    """``domain="angle"``: each sample's tokens are its own N-point DFT (paper 003 eq. 18), so a padded batch
+    still equals the unpadded runs; the element head's beams come back from the angle domain."""
+    model, v, _ = model_and_vars
+    angle = jax.jit(model.clone(domain="angle").apply)
+    Ns, K, Nmax = (5, 8), 4, 8
+    task, P = jnp.array([0, 2]), jnp.array([1.0, 2.0])
+    Hs = [jb.rayleigh(jax.random.key(30 + i), (1,), K, n) for i, n in enumerate(Ns)]
+    Hp = jnp.concatenate(
+        [jnp.pad(h, ((0, 0), (0, 0), (0, Nmax - n)), constant_values=2.0) for h, n in zip(Hs, Ns, strict=True)]
+    )
+    amask = jnp.arange(Nmax)[None, :] < jnp.array(Ns)[:, None]
+    Wp = angle(v, Hp, P, task, antenna_mask=amask)
+    for i, n in enumerate(Ns):
+        W = angle(v, Hs[i], P[i : i + 1], task[i : i + 1])
+        chex.assert_trees_all_close(Wp[i, :, :n], W[0], atol=2e-5)
+        assert np.all(np.asarray(Wp[i, :, n:]) == 0)
+        assert _power(W)[0] <= P[i] * (1 + 1e-5)
+        if model.head == "element":  # the same parameters on the DFT channel, beams mapped back
+            ref = jb.spatial_domain(model.apply(v, jb.angle_domain(Hs[i]), P[i : i + 1], task[i : i + 1]))
+            chex.assert_trees_all_close(W, ref, atol=2e-5)
+
+
 def test_permutation_equivariance_over_users(model_and_vars):
     model, v, fwd = model_and_vars
     H = jb.rayleigh(jax.random.key(8), (2,), 7, 12)

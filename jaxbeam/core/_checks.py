@@ -175,6 +175,22 @@ def user_mask(mask, batch_shape: tuple, K: int, name: str = "mask") -> jnp.ndarr
     return mask
 
 
+def antenna_mask(mask, batch_shape: tuple, N: int, name: str = "antenna_mask") -> jnp.ndarray | None:
+    """Validate a boolean antenna mask broadcastable to ``batch_shape + (N,)`` and broadcast it there."""
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise DTypeError(f"{name} must be a boolean array of shape (..., N={N}); got {_describe(mask)}")
+    if mask.ndim < 1 or mask.shape[-1] != N:
+        raise ValueError(f"{name} must have shape (..., N={N}) (one flag per antenna); got {_describe(mask)}")
+    try:
+        jnp.broadcast_shapes(mask.shape[:-1], batch_shape)
+    except ValueError:
+        raise ValueError(f"{name} batch shape {mask.shape[:-1]} does not broadcast to {batch_shape}") from None
+    return jnp.broadcast_to(mask, tuple(batch_shape) + (N,))
+
+
 def _real(name: str, x) -> jnp.ndarray:
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating) or x.dtype == jnp.bool_:

@@ -31,6 +31,7 @@ def bert_model(cfg: Config, N: int | None = None, dtype=None):
         num_heads=m.num_heads,
         mlp_ratio=m.mlp_ratio,
         dtype=compute_dtype(m) if dtype is None else dtype,
+        domain=m.domain,
     )
 
 
@@ -58,6 +59,7 @@ def ubert_model(cfg: Config, dtype=None):
         dtype=compute_dtype(m) if dtype is None else dtype,
         head=m.ubert_head,
         sigma2=cfg.system.sigma2,
+        domain=m.domain,
     )
 
 

@@ -11,6 +11,11 @@ The parameter tree has three top-level parts, so fine-tuning can address them by
 (``block_0 .. block_{L-1}``; independent of K and N) and ``head`` (the eq. 14 FC to ``2N`` outputs:
 the first N are real parts, the last N imaginary parts; depends on N).
 
+``domain="angle"`` (paper 003 eq. 18) feeds the tokens of the angle-domain channel ``H F`` (``F`` the unitary
+DFT over the antennas, :func:`jaxbeam.angle_domain`) and reads the output FC as angle-domain beams, mapped
+back by ``F^H`` before the GPA; the map is unitary, so it changes the model's view of the channel, not the
+utilities.
+
 There is no positional encoding, so the model is permutation-equivariant over users and its parameters
 do not depend on K (Remark 1). Absent users (``mask == False``) are excluded from attention, get zero
 beams and do not change the present users' beams.
@@ -26,7 +31,7 @@ import jax.numpy as jnp
 
 from jaxbeam.core import _checks
 from jaxbeam.core.power import gpa
-from jaxbeam.core.tokenize import user_tokens
+from jaxbeam.core.tokenize import angle_domain, spatial_domain, user_tokens
 from jaxbeam.models.encoder import Encoder, attention_mask
 
 # Output layer (eq. 14) initialisation, shared by every model that ends in the GPA (BERT, UBERT's eq. 28,
@@ -37,6 +42,7 @@ from jaxbeam.models.encoder import Encoder, attention_mask
 # BERT on the cpu preset reached 80.7 % of the label solver with Flax's default init (below RZF's 84.4 %)
 # and 98.8 % with this one (experiments/bert_pretrain_cpu.py --utility ee --minutes 10).
 OUTPUT_INIT_SCALE = 1e-3
+DOMAINS = ("spatial", "angle")  # the channel view of the tokens (paper 003 eq. 18)
 
 
 def output_init(scale: float = OUTPUT_INIT_SCALE):
@@ -68,6 +74,8 @@ class BERT(nn.Module):
       mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (DESIGN.md: 4).
       dtype: computation dtype of the embedding and encoder (e.g. ``jnp.bfloat16``); parameters, the
         output FC and the power adapter stay float32.
+      domain: ``"spatial"`` (eq. 4, the paper) or ``"angle"`` (tokens and beams in the DFT domain, paper 003
+        eq. 18; module docstring).
 
     Call: ``model.apply(variables, H, P, mask=None) -> W``.
 
@@ -87,9 +95,11 @@ class BERT(nn.Module):
     num_heads: int
     mlp_ratio: int = 4
     dtype: Any = None
+    domain: str = "spatial"
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        _checks.name_in("domain", self.domain, DOMAINS)
         H = _checks.complex_kn("H", H)
         N = self.num_antennas
         if H.shape[-1] != N:
@@ -97,7 +107,7 @@ class BERT(nn.Module):
         mask = _checks.user_mask(mask, H.shape[:-2], H.shape[-2])
         if mask is not None:
             mask = jnp.broadcast_to(mask, H.shape[:-1])
-        T = user_tokens(H)  # eq. 4, (..., K, 2N)
+        T = user_tokens(H if self.domain == "spatial" else angle_domain(H))  # eq. 4, (..., K, 2N)
         if mask is not None:
             T = jnp.where(mask[..., None], T, 0)
         x = Embedding(self.features, self.dtype, name="embed")(T)  # eq. 7
@@ -109,4 +119,6 @@ class BERT(nn.Module):
         )  # eq. 14
         rdtype = H.real.dtype
         W = jax.lax.complex(out[..., :N].astype(rdtype), out[..., N:].astype(rdtype))
+        if self.domain == "angle":
+            W = spatial_domain(W)
         return gpa(W, P, mask=mask)  # eq. 15

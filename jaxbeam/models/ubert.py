@@ -93,9 +93,9 @@ import numpy as np
 from jaxbeam.core import _checks
 from jaxbeam.core.power import gpa, maxmin_power
 from jaxbeam.core.precoders import optimal_structure
-from jaxbeam.core.tokenize import antenna_tokens
+from jaxbeam.core.tokenize import angle_domain, antenna_tokens, spatial_domain
 from jaxbeam.core.utility import TASKS
-from jaxbeam.models.bert import output_init
+from jaxbeam.models.bert import DOMAINS, output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
 
 NUM_TASKS = len(TASKS)
@@ -123,28 +123,6 @@ def cosine_positional_encoding(num_antennas: int, features: int, dtype: Any = jn
     angle = i * freq[None, :]
     pe = np.where(j % 2 == 0, np.cos(angle), np.sin(angle))
     return jnp.asarray(pe, dtype=dtype)
-
-
-def _antenna_mask(antenna_mask, batch_shape: tuple, N: int):
-    """Validate a boolean antenna mask broadcastable to ``batch_shape + (N,)``."""
-    if antenna_mask is None:
-        return None
-    antenna_mask = jnp.asarray(antenna_mask)
-    if antenna_mask.dtype != jnp.bool_:
-        raise _checks.DTypeError(
-            f"antenna_mask must be a boolean array of shape (..., N={N}); got dtype {antenna_mask.dtype}"
-        )
-    if antenna_mask.ndim < 1 or antenna_mask.shape[-1] != N:
-        raise ValueError(
-            f"antenna_mask must have shape (..., N={N}) (one flag per antenna); got shape {antenna_mask.shape}"
-        )
-    try:
-        jnp.broadcast_shapes(antenna_mask.shape[:-1], batch_shape)
-    except ValueError:
-        raise ValueError(
-            f"antenna_mask batch shape {antenna_mask.shape[:-1]} does not broadcast to {batch_shape}"
-        ) from None
-    return jnp.broadcast_to(antenna_mask, batch_shape + (N,))
 
 
 def _task_ids(task, batch_shape: tuple):
@@ -227,6 +205,10 @@ class UBERT(nn.Module):
       sigma2: noise power [W] the structured heads are built for (default 0.1, Sec. VI-A): it sets the
         initial ``lambda`` (RZF) and the balancing step's noise. Unused by ``head="element"``.
       balance_iters: fixed-point iterations of the balancing step (``head="balanced"``).
+      domain: ``"spatial"`` (eq. 19, the paper) or ``"angle"``: antenna tokens of the angle-domain channel
+        (paper 003 eq. 18, each sample's own N-point DFT with ``antenna_mask``); the element head's output
+        is then read as angle-domain beams and mapped back, the structured heads build their beams from
+        the spatial ``H`` as always.
 
     Call: ``model.apply(variables, H, P, task, mask=None, antenna_mask=None) -> W``.
 
@@ -258,6 +240,7 @@ class UBERT(nn.Module):
     head: str = "balanced"
     sigma2: float = 0.1
     balance_iters: int = 10
+    domain: str = "spatial"
 
     @nn.compact
     def __call__(
@@ -270,6 +253,7 @@ class UBERT(nn.Module):
     ) -> jax.Array:
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}; got {self.head!r}")
+        _checks.name_in("domain", self.domain, DOMAINS)
         if isinstance(self.sigma2, bool) or not isinstance(self.sigma2, int | float) or not 0 < self.sigma2 < np.inf:
             raise ValueError(f"sigma2 must be a finite float > 0 (noise power in W, an attribute); got {self.sigma2!r}")
         H = _checks.complex_kn("H", H)
@@ -277,11 +261,11 @@ class UBERT(nn.Module):
         mask = _checks.user_mask(mask, batch, K)
         if mask is not None:
             mask = jnp.broadcast_to(mask, batch + (K,))
-        antenna_mask = _antenna_mask(antenna_mask, batch, N)
+        antenna_mask = _checks.antenna_mask(antenna_mask, batch, N)
         task = _task_ids(task, batch)
         _checks.real_param("P", P, batch, low=0.0, what="power budget in W")
 
-        Ta = antenna_tokens(H)  # eq. 19, (..., K, N, 2)
+        Ta = antenna_tokens(H if self.domain == "spatial" else angle_domain(H, antenna_mask))  # eq. 19, (..., K, N, 2)
         if mask is not None:
             Ta = jnp.where(mask[..., :, None, None], Ta, 0)
         if antenna_mask is not None:
@@ -317,6 +301,8 @@ class UBERT(nn.Module):
         )
         rdtype = H.real.dtype
         W = jax.lax.complex(out[..., 0].astype(rdtype), out[..., 1].astype(rdtype))
+        if self.domain == "angle":
+            W = spatial_domain(W, antenna_mask)
         if antenna_mask is not None:
             W = jnp.where(antenna_mask[..., None, :], W, 0)
         return gpa(W, P, mask=mask)  # eq. 15

@@ -57,22 +57,6 @@ def _masked(W, mask, antenna_mask):
     return W
 
 
-def _check_antenna_mask(antenna_mask, batch_shape, N):
-    if antenna_mask is None:
-        return None
-    antenna_mask = jnp.asarray(antenna_mask)
-    if antenna_mask.dtype != jnp.bool_:
-        raise _checks.DTypeError(
-            f"antenna_mask must be a boolean array of shape (..., N={N}); got dtype {antenna_mask.dtype}"
-        )
-    if antenna_mask.ndim < 1 or antenna_mask.shape[-1] != N:
-        raise ValueError(
-            f"antenna_mask must be a boolean array of shape (..., N={N}); got shape {antenna_mask.shape} "
-            f"and dtype {antenna_mask.dtype}"
-        )
-    return antenna_mask
-
-
 def multitask_label_loss(
     W_out: ArrayLike,
     W_label: ArrayLike,
@@ -105,7 +89,7 @@ def multitask_label_loss(
     batch = jnp.broadcast_shapes(W_out.shape[:-2], W_label.shape[:-2])
     K, N = W_out.shape[-2:]
     mask = _checks.user_mask(mask, batch, K)
-    antenna_mask = _check_antenna_mask(antenna_mask, batch, N)
+    antenna_mask = _checks.antenna_mask(antenna_mask, batch, N)
     a = _masked(W_out, mask, antenna_mask)
     b = _masked(W_label, mask, antenna_mask)
     c = jnp.maximum(_checks.row_scale(a), _checks.row_scale(b))  # the loss is scale-free: no overflow at x 1e30
