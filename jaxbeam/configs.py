@@ -86,7 +86,9 @@ class TrainConfig:
     1.03-1.15x faster at 4-64 on 2 CPU cores, ``benchmarks/train_chunk.py``; worth more on an accelerator).
     ``on_device`` keeps a labelled training set on the devices (:class:`jaxbeam.train.ArraySource`
     ``on_device=True``: indices per step, augmentation drawn on the device) and draws fine-tuning channels
-    there (:class:`jaxbeam.train.ChannelSource`); BERT and its fine-tuning only.
+    there (:class:`jaxbeam.train.ChannelSource`); BERT and its fine-tuning only. ``task_weighting`` weighs
+    UBERT's task losses: ``"equal"`` (eq. 29) or ``"dwa"`` (Dynamic Weight Average with temperature
+    ``dwa_temperature``, paper 003 Sec. IV-D, :mod:`jaxbeam.train.task_weighting`).
     """
 
     utility: str = "sr"
@@ -105,6 +107,8 @@ class TrainConfig:
     steps_per_call: int = 1
     seed: int = 0
     on_device: bool = False
+    task_weighting: str = "equal"
+    dwa_temperature: float = 2.0
 
     def __post_init__(self):
         if self.utility not in TASKS:
@@ -113,6 +117,9 @@ class TrainConfig:
         _positive(self, "checkpoint_every", "log_every", "steps_per_call")
         if self.steps_per_epoch < 0:
             raise ValueError(f"steps_per_epoch must be >= 0; got {self.steps_per_epoch}")
+        if self.task_weighting not in ("equal", "dwa"):
+            raise ValueError(f"task_weighting must be 'equal' or 'dwa'; got {self.task_weighting!r}")
+        _positive(self, "dwa_temperature")
         if self.lambda1 < 0 or self.lambda2 < 0:
             raise ValueError(f"lambda1 and lambda2 must be >= 0; got {self.lambda1}, {self.lambda2}")
 
@@ -146,7 +153,10 @@ class Config:
         )
 
 
-LATE_DEFAULTS = {"train": {"on_device": False}, "model": {"domain": "spatial"}}
+LATE_DEFAULTS = {
+    "train": {"on_device": False, "task_weighting": "equal", "dwa_temperature": 2.0},
+    "model": {"domain": "spatial"},
+}
 """``{part: {field: default}}`` that :meth:`Config.to_dict` leaves out at these values (see there)."""
 
 PRESETS = {

@@ -35,6 +35,9 @@ def _run_and_status(argv, capsys):
         (["pretrain", "--model", "sao", "--set", "normalize_step=true", "--workdir", "x"], "needs step_size > 0"),
         (["quickstart", "--model", "sao", "--steps", "3"], "--steps does not apply"),
         (["pretrain", "--model", "ubert", "--set", "on_device=true", "--workdir", "x"], "on_device=true is for BERT"),
+        (["pretrain", "--set", "task_weighting=dwa", "--workdir", "x"], "task_weighting=dwa is for --model ubert"),
+        (["pretrain", "--set", "task_weighting=greedy", "--workdir", "x"], "task_weighting must be 'equal' or 'dwa'"),
+        (["pretrain", "--set", "domain=dft", "--workdir", "x"], "domain must be 'spatial' or 'angle'"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, capsys):

@@ -16,6 +16,7 @@ from jaxbeam.jobs.builders import ubert_batch_size, ubert_model
 from jaxbeam.jobs.evaluate import performance_rows
 from jaxbeam.jobs.pretrain import finetune_ubert, pretrain_ubert
 from jaxbeam.train.losses_multitask import make_multitask_loss
+from jaxbeam.train.task_weighting import DynamicWeightAverage
 
 
 def _labels(utility, S=60, K=3, N=4, seed=0):
@@ -172,3 +173,77 @@ def test_pretrain_ubert_end_to_end_then_finetune_without_reinit(tmp_path):
         finetune_ubert(wider, new, tmp_path / "ft2", params, epochs=1, progress=False)
     with pytest.raises(ValueError, match="every task"):
         pretrain_ubert(cfg, {"sr": labels["sr"]}, tmp_path / "x", progress=False)
+
+
+# ------------------------------------------------------------------------------ DWA task weighting
+def test_dwa_weights_are_liu_et_al_eq7():
+    dwa = DynamicWeightAverage(temperature=2.0)
+    assert dwa.keys == ("loss_sr", "loss_mr", "loss_ee")
+    rec = lambda sr, mr, ee: {"train_loss_sr": sr, "train_loss_mr": mr, "train_loss_ee": ee}  # noqa: E731
+    np.testing.assert_array_equal(dwa.weights([]), [1, 1, 1])
+    np.testing.assert_array_equal(dwa.weights([rec(0.3, 0.2, 0.1)]), [1, 1, 1])  # first two epochs: 1
+    np.testing.assert_array_equal(dwa.weights([{"loss": 1.0}, rec(0.3, 0.2, 0.1)]), [1, 1, 1])  # before DWA
+    before, last = np.array([0.4, 0.2, 0.1]), np.array([0.2, 0.18, 0.1])
+    w = dwa.weights([rec(9, 9, 9), rec(*before), rec(*last)])  # the two latest epochs count
+    r = last / before  # independent: eq. 7 written out term by term
+    expect = [3 * np.exp(r[k] / 2) / sum(np.exp(r[i] / 2) for i in range(3)) for k in range(3)]
+    np.testing.assert_allclose(w, expect, rtol=1e-6)
+    assert w.dtype == np.float32 and w.sum() == pytest.approx(3) and w[2] > w[1] > w[0]  # slowest task gains
+    # a large temperature tends to equal weights; a task without samples (loss 0) counts r = 1
+    np.testing.assert_allclose(DynamicWeightAverage(1e6).weights([rec(*before), rec(*last)]), 1, rtol=1e-5)
+    w0 = dwa.weights([rec(0.4, 0.0, 0.1), rec(0.2, 0.0, 0.1)])
+    np.testing.assert_allclose(w0[1], w0[2])
+    with pytest.raises(ValueError, match="non-negative"):
+        dwa.weights([rec(-1, 1, 1), rec(-2, 1, 1)])
+    for bad in (0, -1.0, float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="temperature"):
+            DynamicWeightAverage(bad)
+    with pytest.raises(ValueError, match="'task' entry"):
+        dwa.attach({"H": np.zeros((2, 3, 4), np.complex64)}, w)
+
+
+def test_task_weight_multiplies_the_loss_and_leaves_the_task_losses():
+    labels = _labels("sr", 12)
+    batch = {"H": labels.H, "W_label": labels.W, "task": np.arange(12) % 3}
+    W = np.asarray(jb.mrt(labels.H, 1.0))
+    loss_fn = make_multitask_loss(sigma2=0.1)
+    loss, m = loss_fn(W, batch)
+    w = np.array([0.5, 2.0, 0.5], np.float32)
+    loss_w, m_w = loss_fn(W, DynamicWeightAverage.attach(batch, w))
+    np.testing.assert_allclose(loss_w, np.asarray(loss) * w[batch["task"]], rtol=1e-6)
+    chex.assert_trees_all_close(m_w, m)
+
+
+def _dwa_fit(workdir, max_steps=None):
+    data = [_labels(u, 60, seed=0) for u in jb.TASKS]
+    src = train.MultiTaskSource(data, 9, seed=3)
+    cfg = configs.get_preset("smoke", features=8, num_layers=1)
+    return train.fit(
+        ubert_model(cfg),
+        make_multitask_loss(sigma2=0.1),
+        src,
+        epochs=4,
+        learning_rate=3e-3,
+        workdir=workdir,
+        checkpoint_every=2,
+        max_steps=max_steps,
+        progress=False,
+        task_weighting=DynamicWeightAverage(),
+    )
+
+
+def test_dwa_training_uses_the_history_and_resumes_to_the_same_parameters(tmp_path):
+    full = _dwa_fit(tmp_path / "full")
+    hist = full.history
+    assert [r["task_weights"] for r in hist[:2]] == [[1.0, 1.0, 1.0]] * 2
+    for e in (2, 3):  # each epoch's weights come from the two before it
+        np.testing.assert_allclose(hist[e]["task_weights"], DynamicWeightAverage().weights(hist[:e]), rtol=1e-6)
+        assert hist[e]["task_weights"] != [1.0, 1.0, 1.0]
+    assert all(r["train_loss_sr"] > 0 for r in hist)
+    # killed mid-epoch 2 (after a mid-epoch checkpoint), then resumed: the same weights and parameters
+    per_epoch = hist[0]["step"]
+    _dwa_fit(tmp_path / "cut", max_steps=2 * per_epoch + 3)
+    resumed = _dwa_fit(tmp_path / "cut")
+    strip = lambda h: [{k: v for k, v in r.items() if k != "train_seconds"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(hist)
+    chex.assert_trees_all_equal(jax.device_get(resumed.state["params"]), jax.device_get(full.state["params"]))

@@ -116,6 +116,8 @@ def _pretrain(args) -> int:
     if getattr(args, "model", "bert") in SAO_MODELS:
         return _pretrain_sao(args)
     cfg = make_config(args.preset, args.set, **direct_overrides(args))
+    if cfg.train.task_weighting != "equal":
+        raise UserError(f"--set task_weighting={cfg.train.task_weighting} is for --model ubert (BERT trains one task)")
     workdir = Path(args.workdir)
     if args.labels:
         try:
@@ -286,6 +288,7 @@ def _finetune(args) -> int:
         features=pre_cfg.model.features,
         num_layers=pre_cfg.model.num_layers,
         num_heads=pre_cfg.model.num_heads,
+        domain=pre_cfg.model.domain,
         supervised=False,
         learning_rate=args.lr,
     )

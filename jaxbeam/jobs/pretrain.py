@@ -22,11 +22,15 @@ from jaxbeam.jobs.builders import bert_model, loss_for, ubert_batch_size, ubert_
 from jaxbeam.jobs.runs import budget_record, check_run, epochs_for, fit_within_budget, params_digest, train_identity
 from jaxbeam.models import lora
 from jaxbeam.train.losses_multitask import make_multitask_loss
+from jaxbeam.train.task_weighting import DynamicWeightAverage
 
 
-def _fit_options(tc, progress: bool) -> dict:
-    """The training-config fields that every pre-training and fine-tuning fit passes to ``train.fit``."""
+def _fit_options(tc, progress: bool, *, multitask: bool = False) -> dict:
+    """The training-config fields that every pre-training and fine-tuning fit passes to ``train.fit``;
+    ``task_weighting="dwa"`` (multi-task runs only, else ``ValueError``) as a :class:`DynamicWeightAverage`."""
+    _single_task_weighting(tc, multitask)
     return {
+        "task_weighting": DynamicWeightAverage(tc.dwa_temperature) if tc.task_weighting == "dwa" else None,
         "seed": tc.seed,
         "eval_batch_size": tc.eval_batch_size,
         "checkpoint_every": tc.checkpoint_every,
@@ -34,6 +38,13 @@ def _fit_options(tc, progress: bool) -> dict:
         "steps_per_call": tc.steps_per_call,
         "progress": progress,
     }
+
+
+def _single_task_weighting(tc, multitask: bool) -> None:
+    if tc.task_weighting != "equal" and not multitask:
+        raise ValueError(
+            f"task_weighting={tc.task_weighting!r} weighs UBERT's task losses; BERT trains one task (use 'equal')"
+        )
 
 
 def pretrain(
@@ -178,6 +189,10 @@ def pretrain_ubert(
     extra = {"sampling": sampling, "augment": augment, "loss": "eq30" if loss_fn is None else "custom"}
     ident = train_identity(cfg, metas, budget, model, **{**extra, **(identity or {})})
     check_run(workdir, ident)
+    if loss_fn is not None and tc.task_weighting != "equal":
+        raise ValueError(
+            f"task_weighting={tc.task_weighting!r} weighs eq. 30's task losses; loss_fn replaces that loss"
+        )
     loss_fn = eq30 if loss_fn is None else loss_fn
     epochs = epochs_for(workdir, tc.epochs, budget, model, loss_fn, source, progress)
     config = {
@@ -201,7 +216,7 @@ def pretrain_ubert(
         learning_rate=tc.learning_rate,
         val=val,
         config=config,
-        **_fit_options(tc, progress),
+        **_fit_options(tc, progress, multitask=True),
     )
 
 
@@ -273,7 +288,7 @@ def finetune_ubert(
             "identity": ident,
         },
         init_params=init_params,
-        **_fit_options(cfg.train, progress),
+        **_fit_options(cfg.train, progress, multitask=True),
     )
     return res.best_params
 
@@ -325,6 +340,7 @@ def finetune_bert(
     Returns:
       ``(model, FitResult)``.
     """
+    _single_task_weighting(cfg.train, multitask=False)
     model = bert_model(cfg) if model is None else model
     extra = dict(identity or {})
     if adapter is not None:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from jaxbeam.train.checkpoint import Checkpointer
 from jaxbeam.train.engine import Engine, Forward, LossFn, default_forward, make_optimizer
+from jaxbeam.train.task_weighting import DynamicWeightAverage
 
 
 @dataclasses.dataclass
@@ -75,6 +76,7 @@ def fit(
     mesh: jax.sharding.Mesh | None = None,
     forward: Forward = default_forward,
     steps_per_call: int = 1,
+    task_weighting: DynamicWeightAverage | None = None,
 ) -> FitResult:
     """Train ``model`` on ``loss_fn`` over ``train``; resume from ``workdir`` if it holds a checkpoint.
 
@@ -110,6 +112,9 @@ def fit(
         stacked batches): the same parameters as one step per call (to float32 round-off), the same
         checkpoints, resume and per-step log; chunks stop at checkpoint steps, ``max_steps`` and epoch ends,
         and the clock of ``max_train_seconds`` is read after each chunk.
+      task_weighting: a :class:`jaxbeam.train.task_weighting.DynamicWeightAverage` (multi-task batches): each
+        epoch's task weights from the history, added to its batches as ``"task_weight"``; the history records
+        the epoch means of the per-task losses (``train_loss_<task>``) and the weights (``task_weights``).
     """
     if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
         raise ValueError(f"steps_per_call must be an int >= 1; got {steps_per_call!r}")
@@ -122,12 +127,16 @@ def fit(
     tx = make_optimizer(learning_rate, total_steps, labels=trainable_labels, final_learning_rate=final_learning_rate)
     engine = Engine(model, loss_fn, tx, mesh=mesh, forward=forward, source=train)
     example = next(train.epoch(0))
+    tracked = () if task_weighting is None else task_weighting.keys  # metrics whose epoch means DWA reads
+    if task_weighting is not None:
+        example = task_weighting.attach(example, task_weighting.weights([]))
     state = engine.init_state(jax.random.PRNGKey(seed), example, params=init_params)
     best_params = jax.device_get(state["params"])
     best_metric, best_epoch = -math.inf, -1
     history: list[dict] = []
     train_seconds = 0.0  # training time so far, over all runs of this workdir (checkpointed)
     epoch_losses: list = []  # the step losses of the restored epoch before the restored step
+    epoch_tracked: dict = {}  # the same for the tracked metrics
 
     ckpt = Checkpointer(workdir, config=config) if workdir is not None else None
     log_file = None
@@ -146,12 +155,13 @@ def fit(
             history = list(meta["history"])
             train_seconds = float(meta["train_seconds"])
             epoch_losses = [jnp.asarray(meta["epoch_losses"], jnp.float32)] if meta.get("epoch_losses") else []
+            epoch_tracked = {k: [jnp.asarray(v, jnp.float32)] for k, v in meta.get("epoch_metrics", {}).items() if v}
         if jax.process_index() == 0:
             log_path = Path(workdir) / "metrics.jsonl"
             _truncate_log(log_path, int(jax.device_get(state["step"])))
             log_file = open(log_path, "a")  # noqa: SIM115 (closed in finally)
 
-    def save(step, seconds, losses=(), *, force=False):
+    def save(step, seconds, losses=(), tracked_steps=None, *, force=False):
         if ckpt is not None and (force or step != last_saved[0]):
             last_saved[0] = step
             arrays = {"state": state, "best_params": best_params}
@@ -161,6 +171,9 @@ def fit(
                 "train_seconds": seconds,
                 "history": history,
                 "epoch_losses": [float(x) for x in jax.device_get(_flat(losses))] if losses else [],  # epoch mean
+                "epoch_metrics": {
+                    k: [float(x) for x in jax.device_get(_flat(v))] for k, v in (tracked_steps or {}).items() if v
+                },
             }
             ckpt.save(step, arrays, meta)
 
@@ -183,7 +196,11 @@ def fit(
             start = step - epoch * steps_per_epoch
             t0 = time.perf_counter()  # train_seconds + (now - t0) = training time so far
             losses = epoch_losses if start else []  # a resumed epoch's mean counts its steps before the kill
+            per_key = {k: list(epoch_tracked.get(k, [])) if start else [] for k in tracked}
             batches = iter(train.epoch(epoch, start=start))
+            if task_weighting is not None:
+                weights = task_weighting.weights(history)
+                batches = (task_weighting.attach(b, weights) for b in batches)
             while True:
                 # a chunk never crosses a checkpoint step or max_steps (boundaries of the global step, so a
                 # resumed run cuts the same chunks), nor the epoch's end
@@ -200,6 +217,8 @@ def fit(
                 first = step
                 step += len(chunk)
                 losses.append(metrics["loss"])
+                for k in tracked:
+                    per_key[k].append(metrics[k])
                 bar.update(len(chunk))
                 logged = [s for s in range(first + 1, step + 1) if s % log_every == 0]
                 if logged:
@@ -211,7 +230,7 @@ def fit(
                 if step % checkpoint_every == 0 and step % steps_per_epoch:  # epoch ends: after validation
                     jax.block_until_ready(state)
                     t_save = time.perf_counter()
-                    save(step, train_seconds + t_save - t0, losses)
+                    save(step, train_seconds + t_save - t0, losses, per_key)
                     t0 += time.perf_counter() - t_save  # checkpoint time is not training time
                 if max_steps is not None and step >= max_steps:
                     killed = True  # like a killed run: no validation, no final checkpoint
@@ -224,6 +243,9 @@ def fit(
             if killed:
                 break
             record = {"epoch": epoch, "step": step, "loss": mean_loss, "train_seconds": train_seconds}
+            record.update({f"train_{k}": float(jnp.mean(_flat(v))) for k, v in per_key.items() if v})
+            if task_weighting is not None:
+                record["task_weights"] = [float(x) for x in weights]
             if val is not None:
                 v = engine.evaluate(state["params"], val, batch_size=eval_batch_size)
                 record.update({f"val_{k}": x for k, x in v.items()})
@@ -234,7 +256,8 @@ def fit(
             history.append(record)
             log(record)
             # (force: re-saves a step saved mid-epoch just before a clock stop)
-            save(step, train_seconds, losses if step % steps_per_epoch else (), force=True)
+            mid = step % steps_per_epoch  # stopped on the clock inside the epoch: keep its partial means
+            save(step, train_seconds, losses if mid else (), per_key if mid else None, force=True)
             if callback is not None:
                 callback(state, record)
         if val is None:

@@ -141,7 +141,9 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
     clamped into ``[0, 3)``), optional ``"mask"``, ``"antenna_mask"`` and ``"sigma2"`` (the noise rule of
     :mod:`jaxbeam.core._checks`: ``(B, 1)`` per sample or ``(B, K)`` per user). The loss
     is per sample (:func:`multitask_label_loss`); its batch mean is eq. 29 / 3 under uniform task
-    sampling.
+    sampling. An optional ``"task_weight"`` (float ``(B,)``, each sample's task weight, e.g. DWA's:
+    :mod:`jaxbeam.train.task_weighting`) multiplies the per-sample loss; the ``loss_<task>`` metrics stay
+    unweighted.
 
     ``metrics`` (per sample, ``(B,)``): ``"task_utility"`` and ``"label_utility"``, the utility of each
     sample's own task (SR, MR or EE: different units) for ``W`` and for the label; ``"loss_sr"``,
@@ -192,6 +194,8 @@ def make_multitask_loss(*, sigma2: float = 0.1, Pc: float = 0.5, paper_scale: bo
         metrics = {"utility": score, "task_utility": u, "label_utility": u_label}
         for t, name in enumerate(TASKS):
             metrics[f"loss_{name}"] = jnp.where(task == t, loss, 0)
+        if "task_weight" in batch:
+            loss = loss * batch["task_weight"]
         return loss, metrics
 
     return loss_fn
@@ -201,7 +205,8 @@ def make_sum_loss(*, sigma2: float = 0.1, Pc: float = 0.5, utility_scale):
     """The Sum Loss of eq. 32 in the multi-task setting (Table VII): each sample's loss is minus the utility of
     its own task in that task's units (bit/s/Hz for SR and MR, bit/s/Hz/W for EE), so the batch mean sums the
     three tasks' negative utilities. Metrics (the validation criterion among them) as
-    :func:`make_multitask_loss` with the same ``utility_scale``."""
+    :func:`make_multitask_loss` with the same ``utility_scale`` (no ``"task_weight"``: DWA's ratios need
+    positive losses)."""
     base = make_multitask_loss(sigma2=sigma2, Pc=Pc, utility_scale=utility_scale)
 
     def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
