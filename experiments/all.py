@@ -28,7 +28,7 @@ EXPERIMENTS = {
     "table4_cross_task": (0, 12),
     "fig5_few_shot": (0, 20),
     "table6_single_task_loss": (6, 0),
-    "table7_multi_task_loss": (12, 0),
+    "table7_multi_task_loss": (18, 0),
     "table8_ubert_ablation": (12, 0),
     "fig6_task_sampling": (3, 0),
 }

@@ -131,23 +131,28 @@ class Context:
         loss: str = "proposed",
         variant: str = "full",
         head: str | None = None,
+        weighting: str = "equal",
     ):
         """``(UBERT, best params)`` pre-trained on SR, MR and EE labels at (K, N), P (eqs. 29-30, Algorithm 1).
 
         ``sampling`` ``"uniform"`` / ``"random"`` (Fig. 6); ``loss`` ``"proposed"`` (eq. 30) / ``"sum"``
         (eq. 32, Table VII); ``variant`` ``"full"`` / ``"no_pos"`` (UBERT*) / ``"no_task"`` (UBERT-dagger);
-        ``head`` one of ``jb.models.ubert.HEADS`` (default: the preset's, ``balanced``).
+        ``head`` one of ``jb.models.ubert.HEADS`` (default: the preset's, ``balanced``); ``weighting``
+        ``"equal"`` (eq. 29) / ``"dwa"`` (DWA of the task losses, paper 003; eq. 30 only).
         """
         if variant not in ("full", "no_pos", "no_task"):
             raise ValueError(f"variant must be 'full', 'no_pos' or 'no_task'; got {variant!r}")
         if loss not in ("proposed", "sum"):
             raise ValueError(f"loss must be 'proposed' or 'sum'; got {loss!r}")
-        cfg = self.config("sr", K, N, P)
+        cfg = self.config("sr", K, N, P, task_weighting=weighting)
         model = self.ubert(cfg, variant, head)
-        workdir = self.ubert_dir(K, N, P, sampling=sampling, loss=loss, variant=variant, head=head)
+        workdir = self.ubert_dir(K, N, P, sampling=sampling, loss=loss, variant=variant, head=head, weighting=weighting)
         sets = {t: self.labels(t, K, N, P) for t in jb.TASKS}
         if self.progress:
-            print(f"pre-training UBERT ({variant}, {model.head} head, {sampling} sampling, {loss} loss) at ({K}, {N})")
+            print(
+                f"pre-training UBERT ({variant}, {model.head} head, {sampling} sampling, {loss} loss, {weighting} "
+                f"task weights) at ({K}, {N})"
+            )
         budget = self.budget.train_budget(len(jb.TASKS))
         params = pretrain_ubert(
             cfg,
@@ -163,10 +168,12 @@ class Context:
         )
         return model, params
 
-    def ubert_dir(self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full", head=None) -> Path:
+    def ubert_dir(
+        self, K, N, P=POWERS, *, sampling="uniform", loss="proposed", variant="full", head=None, weighting="equal"
+    ) -> Path:
         """Run directory of :meth:`pretrained_ubert` (checkpoints, ``metrics.jsonl``), keyed by its identity."""
         tag = "-".join(f"{p:g}" for p in P)
-        cfg = self.config("sr", K, N, P)
+        cfg = self.config("sr", K, N, P, task_weighting=weighting)
         model = self.ubert(cfg, variant, head)
         request = {
             "config": cfg.to_dict(),
@@ -176,7 +183,8 @@ class Context:
             "sampling": sampling,
             "loss": loss,
         }
-        name = f"ubert-{variant}-{model.head}_{K}x{N}_P{tag}_{sampling}_{loss}-{fingerprint(request)}"
+        weights = "" if weighting == "equal" else f"_{weighting}"
+        name = f"ubert-{variant}-{model.head}_{K}x{N}_P{tag}_{sampling}_{loss}{weights}-{fingerprint(request)}"
         return self.runs / "models" / name
 
     def ubert(self, cfg=None, variant: str = "full", head: str | None = None):

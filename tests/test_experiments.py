@@ -43,10 +43,10 @@ def test_experiment_runs_on_smoke_and_writes_its_results(name, dirs):
     assert all(h in report.header or h.removesuffix(" %") in report.header for h in REF_HEADER), report.header
     raw = payload["raw"] if isinstance(payload["raw"], list) else payload["raw"]["table"]
     assert all(0.0 < r["rzf_bal"] < 150.0 for r in raw if "rzf_bal" in r) and any("rzf_bal" in r for r in raw)
-    if name == "table7_multi_task_loss":  # both losses with our head and with the paper's element head
-        assert {(r["loss"], r["head"]) for r in raw} == {
-            (x, h) for x in ("proposed", "sum") for h in ("balanced", "element")
-        }
+    if name == "table7_multi_task_loss":  # both losses with our head and with the paper's element head, DWA
+        assert {(r["loss"], r["head"], r["weighting"]) for r in raw} == {
+            (x, h, "equal") for x in ("proposed", "sum") for h in ("balanced", "element")
+        } | {("proposed", "balanced", "dwa")}
     # the references are computed on the same samples: WMMSE is the SR label solver itself
     for row in raw:
         if row.get("utility") == "sr" and "wmmse" in row and row.get("mu_db") is None:
