@@ -126,6 +126,35 @@ def test_finetune_methods_runs_on_smoke_with_every_method(tmp_path):
     assert all(r["wmmse"] == pytest.approx(100.0, abs=1e-3) for r in rows.values())  # SR: WMMSE labels
 
 
+@pytest.mark.slow  # 3 min on a busy 2-core CPU: ten smoke fine-tunings
+def test_finetune_gap_rows_change_only_what_they_say(tmp_path):
+    """The diagnosis rows of #18 item 6: at a learning rate of ~0 each fine-tuning returns its starting point, so
+    the start shows what a row changed: nothing (same N), the N-dependent layers (re-initialised), all (none)."""
+    import jax
+    import numpy as np
+
+    from experiments import finetune_gap
+    from experiments.common import Context
+
+    ctx = Context("smoke", tmp_path / "runs", progress=False)
+    pre = ctx.pretrained("bert", "sr", *finetune_gap.SOURCE)
+    K, N = finetune_gap.SAME_N
+    same = lambda a, b: all(np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))  # noqa: E731
+    tuned = {kw: finetune_gap._finetune(ctx, pre, "sr", K, N, lr_scale=1e-9, **dict([kw]))[1] for kw in (
+        ("reinit", False), ("reinit", True), ("scratch", True))}  # fmt: skip
+    p0 = jax.device_get(pre[1])
+    assert same(tuned[("reinit", False)], p0)
+    assert same(tuned[("reinit", True)]["encoder"], p0["encoder"]) and not same(
+        tuned[("reinit", True)]["head"], p0["head"]
+    )
+    assert not same(tuned[("scratch", True)]["encoder"], p0["encoder"])
+    argv = ["--preset", "smoke", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--quiet"]
+    report = finetune_gap.main(argv)
+    raw = check_results_files("finetune_gap", report, tmp_path / "res")["raw"]
+    assert [r["row"] for r in raw] == [row for row, _, _ in finetune_gap.ROWS]
+    assert all(0 < r["bert"] < 100 and r["wmmse"] == pytest.approx(100.0, abs=1e-3) for r in raw)
+
+
 def test_finetune_budget_overrides_reach_the_context_and_are_cached_apart(tmp_path):
     from experiments.common import BUDGETS, Context, budget_from_args, parse_args
 
