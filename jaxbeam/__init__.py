@@ -10,8 +10,15 @@ The functional core re-exported here is the public API of ``shared/DESIGN.md``::
 
 from jaxbeam import models  # noqa: F401  (jb.models.BERT, DESIGN.md)
 from jaxbeam._version import __version__  # noqa: F401  (jb.__version__)
-from jaxbeam.core.channels import csi_error, rayleigh
-from jaxbeam.core.power import gpa, maxmin_power, project_power
+from jaxbeam.core.channels import correlated, csi_error, pathloss, rayleigh
+from jaxbeam.core.power import (
+    gpa,
+    gpa_antenna,
+    maxmin_power,
+    project_antenna_power,
+    project_power,
+    scale_antenna_power,
+)
 from jaxbeam.core.precoders import mrt, rzf, zf
 from jaxbeam.core.tokenize import angle_domain, antenna_tokens, spatial_domain, user_tokens
 from jaxbeam.core.utility import (
@@ -32,21 +39,26 @@ __all__ = [
     "TASKS",
     "angle_domain",
     "antenna_tokens",
+    "correlated",
     "csi_error",
     "energy_efficiency",
     "gains",
     "gpa",
+    "gpa_antenna",
     "maxmin_exact",
     "maxmin_power",
     "min_rate",
     "mrt",
+    "pathloss",
     "performance",
+    "project_antenna_power",
     "project_power",
     "rates",
     "rayleigh",
     "refine",
     "rzf",
     "sca",
+    "scale_antenna_power",
     "sinr",
     "spatial_domain",
     "sum_rate",

@@ -1,5 +1,6 @@
-r"""Power adapters: the GPA of eq. 15, the Euclidean projection onto the power ball (3b), and the max-min
-(SINR-balancing) power allocation for given beam directions.
+r"""Power adapters: the GPA of eq. 15, the Euclidean projection onto the power ball (3b), their per-antenna
+counterparts (``sum_k |W[k, n]|^2 <= P_n``), and the max-min (SINR-balancing) power allocation for given beam
+directions.
 
 Norms are computed without overflow or underflow: ``W`` is divided by its largest entry magnitude
 (:func:`jaxbeam.core._checks.row_scale`) before squaring, so ``gpa(c W, P)`` is exact for ``c`` up to the float
@@ -94,6 +95,98 @@ def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) 
     P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)
     P, P_div = _safe_P(P)
     scale = jnp.sqrt(P) / _norm_floor(c, p, P_div)
+    return W * scale[..., None, None].astype(W.dtype)
+
+
+def _antenna_scaled(W, P_n, mask):
+    """Masked ``W``, per-antenna budgets ``P_n (..., N)`` (validated), column scales ``c (..., N)`` and
+    ``||W[:, n] / c_n||^2 (..., N)``."""
+    W = _checks.complex_kn("W", W)
+    mask = _checks.user_mask(mask, W.shape[:-2], W.shape[-2])
+    if mask is not None:
+        W = jnp.where(mask[..., None], W, 0)
+    N = W.shape[-1]
+    P_n = _checks._real("P_n", P_n)
+    if not _checks._broadcasts_to(P_n.shape, W.shape[:-2] + (N,)):
+        raise ValueError(
+            f"P_n must be a scalar (every antenna) or per antenna (..., N={N}) broadcastable to "
+            f"{W.shape[:-2] + (N,)}; got shape {P_n.shape}"
+        )
+    _checks.values("P_n", P_n, low=0.0, what="per-antenna power budget in W")
+    c = _checks.row_scale(W, axes=-2)  # (..., 1, N)
+    Ws = W / c.astype(W.dtype)
+    return W, P_n, c[..., 0, :], jnp.sum(Ws.real**2 + Ws.imag**2, axis=-2)
+
+
+@public()
+def project_antenna_power(W: ArrayLike, P_n: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+    r"""Euclidean projection onto the per-antenna power set ``{W : sum_k |W[k, n]|^2 <= P_n for every n}``.
+
+    The set is a product of balls, one per antenna (column of ``W``), so the projection scales each column
+    on its own:
+
+    .. math:: \Pi(W)[:, n] = W[:, n] \sqrt{P_n / \max(\|W[:, n]\|^2, P_n)}
+
+    Args:
+      W: complex ``(..., K, N)``.
+      P_n: per-antenna budgets [W] (> 0): a scalar for every antenna (e.g. ``P / N``) or ``(..., N)``; a traced
+        ``P_n <= 0`` gives zero columns.
+      mask: optional bool ``(..., K)``; absent users' beams are zeroed first.
+
+    Returns:
+      complex ``(..., K, N)``; ``sum_k |W[k, n]|^2 <= P_n``, columns already inside unchanged.
+    """
+    W, P_n, c, p = _antenna_scaled(W, P_n, mask)
+    P_n, P_div = _safe_P(P_n.astype(p.dtype))
+    scale = jnp.sqrt(P_n) / _norm_floor(c, p, P_div)
+    return W * scale[..., None, :].astype(W.dtype)
+
+
+@public()
+def gpa_antenna(W: ArrayLike, P_n: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+    r"""The GPA of eq. 15 per antenna: each column of ``W`` is treated as eq. 15 treats the whole matrix,
+
+    .. math:: \mathrm{GPA}_n(W)[:, n] = rac{\sqrt{P_n}}{\sqrt{\max(\|W[:, n]\|^2, 1)}} W[:, n],
+
+    so a model's raw output lands in the per-antenna power set (``sum_k |W[k, n]|^2 <= P_n``), and an antenna
+    can use less than its budget. Differentiable, finite gradient at ``W = 0``.
+
+    Args:
+      W: complex ``(..., K, N)`` unconstrained beamformers.
+      P_n: per-antenna budgets [W] (> 0), scalar or ``(..., N)``.
+      mask: optional bool ``(..., K)``.
+
+    Returns:
+      complex ``(..., K, N)`` beams within the per-antenna budgets.
+    """
+    W, P_n, c, p = _antenna_scaled(W, P_n, mask)
+    P_n, _ = _safe_P(P_n.astype(p.dtype))
+    scale = jnp.sqrt(P_n) / _norm_floor(c, p, 1.0)
+    return W * scale[..., None, :].astype(W.dtype)
+
+
+@public()
+def scale_antenna_power(W: ArrayLike, P_n: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+    r"""``W`` scaled as a whole, directions and power split kept, until its fullest antenna meets its budget:
+
+    .. math:: W \min_n \sqrt{P_n / \|W[:, n]\|^2}
+
+    The usual way to make a total-power precoder (RZF, ZF, MRT, a total-power WMMSE solution) feasible under
+    per-antenna constraints; every antenna then has ``sum_k |W[k, n]|^2 <= P_n``, one of them with equality.
+    Zero columns do not count (a zero ``W`` stays zero).
+
+    Args:
+      W: complex ``(..., K, N)``; P_n: per-antenna budgets [W] (> 0), scalar or ``(..., N)``; mask: as above.
+
+    Returns:
+      complex ``(..., K, N)``.
+    """
+    W, P_n, c, p = _antenna_scaled(W, P_n, mask)
+    P_n, _ = _safe_P(P_n.astype(p.dtype))
+    # sqrt(P_n) / ||W[:, n]|| per antenna, +inf for zero columns; the smallest one scales W
+    ratio = jnp.where(p > 0, jnp.sqrt(P_n) / (c * jnp.sqrt(jnp.where(p > 0, p, 1.0))), jnp.inf)
+    scale = jnp.min(ratio, axis=-1)
+    scale = jnp.where(jnp.isfinite(scale), scale, 0.0)
     return W * scale[..., None, None].astype(W.dtype)
 
 

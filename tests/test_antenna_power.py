@@ -1,0 +1,92 @@
+"""Per-antenna power constraints in the functional core (#19): projection, per-antenna GPA, scaling."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxbeam as jb
+
+
+def _col_power(W):
+    return np.sum(np.abs(np.asarray(W, np.complex128)) ** 2, axis=-2)
+
+
+@pytest.fixture(scope="module")
+def W():
+    return jb.rzf(jb.rayleigh(jax.random.key(0), (6,), 3, 5), 2.0, 0.1)
+
+
+@pytest.mark.usefixtures("x64")
+def test_projection_is_the_nearest_feasible_point():
+    """Against a numpy loop, and optimal: ``Re<W - Pi(W), V - Pi(W)> <= 0`` for every feasible V."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(4, 3, 5)) + 1j * rng.normal(size=(4, 3, 5))
+    P_n = rng.uniform(0.5, 4.0, size=(4, 5))
+    out = np.asarray(jb.project_antenna_power(W, P_n))
+    for b in range(4):
+        for n in range(5):
+            col = W[b, :, n]
+            norm2 = np.sum(np.abs(col) ** 2)
+            expect = col if norm2 <= P_n[b, n] else col * np.sqrt(P_n[b, n] / norm2)
+            np.testing.assert_allclose(out[b, :, n], expect, rtol=1e-12)
+    assert np.all(_col_power(out) <= P_n * (1 + 1e-12))
+    for _ in range(20):
+        V = rng.normal(size=W.shape) + 1j * rng.normal(size=W.shape)
+        V = np.asarray(jb.project_antenna_power(V, P_n)) * rng.uniform(0, 1, size=(4, 1, 5))  # feasible
+        assert np.all(np.sum(np.real(np.conj(W - out) * (V - out)), axis=(-2, -1)) <= 1e-9)
+
+
+def test_gpa_antenna_is_eq15_per_column(W):
+    P_n = np.array([0.2, 0.3, 0.4, 0.5, 0.6], np.float32)
+    raw = np.asarray(W) * np.array([0.1, 1.0, 3.0, 0.5, 10.0], np.float32)  # columns inside and outside the ball
+    out = np.asarray(jb.gpa_antenna(raw, P_n))
+    norm2 = _col_power(raw)
+    expect = raw * (np.sqrt(P_n) / np.sqrt(np.maximum(norm2, 1.0)))[:, None, :]
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-7)
+    assert np.all(_col_power(out) <= P_n * (1 + 1e-5))
+    g = jax.grad(lambda x: jnp.sum(jb.sum_rate(jb.rayleigh(jax.random.key(1), 6, 3, 5), jb.gpa_antenna(x, 0.3))))(
+        jnp.zeros_like(W)
+    )
+    assert np.all(np.isfinite(np.asarray(g)))  # finite at W = 0
+
+
+def test_scaled_precoder_is_feasible_with_one_antenna_tight_and_keeps_directions(W):
+    P_n = 2.0 / 5
+    out = np.asarray(jb.scale_antenna_power(W, P_n))
+    p = _col_power(out)
+    assert np.all(p <= P_n * (1 + 1e-5)) and np.allclose(p.max(-1), P_n, rtol=1e-5)
+    Wn = np.asarray(W)
+    s = np.sum(out * Wn.conj(), axis=(-2, -1)) / np.sum(np.abs(Wn) ** 2, axis=(-2, -1))  # one factor per sample
+    np.testing.assert_allclose(s.imag, 0, atol=1e-6)
+    np.testing.assert_allclose(out, s.real[:, None, None] * Wn, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(jb.scale_antenna_power(jnp.zeros_like(W), P_n)), 0)
+    # masked users do not count
+    mask = np.array([True, False, True])
+    out_m = np.asarray(jb.scale_antenna_power(W, P_n, mask=mask))
+    assert np.all(out_m[:, 1] == 0) and np.allclose(_col_power(out_m).max(-1), P_n, rtol=1e-5)
+
+
+def test_large_inputs_do_not_overflow(W):
+    """At x 1e30 (``||W[:, n]||^2`` overflows float32) every column is outside its ball: the projection and the
+    GPA put each on its surface, and the scaling is scale-free."""
+    big = np.asarray(W) * np.float32(1e30)
+    Wn = np.asarray(W, np.complex128)
+    unit = Wn * np.sqrt(0.4 / _col_power(Wn))[:, None, :]
+    for f in (jb.project_antenna_power, jb.gpa_antenna):
+        np.testing.assert_allclose(np.asarray(f(big, 0.4)), unit, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(jb.scale_antenna_power(big, 0.4), jb.scale_antenna_power(W, 0.4), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("fn", [jb.project_antenna_power, jb.gpa_antenna, jb.scale_antenna_power])
+def test_bad_budgets_name_the_argument(fn, W):
+    for bad in (0.0, -1.0, float("nan"), np.array([1.0, 1.0, -1.0, 1.0, 1.0])):
+        with pytest.raises(ValueError, match="P_n must be finite > 0"):
+            fn(W, bad)
+    with pytest.raises(ValueError, match=r"P_n must be a scalar \(every antenna\) or per antenna \(\.\.\., N=5\)"):
+        fn(W, np.ones(4))
+    with pytest.raises(TypeError, match="P_n must be real"):
+        fn(W, 1.0 + 0j)
+    chex.assert_trees_all_close(jax.jit(lambda w: fn(w, 0.3))(W), fn(W, 0.3), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda w, p: fn(w, p))(W, -1.0)), 0)  # traced P_n <= 0
