@@ -17,7 +17,7 @@ from jaxbeam.data.generate import generate_labels, label_config
 from jaxbeam.jobs.builders import build_model
 from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
 from jaxbeam.jobs.pretrain import finetune_bert, finetune_identity, finetune_ubert, pretrain, pretrain_ubert
-from jaxbeam.jobs.runs import describe_budget, params_digest
+from jaxbeam.jobs.runs import describe_budget, model_identity, params_digest
 from jaxbeam.models import lora
 from jaxbeam.train.losses_multitask import make_sum_loss
 
@@ -118,7 +118,7 @@ class Context:
         model = self.model(kind, K, N, cfg)
         budget = self.budget.train_budget()
         request = {"labels": [self.label_identity(utility, K, N, P)], "budget": budget, "kind": kind, "loss": loss}
-        key = fingerprint({"config": cfg.to_dict(), "model": repr(model), **request})
+        key = fingerprint({"config": cfg.to_dict(), "model": model_identity(model), **request})
         return cfg, model, self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}-{key}"
 
     def pretrained_ubert(
@@ -177,7 +177,7 @@ class Context:
         model = self.ubert(cfg, variant, head)
         request = {
             "config": cfg.to_dict(),
-            "model": repr(model),
+            "model": model_identity(model),
             "labels": {t: self.label_identity(t, K, N, P) for t in jb.TASKS},
             "budget": self.budget.train_budget(len(jb.TASKS)),
             "sampling": sampling,

@@ -10,8 +10,10 @@ import jaxbeam as jb
 from jaxbeam import configs
 from jaxbeam.data.format import fingerprint, label_identity, load_labels
 from jaxbeam.data.generate import _solve_chunk_fn, label_config
+from jaxbeam.jobs.builders import build_model
 from jaxbeam.jobs.labels import labels_for
 from jaxbeam.jobs.pretrain import pretrain
+from jaxbeam.jobs.runs import model_identity
 
 
 def _cfg(**over):
@@ -90,3 +92,22 @@ def test_experiment_cache_paths_depend_on_every_setting(tmp_path):
     assert a["solver"] == "exact" and a["seed"] != b["seed"] and a["samples_per_level"] == 3000
     assert ctx.budget.train_budget() == {"steps": 5000, "machine_dependent": False}
     assert ctx.budget.train_budget(3) == {"steps": 15000, "machine_dependent": False}
+
+
+def test_late_fields_at_their_defaults_keep_every_cache_key(tmp_path):
+    """Options added after caches were keyed (token domain, DWA task weights) leave the keys of runs that do not
+    use them unchanged: the folder names below were made by commit 868854d, before those options existed."""
+    from experiments.common import Context
+
+    ctx = Context("cpu", tmp_path)
+    assert ctx.pretrained_dir("bert", "sr", 6, 12).name == "bert_sr_6x12_P1-2-3_supervised-b5fccee69a40"
+    assert ctx.pretrained_dir("bert", "mr", 8, 16).name == "bert_mr_8x16_P1-2-3_supervised-81735689473d"
+    assert ctx.ubert_dir(6, 12).name == "ubert-full-balanced_6x12_P1-2-3_uniform_proposed-a3af8620da4d"
+    assert ctx.ubert_dir(6, 12, head="element", loss="sum").name.endswith("-8e2a05724a49")
+    # the options themselves are keyed
+    assert ctx.ubert_dir(6, 12, weighting="dwa").name.startswith(
+        "ubert-full-balanced_6x12_P1-2-3_uniform_proposed_dwa-"
+    )
+    angle = build_model("bert", configs.get_preset("cpu", domain="angle"), 6, 12)
+    assert "domain = 'angle'" in model_identity(angle)
+    assert "domain" not in model_identity(build_model("bert", configs.get_preset("cpu"), 6, 12))

@@ -80,7 +80,7 @@ def _small(m) -> dict:
 
 MODELS: dict[str, Callable] = {
     # kind -> (model config, K, N) -> module with BERT's call signature ``apply(v, H, P)``
-    "bert": lambda m, K, N: jb.models.BERT(num_antennas=N, **_encoder_size(m)),
+    "bert": lambda m, K, N: jb.models.BERT(num_antennas=N, domain=m.domain, **_encoder_size(m)),
     "gpt": lambda m, K, N: jb.models.GPT(num_antennas=N, **_encoder_size(m)),
     "gat": lambda m, K, N: jb.models.GAT(num_antennas=N, **_encoder_size(m)),
     "gcn": lambda m, K, N: jb.models.GCN(num_antennas=N, **_small(m)),

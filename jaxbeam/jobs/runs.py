@@ -70,6 +70,19 @@ def describe_budget(budget: dict, rate: float = CPU_STEPS_PER_SECOND) -> str:
     return f"{budget['epochs']} epochs"
 
 
+LATE_MODEL_DEFAULTS = {"domain": "spatial"}
+"""Module attributes added after caches were keyed by the module's repr, at the default that behaves as before:
+:func:`model_identity` leaves them out, so those keys hold (as ``Config.to_dict`` does for config fields)."""
+
+
+def model_identity(model) -> str:
+    """The module's repr (class and fields) without the attributes of :data:`LATE_MODEL_DEFAULTS` at their defaults."""
+    text = repr(model)
+    for name, default in LATE_MODEL_DEFAULTS.items():
+        text = text.replace(f"\n    {name} = {default!r}", "")
+    return text
+
+
 def train_identity(cfg: Config, label_metas: dict, budget: dict, model=None, **extra) -> dict:
     """Everything that determines a training run: the config, the module (its repr: class and fields), the
     label sets (``{name: [meta, ...]}`` -> their identity fingerprints), the budget and the caller's extras."""
@@ -78,7 +91,7 @@ def train_identity(cfg: Config, label_metas: dict, budget: dict, model=None, **e
         "config": cfg.to_dict(),
         "labels": labels,
         "budget": budget,
-        "model": None if model is None else repr(model),
+        "model": None if model is None else model_identity(model),
     }
     return json.loads(json.dumps({**ident, **extra}, sort_keys=True, default=str))
 
