@@ -57,6 +57,7 @@ def cases(H, W):
         "sca(mr)": (lambda H: jb.sca(H, P, SIGMA2, "mr"), (H,)),
         "sca(ee)": (lambda H: jb.sca(H, P, SIGMA2, "ee", PC), (H,)),
         "maxmin_exact": (lambda H: jb.maxmin_exact(H, P, SIGMA2), (H,)),
+        "wmmse_antenna": (lambda H: jb.wmmse_antenna(H, P / H.shape[-1], SIGMA2), (H,)),
     }
 
 

@@ -33,7 +33,7 @@ from jaxbeam.core.utility import (
     transmit_power,
     utility,
 )
-from jaxbeam.solvers import maxmin_exact, refine, sca, wmmse, wmmse_init, wmmse_step
+from jaxbeam.solvers import maxmin_exact, refine, sca, wmmse, wmmse_antenna, wmmse_init, wmmse_step
 
 __all__ = [
     "TASKS",
@@ -66,6 +66,7 @@ __all__ = [
     "user_tokens",
     "utility",
     "wmmse",
+    "wmmse_antenna",
     "wmmse_init",
     "wmmse_step",
     "zf",
