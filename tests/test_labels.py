@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+import jaxbeam as jb
 from jaxbeam import cli
 from jaxbeam.data.format import load_labels
 from jaxbeam.data.generate import generate_labels
@@ -77,3 +78,36 @@ def test_cli_label(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["label", "--help"])
     assert "example: jaxbeam label" in capsys.readouterr().out
+
+
+def test_channel_sources_and_per_antenna_labels(full, tmp_path, capsys):
+    """Other channel sources draw other channels and are part of the identity; Rayleigh's identity is unchanged
+    (recorded by name, as before sources existed); ``wmmse-antenna`` labels keep every antenna's P / N."""
+    _, ref = full
+    assert ref.meta["channel"] == "rayleigh" and ref.meta["constraint"].startswith("total")
+    pl = generate_labels(tmp_path / "pl", **ARGS, chunk_size=16, progress=False, channel="pathloss",
+                         channel_args={"exponent": 3.0})  # fmt: skip
+    assert pl.meta["channel"] == {"name": "pathloss", "radius": 250.0, "min_distance": 35.0, "exponent": 3.0,
+                                  "shadowing_db": 8.0}  # fmt: skip
+    assert not np.allclose(pl.H, ref.H)
+    gains = np.mean(np.abs(pl.H) ** 2, axis=-1)
+    assert gains.max() / gains.min() > 100  # near and far users
+    with pytest.raises(ValueError, match="channel: stored"):
+        generate_labels(tmp_path / "pl", **ARGS, chunk_size=16, progress=False, channel="pathloss")
+    with pytest.raises(ValueError, match="channel must be one of"):
+        generate_labels(tmp_path / "x", **ARGS, chunk_size=16, progress=False, channel="umi")
+    pa = generate_labels(tmp_path / "pa", **ARGS, chunk_size=16, progress=False, solver="wmmse-antenna")
+    col = np.sum(np.abs(pa.W.astype(np.complex128)) ** 2, axis=-2)
+    assert np.all(col <= (pa.P / 4)[:, None] * (1 + 1e-6)) and pa.meta["constraint"].startswith("per-antenna")
+    np.testing.assert_array_equal(pa.H, ref.H)  # the same channels, a smaller feasible set (local optima per sample)
+    assert 0.8 * ref.U.mean() < pa.U.mean() <= ref.U.mean()
+    scaled = np.asarray(jb.sum_rate(pa.H, jb.scale_antenna_power(ref.W, pa.P[:, None] / 4), 0.1))
+    assert np.all(pa.U >= scaled * (1 - 1e-5))  # never below the total-power labels scaled to the budgets
+    argv = ["label", "--utility", "sr", "--K", "2", "--N", "3", "--P", "1", "--samples", "8", "--chunk", "8",
+            "--no-progress", "--channel", "correlated", "--channel-arg", "rho=0.9"]  # fmt: skip
+    assert cli.main(argv + ["--out", str(tmp_path / "c")]) == 0
+    assert load_labels(tmp_path / "c").meta["channel"] == {"name": "correlated", "rho": 0.9, "max_angle_deg": 60.0}
+    assert cli.main(argv[:-1] + ["rho", "--out", str(tmp_path / "d")]) == 2
+    assert "--channel-arg must be NAME=NUMBER" in capsys.readouterr().err
+    assert cli.main(argv[:-1] + ["theta=1", "--out", str(tmp_path / "d")]) == 2
+    assert "has no parameter(s) ['theta']" in capsys.readouterr().err

@@ -64,6 +64,15 @@ def _label(args) -> int:
         raise UserError(f"--solver for --utility {args.utility} must be one of {', '.join(SOLVERS[args.utility])}")
     from pathlib import Path
 
+    channel_args = {}
+    for item in args.channel_arg or []:
+        name, sep, value = item.partition("=")
+        try:
+            channel_args[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise UserError(f"--channel-arg must be NAME=NUMBER (e.g. exponent=3.5); got {item!r}")
     finished = (Path(args.out) / "meta.json").is_file()
     try:
         labels = generate_labels(
@@ -80,6 +89,8 @@ def _label(args) -> int:
             solver=solver,
             chunk_size=args.chunk,
             progress=not args.no_progress,
+            channel=args.channel,
+            channel_args=channel_args,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -96,8 +107,9 @@ def _add_label(sub) -> None:
         "label",
         help="make a label data set with the batched solvers (chunked, resumable)",
         description=(
-            "Solve SAMPLES Rayleigh channels per power level with the label solver of the utility "
-            "(SR: WMMSE, MR: exact max-min, EE: SCA) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
+            "Solve SAMPLES channels per power level (i.i.d. Rayleigh, or another --channel source) with the label "
+            "solver of the utility (SR: WMMSE, MR: exact max-min, EE: SCA; --solver wmmse-antenna: SR under "
+            "per-antenna budgets P / N) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
             "numpy.load or jaxbeam.data.format.load_labels; meta.json holds every file's sha256). Chunks are sharded "
             "over all local devices and saved with a checksum as they finish: run the same command again after "
             "an interruption (even a kill) to resume; a corrupted chunk is re-solved with a warning, and on a "
@@ -120,7 +132,20 @@ def _add_label(sub) -> None:
     p.add_argument(
         "--solver",
         default=None,
-        help="sr: wmmse|sca, mr: exact|sca, ee: sca (default: wmmse for sr, exact for mr, sca for ee)",
+        help="sr: wmmse|sca|wmmse-antenna, mr: exact|sca, ee: sca (default: wmmse for sr, exact for mr, sca for ee)",
+    )
+    p.add_argument(
+        "--channel",
+        choices=["rayleigh", "correlated", "pathloss"],
+        default="rayleigh",
+        help="channel source (jaxbeam.core.channels; recorded with the set)",
+    )
+    p.add_argument(
+        "--channel-arg",
+        action="append",
+        metavar="NAME=NUMBER",
+        help="a parameter of the channel source, repeatable (correlated: rho, max_angle_deg; pathloss: radius, "
+        "min_distance, exponent, shadowing_db)",
     )
     p.add_argument("--chunk", type=positive_int, default=4096, help="samples per chunk (unit of resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -43,7 +43,7 @@ import numpy as np
 
 from jaxbeam import solvers
 from jaxbeam._version import __version__
-from jaxbeam.core.channels import rayleigh
+from jaxbeam.core.channels import CHANNELS, channel_params, draw_channels
 from jaxbeam.core.utility import TASKS
 from jaxbeam.core.utility import utility as utility_fn
 from jaxbeam.data.format import (
@@ -58,10 +58,11 @@ from jaxbeam.data.format import (
 
 DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
 """Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
-SOLVERS = {"sr": ("wmmse", "sca"), "mr": ("exact", "sca"), "ee": ("sca",)}
+SOLVERS = {"sr": ("wmmse", "sca", "wmmse-antenna"), "mr": ("exact", "sca"), "ee": ("sca",)}
+"""``wmmse-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna`, its own stop) instead of
+the total budget ``P``."""
 LABEL_VERSION = 2
 """Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
-CHANNEL = "rayleigh"
 
 
 def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
@@ -70,6 +71,8 @@ def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
         return solvers.wmmse(H, P, sigma2, tol=tol)
     if solver == "exact":
         return solvers.maxmin_exact(H, P, sigma2)
+    if solver == "wmmse-antenna":  # P / N per antenna; its own stopping rule (tol 1e-4 stops it early)
+        return solvers.wmmse_antenna(H, P[..., None] / H.shape[-1], sigma2)
     return solvers.sca(H, P, sigma2, utility, Pc, tol)
 
 
@@ -86,6 +89,8 @@ def label_config(
     tol: float = 1e-4,
     solver: str | None = None,
     chunk_size: int = 1024,
+    channel: str = "rayleigh",
+    channel_args: dict | None = None,
 ) -> dict:
     """The identity of the label set :func:`generate_labels` makes with these arguments (validated).
 
@@ -108,6 +113,11 @@ def label_config(
     for name, v in (("sigma2", sigma2), ("Pc", Pc), ("tol", tol)):
         if not float(v) > 0:
             raise ValueError(f"{name} must be > 0; got {v!r}")
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {tuple(CHANNELS)}; got {channel!r}")
+    params = channel_params(channel, **(channel_args or {}))
+    # recorded by name alone for i.i.d. Rayleigh (as before sources existed, so those identities hold)
+    source = channel if channel == "rayleigh" else {"name": channel, **params}
     return {
         "utility": utility,
         "solver": solver,
@@ -120,7 +130,7 @@ def label_config(
         "chunk_size": int(chunk_size),
         "sigma2": float(sigma2),
         "Pc": float(Pc),
-        "channel": CHANNEL,
+        "channel": source,
         "dtype": str(jnp.zeros((), jnp.complex64).dtype),
         "label_version": LABEL_VERSION,
     }
@@ -207,6 +217,8 @@ def generate_labels(
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
     max_chunks: int | None = None,
+    channel: str = "rayleigh",
+    channel_args: dict | None = None,
 ) -> LabelSet | None:
     """Make (or finish, or load when finished) a label data set in directory ``out``.
 
@@ -219,12 +231,16 @@ def generate_labels(
       seed: channel seed (and the split's seed).
       sigma2: noise power [W]; Pc: circuit power [W] (EE).
       tol: solver convergence tolerance (the paper's 1e-4; the exact max-min solver has its own stop).
-      solver: ``"wmmse"`` or ``"sca"`` (SR), ``"exact"`` (max-min by bisection and duality) or ``"sca"`` (MR),
-        ``"sca"`` (EE); default :data:`DEFAULT_SOLVER`.
+      solver: ``"wmmse"``, ``"sca"`` or ``"wmmse-antenna"`` (SR; the last under per-antenna budgets ``P / N``),
+        ``"exact"`` (max-min by bisection and duality) or ``"sca"`` (MR), ``"sca"`` (EE); default
+        :data:`DEFAULT_SOLVER`.
       chunk_size: samples per chunk (one jit call; the unit of resume; it fixes the channels drawn).
       devices: devices to shard each chunk over (default all local devices).
       progress: show a tqdm progress bar (samples/s and ETA).
       max_chunks: stop after solving this many new chunks and return None (for tests of resume).
+      channel: the channel source, a name of :data:`jaxbeam.core.channels.CHANNELS` (default i.i.d. Rayleigh);
+        ``channel_args`` its parameters (the source's defaults otherwise). Source and parameters are part of
+        the set's identity and ``meta.json``.
 
     Returns:
       the finished :class:`jaxbeam.data.format.LabelSet` as loaded from ``out`` (meta with checksums), or None if
@@ -235,8 +251,21 @@ def generate_labels(
         message names the differing fields.
     """
     config = label_config(
-        utility, K, N, P_levels, samples, seed, sigma2=sigma2, Pc=Pc, tol=tol, solver=solver, chunk_size=chunk_size
+        utility,
+        K,
+        N,
+        P_levels,
+        samples,
+        seed,
+        sigma2=sigma2,
+        Pc=Pc,
+        tol=tol,
+        solver=solver,
+        chunk_size=chunk_size,
+        channel=channel,
+        channel_args=channel_args,
     )
+    params = channel_params(channel, **(channel_args or {}))
     solver, P_levels = config["solver"], config["P"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +322,8 @@ def generate_labels(
             if max_chunks is not None and count >= max_chunks:
                 return None
             n = size(j)
-            H = rayleigh(jax.random.fold_in(jax.random.fold_in(key, lv), j), (chunk_size,), K, N, dtype=dtype)
+            k = jax.random.fold_in(jax.random.fold_in(key, lv), j)
+            H = draw_channels(channel, k, (chunk_size,), K, N, dtype=dtype, **params)
             H = jnp.concatenate([H, jnp.broadcast_to(H[:1], (padded - chunk_size,) + H.shape[1:])])
             P = jnp.full((padded,), P_levels[lv], H.real.dtype)
             W, U = solve(H, P, jnp.asarray(sigma2, P.dtype), jnp.asarray(Pc, P.dtype))
@@ -325,6 +355,7 @@ def generate_labels(
     meta = {
         **config,
         "samples": int(total),
+        "constraint": "per-antenna, P / N each" if solver == "wmmse-antenna" else "total, ||W||_F^2 <= P",
         "mean_utility": {str(p): float(U[P_all == np.float32(p)].mean()) for p in P_levels},
         "mean_utility_all": float(U.mean()),
         "package_version": __version__,
@@ -344,4 +375,4 @@ def generate_labels(
     return load_labels(out)
 
 
-__all__ = ["CHANNEL", "DEFAULT_SOLVER", "LABEL_VERSION", "SOLVERS", "generate_labels", "label_config", "label_solver"]
+__all__ = ["DEFAULT_SOLVER", "LABEL_VERSION", "SOLVERS", "generate_labels", "label_config", "label_solver"]
