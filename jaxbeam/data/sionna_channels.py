@@ -1,0 +1,118 @@
+r"""3GPP TR 38.901 channels from NVIDIA Sionna (``pip install jaxbeam[sionna]``: ``sionna-no-rt``, PyTorch) as
+narrowband MU-MISO channels in jaxbeam's convention (#19).
+
+One BS with a half-wavelength ULA of N single-polarised elements (the 38.901 element pattern, or ``"omni"``)
+serves K single-antenna users dropped in one 120-degree sector (Sionna's ``gen_single_sector_topology``,
+the scenario's default heights, distances and indoor share). Sionna draws the downlink channel impulse
+response ``a[b, k, 0, 0, n, path, 0]``; the narrowband channel of the carrier's own subcarrier
+(baseband frequency 0) is the sum over paths, ``g_k[n] = sum_p a_p``, and Sionna's received signal is
+``y_k = g_k^T x``. jaxbeam's gains are ``h_k^H w`` (DESIGN.md), so ``H[k, n] = conj(g_k[n])``.
+
+**Gain normalisation.** The path gains of a 38.901 scenario are around -80 to -160 dB; ``H`` is scaled by
+``10^(gain_db / 20)`` (default 120 dB), so ``P / sigma2`` is the SNR per antenna of a user with 120 dB path
+loss (a cell-edge user of UMa at 3.5 GHz: 100-150 dB over the sector).
+
+Sionna runs on PyTorch on the CPU here, outside any jitted function; it is seeded per call
+(``sionna.phy.config.seed``) from the jax key, so the same key gives the same channels. Converted once per
+call through numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCENARIOS = ("uma", "umi", "rma")
+
+
+def _sionna():
+    try:
+        import sionna.phy  # noqa: F401
+        from sionna.phy import config
+        from sionna.phy.channel import gen_single_sector_topology
+        from sionna.phy.channel.tr38901 import PanelArray, RMa, UMa, UMi
+    except ImportError as e:
+        raise ImportError(
+            "the Sionna channel sources need the optional extra: pip install 'jaxbeam[sionna]' "
+            f"(sionna-no-rt and PyTorch); importing it failed: {e}"
+        ) from None
+    return config, gen_single_sector_topology, {"uma": UMa, "umi": UMi, "rma": RMa}, PanelArray
+
+
+def sionna_channels(
+    scenario: str,
+    seed: int,
+    batch: int,
+    K: int,
+    N: int,
+    *,
+    carrier_frequency: float = 3.5e9,
+    gain_db: float = 120.0,
+    bs_pattern: str = "38.901",
+    indoor_probability: float | None = None,
+    shadow_fading: bool = True,
+    los: bool | None = None,
+    return_topology: bool = False,
+):
+    """Narrowband downlink channels of a TR 38.901 scenario (module docstring): complex64 ``(batch, K, N)``.
+
+    Args:
+      scenario: ``"uma"``, ``"umi"`` or ``"rma"``.
+      seed: Sionna's seed for this draw (int).
+      batch, K, N: samples, users, BS antennas (a 1 x N ULA, half-wavelength spacing).
+      carrier_frequency: [Hz].
+      gain_db: the gain applied to every channel [dB] (module docstring, "Gain normalisation").
+      bs_pattern: the BS element pattern, ``"38.901"`` (sector antenna, 8 dBi peak) or ``"omni"``.
+      indoor_probability: share of indoor users (None: the scenario's, 0.8 for UMa / UMi).
+      shadow_fading: draw log-normal shadowing (38.901 Table 7.4.1-1).
+      los: force line of sight (True) or non-line-of-sight (False) for every user; None: drawn per user.
+      return_topology: also return ``{"distance_3d": (batch, K) [m], "ut_height": (batch, K) [m]}``.
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {SCENARIOS}; got {scenario!r}")
+    for name, v in (("batch", batch), ("K", K), ("N", N)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    if bs_pattern not in ("38.901", "omni"):
+        raise ValueError(f"bs_pattern must be '38.901' or 'omni'; got {bs_pattern!r}")
+    config, topology, models, PanelArray = _sionna()
+    import torch
+
+    config.seed = int(seed)
+    bs = PanelArray(
+        num_rows_per_panel=1,
+        num_cols_per_panel=int(N),
+        polarization="single",
+        polarization_type="V",
+        antenna_pattern=bs_pattern,
+        carrier_frequency=carrier_frequency,
+    )
+    ut = PanelArray(
+        num_rows_per_panel=1,
+        num_cols_per_panel=1,
+        polarization="single",
+        polarization_type="V",
+        antenna_pattern="omni",
+        carrier_frequency=carrier_frequency,
+    )
+    model = models[scenario](
+        carrier_frequency=carrier_frequency,
+        ut_array=ut,
+        bs_array=bs,
+        direction="downlink",
+        enable_pathloss=True,
+        enable_shadow_fading=shadow_fading,
+        device="cpu",
+        **({"o2i_model": "low"} if scenario != "rma" else {}),
+    )
+    kw = {} if indoor_probability is None else {"indoor_probability": float(indoor_probability)}
+    topo = topology(batch_size=int(batch), num_ut=int(K), scenario=scenario, device="cpu", **kw)
+    model.set_topology(*topo, **({} if los is None else {"los": bool(los)}))
+    with torch.no_grad():
+        a, _ = model(num_time_samples=1, sampling_frequency=1.0)
+    g = a.sum(dim=-2)[:, :, 0, 0, :, 0]  # (batch, K, N): paths summed, the first time sample
+    H = np.conj(g.numpy()).astype(np.complex64) * np.float32(10.0 ** (gain_db / 20.0))
+    if return_topology:
+        ut_loc, bs_loc = topo[0].numpy(), topo[1].numpy()
+        info = {"distance_3d": np.linalg.norm(ut_loc - bs_loc, axis=-1), "ut_height": ut_loc[..., 2]}
+        return H, info
+    return H

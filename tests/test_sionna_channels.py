@@ -1,0 +1,59 @@
+"""3GPP channels through Sionna (#19): jaxbeam's convention, determinism, a missing extra, distance slope.
+
+Needs the optional extra (``pip install 'jaxbeam[sionna]'``); CI does not install it yet, so these tests are
+skipped there (#19 keeps that open).
+"""
+
+import builtins
+
+import numpy as np
+import pytest
+
+from jaxbeam.data import sionna_channels as sc
+
+
+def test_a_missing_extra_names_it(monkeypatch):
+    real = builtins.__import__
+
+    def no_sionna(name, *args, **kwargs):
+        if name.startswith("sionna"):
+            raise ImportError("No module named 'sionna'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sionna)
+    with pytest.raises(ImportError, match=r"pip install 'jaxbeam\[sionna\]'"):
+        sc.sionna_channels("uma", 0, 2, 2, 4)
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        sc.sionna_channels("umx", 0, 2, 2, 4)
+
+
+def test_convention_and_determinism():
+    pytest.importorskip("sionna.phy")
+    H = sc.sionna_channels("umi", 3, 8, 3, 4)
+    assert H.shape == (8, 3, 4) and H.dtype == np.complex64 and np.all(np.isfinite(H))
+    np.testing.assert_array_equal(H, sc.sionna_channels("umi", 3, 8, 3, 4))
+    assert not np.allclose(H, sc.sionna_channels("umi", 4, 8, 3, 4))
+    # gain_db scales the amplitudes; H is conj(Sionna's downlink coefficients): y_k = h_k^H x
+    np.testing.assert_allclose(sc.sionna_channels("umi", 3, 8, 3, 4, gain_db=100.0), H * 0.1, rtol=1e-5)
+
+
+@pytest.mark.slow  # ~1 min of Sionna on 2 CPU cores
+def test_gain_falls_with_distance_at_the_38901_nlos_slope():
+    """NLoS, outdoor, no shadowing, omni elements: the mean gain per distance decile follows TR 38.901's UMa NLoS
+    path loss, ``13.54 + 39.08 log10(d3D) + 20 log10(fc) - 0.6 (h_UT - 1.5)``, up to one constant (the
+    polarisation and element terms the formula leaves out): every decile within 1 dB of the others' offset."""
+    pytest.importorskip("sionna.phy")
+    H, info = sc.sionna_channels("uma", 1, 2500, 4, 4, bs_pattern="omni", indoor_probability=0.0,
+                                 shadow_fading=False, los=False, gain_db=0.0, return_topology=True)  # fmt: skip
+    d3, hut = info["distance_3d"].ravel(), info["ut_height"].ravel()
+    g = np.mean(np.abs(H.astype(np.complex128)) ** 2, -1).ravel()
+    pl = np.maximum(13.54 + 39.08 * np.log10(d3) + 20 * np.log10(3.5) - 0.6 * (hut - 1.5),
+                    28.0 + 22 * np.log10(d3) + 20 * np.log10(3.5))  # fmt: skip
+    edges = np.quantile(d3, np.linspace(0, 1, 11))
+    offsets = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (d3 >= lo) & (d3 <= hi)
+        offsets.append(10 * np.log10(g[m].mean()) - 10 * np.log10(np.mean(10 ** (-pl[m] / 10))))
+    offsets = np.array(offsets)
+    assert offsets.max() - offsets.min() < 1.0, offsets
+    assert abs(offsets.mean()) < 3.0, offsets  # measured -2.3 dB (2026-12-03): see README
