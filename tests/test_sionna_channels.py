@@ -57,3 +57,17 @@ def test_gain_falls_with_distance_at_the_38901_nlos_slope():
     offsets = np.array(offsets)
     assert offsets.max() - offsets.min() < 1.0, offsets
     assert abs(offsets.mean()) < 3.0, offsets  # measured -2.3 dB (2026-12-03): see README
+
+
+def test_label_sets_from_a_sionna_scenario(tmp_path):
+    pytest.importorskip("sionna.phy")
+    from jaxbeam.data.generate import generate_labels
+
+    args = dict(utility="sr", K=2, N=4, P_levels=[1.0], samples=6, seed=1, chunk_size=6, progress=False)
+    labels = generate_labels(tmp_path / "a", **args, channel="sionna-umi", channel_args={"gain_db": 110.0})
+    assert labels.meta["channel"] == {"name": "sionna-umi", "carrier_frequency": 3.5e9, "gain_db": 110.0}
+    assert labels.H.shape == (6, 2, 4) and np.all(np.isfinite(labels.U)) and np.all(labels.U > 0)
+    again = generate_labels(tmp_path / "b", **args, channel="sionna-umi", channel_args={"gain_db": 110.0})
+    np.testing.assert_array_equal(labels.H, again.H)  # seeded from the chunk's key
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['rho'\]"):
+        generate_labels(tmp_path / "c", **args, channel="sionna-uma", channel_args={"rho": 0.5})

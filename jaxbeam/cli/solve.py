@@ -136,16 +136,17 @@ def _add_label(sub) -> None:
     )
     p.add_argument(
         "--channel",
-        choices=["rayleigh", "correlated", "pathloss"],
+        choices=["rayleigh", "correlated", "pathloss", "sionna-uma", "sionna-umi", "sionna-rma"],
         default="rayleigh",
-        help="channel source (jaxbeam.core.channels; recorded with the set)",
+        help="channel source (jaxbeam.core.channels; sionna-*: 3GPP TR 38.901 through the 'sionna' extra); recorded "
+        "with the set",
     )
     p.add_argument(
         "--channel-arg",
         action="append",
         metavar="NAME=NUMBER",
         help="a parameter of the channel source, repeatable (correlated: rho, max_angle_deg; pathloss: radius, "
-        "min_distance, exponent, shadowing_db)",
+        "min_distance, exponent, shadowing_db; sionna-*: carrier_frequency, gain_db)",
     )
     p.add_argument("--chunk", type=positive_int, default=4096, help="samples per chunk (unit of resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,9 +1,9 @@
 """Label data set generation: chunked, resumable, sharded over all local devices (training shell).
 
-``generate_labels`` (and ``jaxbeam label``) solve ``samples`` Rayleigh channels per power level with the
-label solver of the utility (SR: WMMSE, MR: the exact max-min optimum ``jb.maxmin_exact``, EE: SCA) and
-write the data set format of :mod:`jaxbeam.data.format` (plain ``.npy`` files plus ``meta.json``; load with
-:func:`jaxbeam.data.format.load_labels` or ``numpy.load``).
+``generate_labels`` (and ``jaxbeam label``) solve ``samples`` channels (i.i.d. Rayleigh or another source,
+:data:`SOURCES`) per power level with the label solver of the utility (SR: WMMSE, MR: the exact max-min
+optimum ``jb.maxmin_exact``, EE: SCA) and write the data set format of :mod:`jaxbeam.data.format` (plain
+``.npy`` files plus ``meta.json``; load with :func:`jaxbeam.data.format.load_labels` or ``numpy.load``).
 
 Determinism and resume: the channels of chunk ``j`` of power level ``l`` are drawn from
 ``fold_in(fold_in(key(seed), l), j)``, never from the run's history. Each finished chunk is written
@@ -65,6 +65,39 @@ LABEL_VERSION = 2
 """Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
 
 
+SIONNA_SOURCES = {"sionna-uma": "uma", "sionna-umi": "umi", "sionna-rma": "rma"}
+SIONNA_DEFAULTS = {"carrier_frequency": 3.5e9, "gain_db": 120.0}
+SOURCES = (*CHANNELS, *SIONNA_SOURCES)
+"""Channel sources of label sets: the functional core's (:data:`jaxbeam.core.channels.CHANNELS`) and Sionna's 3GPP
+scenarios (:mod:`jaxbeam.data.sionna_channels`, the ``sionna`` extra)."""
+
+
+def source_params(channel: str, args: dict | None) -> dict:
+    """The full parameter record of label source ``channel`` (defaults updated by ``args``); ``ValueError`` for an
+    unknown source or parameter."""
+    if channel not in SOURCES:
+        raise ValueError(f"channel must be one of {SOURCES}; got {channel!r}")
+    if channel in CHANNELS:
+        return channel_params(channel, **(args or {}))
+    unknown = set(args or {}) - set(SIONNA_DEFAULTS)
+    if unknown:
+        raise ValueError(
+            f"channel {channel!r} has no parameter(s) {sorted(unknown)}; its parameters: {sorted(SIONNA_DEFAULTS)}"
+        )
+    return {**SIONNA_DEFAULTS, **(args or {})}
+
+
+def draw_source(channel: str, key, n: int, K: int, N: int, dtype, params: dict) -> jax.Array:
+    """``n`` channels ``(n, K, N)`` of label source ``channel`` from ``key`` (Sionna: seeded by the key's bits)."""
+    if channel in CHANNELS:
+        return draw_channels(channel, key, (n,), K, N, dtype=dtype, **params)
+    from jaxbeam.data.sionna_channels import sionna_channels
+
+    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    H = sionna_channels(SIONNA_SOURCES[channel], seed, n, K, N, **params)
+    return jnp.asarray(H, dtype)
+
+
 def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
     """The label beams of one batch: ``W`` complex ``(B, K, N)`` (pure; jit it)."""
     if solver == "wmmse":
@@ -113,9 +146,7 @@ def label_config(
     for name, v in (("sigma2", sigma2), ("Pc", Pc), ("tol", tol)):
         if not float(v) > 0:
             raise ValueError(f"{name} must be > 0; got {v!r}")
-    if channel not in CHANNELS:
-        raise ValueError(f"channel must be one of {tuple(CHANNELS)}; got {channel!r}")
-    params = channel_params(channel, **(channel_args or {}))
+    params = source_params(channel, channel_args)
     # recorded by name alone for i.i.d. Rayleigh (as before sources existed, so those identities hold)
     source = channel if channel == "rayleigh" else {"name": channel, **params}
     return {
@@ -238,9 +269,9 @@ def generate_labels(
       devices: devices to shard each chunk over (default all local devices).
       progress: show a tqdm progress bar (samples/s and ETA).
       max_chunks: stop after solving this many new chunks and return None (for tests of resume).
-      channel: the channel source, a name of :data:`jaxbeam.core.channels.CHANNELS` (default i.i.d. Rayleigh);
-        ``channel_args`` its parameters (the source's defaults otherwise). Source and parameters are part of
-        the set's identity and ``meta.json``.
+      channel: the channel source, a name of :data:`SOURCES` (default i.i.d. Rayleigh; ``sionna-*`` need the
+        ``sionna`` extra); ``channel_args`` its parameters (the source's defaults otherwise). Source and
+        parameters are part of the set's identity and ``meta.json``.
 
     Returns:
       the finished :class:`jaxbeam.data.format.LabelSet` as loaded from ``out`` (meta with checksums), or None if
@@ -265,7 +296,7 @@ def generate_labels(
         channel=channel,
         channel_args=channel_args,
     )
-    params = channel_params(channel, **(channel_args or {}))
+    params = source_params(channel, channel_args)
     solver, P_levels = config["solver"], config["P"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,7 +354,7 @@ def generate_labels(
                 return None
             n = size(j)
             k = jax.random.fold_in(jax.random.fold_in(key, lv), j)
-            H = draw_channels(channel, k, (chunk_size,), K, N, dtype=dtype, **params)
+            H = draw_source(channel, k, chunk_size, K, N, dtype, params)
             H = jnp.concatenate([H, jnp.broadcast_to(H[:1], (padded - chunk_size,) + H.shape[1:])])
             P = jnp.full((padded,), P_levels[lv], H.real.dtype)
             W, U = solve(H, P, jnp.asarray(sigma2, P.dtype), jnp.asarray(Pc, P.dtype))
@@ -375,4 +406,4 @@ def generate_labels(
     return load_labels(out)
 
 
-__all__ = ["DEFAULT_SOLVER", "LABEL_VERSION", "SOLVERS", "generate_labels", "label_config", "label_solver"]
+__all__ = ["DEFAULT_SOLVER", "LABEL_VERSION", "SOLVERS", "generate_labels", "SOURCES", "label_config", "label_solver"]
