@@ -54,7 +54,8 @@ class ModelConfig:
     output layer (``ubert_head``, :class:`jaxbeam.models.UBERT`'s ``head``: ``"balanced"`` by default, the
     optimal beamforming structure with a learned gate towards max-min powers; ``"structured"`` without the
     gate; ``"element"`` for eqs. 27-28 as written, which measured no better than MRT); ``domain`` the channel
-    view of the tokens, ``"spatial"`` (the paper) or ``"angle"`` (the DFT over the antennas, paper 003 eq. 18)."""
+    view of the tokens, ``"spatial"`` (the paper) or ``"angle"`` (the DFT over the antennas, paper 003 eq. 18);
+    ``power`` the models' power constraint, ``"total"`` (eq. 15) or ``"antenna"`` (``P / N`` per antenna)."""
 
     features: int = 128
     num_layers: int = 3
@@ -63,6 +64,7 @@ class ModelConfig:
     dtype: str = "float32"
     ubert_head: str = "balanced"
     domain: str = "spatial"
+    power: str = "total"
 
     def __post_init__(self):
         _positive(self, "features", "num_layers", "num_heads", "mlp_ratio")
@@ -74,6 +76,8 @@ class ModelConfig:
             raise ValueError(f"ubert_head must be 'element', 'structured' or 'balanced'; got {self.ubert_head!r}")
         if self.domain not in ("spatial", "angle"):
             raise ValueError(f"domain must be 'spatial' or 'angle'; got {self.domain!r}")
+        if self.power not in ("total", "antenna"):
+            raise ValueError(f"power must be 'total' or 'antenna'; got {self.power!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +159,7 @@ class Config:
 
 LATE_DEFAULTS = {
     "train": {"on_device": False, "task_weighting": "equal", "dwa_temperature": 2.0},
-    "model": {"domain": "spatial"},
+    "model": {"domain": "spatial", "power": "total"},
 }
 """``{part: {field: default}}`` that :meth:`Config.to_dict` leaves out at these values (see there)."""
 

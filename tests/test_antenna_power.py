@@ -90,3 +90,30 @@ def test_bad_budgets_name_the_argument(fn, W):
         fn(W, 1.0 + 0j)
     chex.assert_trees_all_close(jax.jit(lambda w: fn(w, 0.3))(W), fn(W, 0.3), rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(jax.jit(lambda w, p: fn(w, p))(W, -1.0)), 0)  # traced P_n <= 0
+
+
+def test_models_under_per_antenna_budgets():
+    """BERT and UBERT (every head) with ``power="antenna"``: every antenna within P / N (UBERT: P / N_present);
+    the total-power models are untouched by the option's existence (their identity: tests/test_cache_keys.py)."""
+    H = jb.rayleigh(jax.random.key(7), (4,), 3, 6)
+    P = jnp.array([1.0, 2.0, 0.5, 3.0])
+    bert = jb.models.BERT(num_antennas=6, features=16, num_layers=1, num_heads=2, power="antenna")
+    v = bert.init(jax.random.key(0), H, P)
+    raw = jax.tree.map(lambda x: 300.0 * x if x.ndim == 2 else x, v)  # outputs well outside the unit balls
+    for params in (v, raw):
+        W = jax.jit(bert.apply)(params, H, P)
+        assert np.all(_col_power(W) <= (np.asarray(P) / 6)[:, None] * (1 + 1e-5))
+    assert np.allclose(_col_power(bert.apply(raw, H, P)), (np.asarray(P) / 6)[:, None], rtol=1e-4)  # GPA: full use
+    amask = jnp.arange(6)[None, :] < jnp.array([6, 5, 4, 6])[:, None]
+    for head in ("element", "structured", "balanced"):
+        ubert = jb.models.UBERT(features=16, num_layers=1, num_heads=2, head=head, power="antenna")
+        task = jnp.array([0, 1, 2, 0])
+        vu = ubert.init(jax.random.key(1), H, P, task)
+        W = np.asarray(jax.jit(ubert.apply)(vu, H, P, task, antenna_mask=amask))
+        n = np.array([6, 5, 4, 6])
+        assert np.all(_col_power(W) <= (np.asarray(P) / n)[:, None] * (1 + 1e-5)), head
+        assert np.all(W[~np.asarray(amask)[:, None, :].repeat(3, 1)] == 0)
+    with pytest.raises(ValueError, match="power must be one of"):
+        jb.models.BERT(num_antennas=6, features=16, num_layers=1, num_heads=2, power="column").init(
+            jax.random.key(0), H, P
+        )

@@ -243,6 +243,12 @@ def test_presets():
     assert builders.bert_model(angle).domain == "angle" and builders.ubert_model(angle).domain == "angle"
     with pytest.raises(ValueError, match="domain must be 'spatial' or 'angle'"):
         configs.get_preset("cpu", domain="dft")
+    assert "power" not in cpu.to_dict()["model"]
+    pa = configs.get_preset("cpu", power="antenna")
+    assert builders.bert_model(pa).power == "antenna" and builders.ubert_model(pa).power == "antenna"
+    assert configs.Config.from_dict(pa.to_dict()) == pa
+    with pytest.raises(ValueError, match="power must be 'total' or 'antenna'"):
+        configs.get_preset("cpu", power="column")
 
 
 def test_symmetry_augment_keeps_every_utility_and_is_deterministic():

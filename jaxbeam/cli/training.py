@@ -289,6 +289,7 @@ def _finetune(args) -> int:
         num_layers=pre_cfg.model.num_layers,
         num_heads=pre_cfg.model.num_heads,
         domain=pre_cfg.model.domain,
+        power=pre_cfg.model.power,
         supervised=False,
         learning_rate=args.lr,
     )

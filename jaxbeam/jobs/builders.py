@@ -32,6 +32,7 @@ def bert_model(cfg: Config, N: int | None = None, dtype=None):
         mlp_ratio=m.mlp_ratio,
         dtype=compute_dtype(m) if dtype is None else dtype,
         domain=m.domain,
+        power=m.power,
     )
 
 
@@ -60,6 +61,7 @@ def ubert_model(cfg: Config, dtype=None):
         head=m.ubert_head,
         sigma2=cfg.system.sigma2,
         domain=m.domain,
+        power=m.power,
     )
 
 
@@ -80,7 +82,7 @@ def _small(m) -> dict:
 
 MODELS: dict[str, Callable] = {
     # kind -> (model config, K, N) -> module with BERT's call signature ``apply(v, H, P)``
-    "bert": lambda m, K, N: jb.models.BERT(num_antennas=N, domain=m.domain, **_encoder_size(m)),
+    "bert": lambda m, K, N: jb.models.BERT(num_antennas=N, domain=m.domain, power=m.power, **_encoder_size(m)),
     "gpt": lambda m, K, N: jb.models.GPT(num_antennas=N, **_encoder_size(m)),
     "gat": lambda m, K, N: jb.models.GAT(num_antennas=N, **_encoder_size(m)),
     "gcn": lambda m, K, N: jb.models.GCN(num_antennas=N, **_small(m)),

@@ -70,7 +70,7 @@ def describe_budget(budget: dict, rate: float = CPU_STEPS_PER_SECOND) -> str:
     return f"{budget['epochs']} epochs"
 
 
-LATE_MODEL_DEFAULTS = {"domain": "spatial"}
+LATE_MODEL_DEFAULTS = {"domain": "spatial", "power": "total"}
 """Module attributes added after caches were keyed by the module's repr, at the default that behaves as before:
 :func:`model_identity` leaves them out, so those keys hold (as ``Config.to_dict`` does for config fields)."""
 

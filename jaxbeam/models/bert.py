@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxbeam.core import _checks
-from jaxbeam.core.power import gpa
+from jaxbeam.core.power import gpa, gpa_antenna
 from jaxbeam.core.tokenize import angle_domain, spatial_domain, user_tokens
 from jaxbeam.models.encoder import Encoder, attention_mask
 
@@ -43,6 +43,7 @@ from jaxbeam.models.encoder import Encoder, attention_mask
 # and 98.8 % with this one (experiments/bert_pretrain_cpu.py --utility ee --minutes 10).
 OUTPUT_INIT_SCALE = 1e-3
 DOMAINS = ("spatial", "angle")  # the channel view of the tokens (paper 003 eq. 18)
+POWER_CONSTRAINTS = ("total", "antenna")  # ||W||_F^2 <= P, or sum_k |W[k, n]|^2 <= P / N for every antenna n
 
 
 def output_init(scale: float = OUTPUT_INIT_SCALE):
@@ -76,6 +77,8 @@ class BERT(nn.Module):
         output FC and the power adapter stay float32.
       domain: ``"spatial"`` (eq. 4, the paper) or ``"angle"`` (tokens and beams in the DFT domain, paper 003
         eq. 18; module docstring).
+      power: ``"total"`` (eq. 15's GPA, ``||W||_F^2 <= P``) or ``"antenna"`` (the GPA per antenna,
+        :func:`jaxbeam.gpa_antenna`: ``sum_k |W[k, n]|^2 <= P / N`` for every antenna).
 
     Call: ``model.apply(variables, H, P, mask=None) -> W``.
 
@@ -96,10 +99,12 @@ class BERT(nn.Module):
     mlp_ratio: int = 4
     dtype: Any = None
     domain: str = "spatial"
+    power: str = "total"
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         _checks.name_in("domain", self.domain, DOMAINS)
+        _checks.name_in("power", self.power, POWER_CONSTRAINTS)
         H = _checks.complex_kn("H", H)
         N = self.num_antennas
         if H.shape[-1] != N:
@@ -121,4 +126,7 @@ class BERT(nn.Module):
         W = jax.lax.complex(out[..., :N].astype(rdtype), out[..., N:].astype(rdtype))
         if self.domain == "angle":
             W = spatial_domain(W)
+        if self.power == "antenna":
+            P = _checks.real_param("P", P, H.shape[:-2], low=0.0, what="power budget in W")
+            return gpa_antenna(W, jnp.asarray(P, rdtype)[..., None] / N, mask=mask)  # eq. 15 per antenna
         return gpa(W, P, mask=mask)  # eq. 15

@@ -91,11 +91,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbeam.core import _checks
-from jaxbeam.core.power import gpa, maxmin_power
+from jaxbeam.core.power import gpa, gpa_antenna, maxmin_power, project_antenna_power
 from jaxbeam.core.precoders import optimal_structure
 from jaxbeam.core.tokenize import angle_domain, antenna_tokens, spatial_domain
 from jaxbeam.core.utility import TASKS
-from jaxbeam.models.bert import DOMAINS, output_init
+from jaxbeam.models.bert import DOMAINS, POWER_CONSTRAINTS, output_init
 from jaxbeam.models.encoder import Encoder, attention_mask
 
 NUM_TASKS = len(TASKS)
@@ -209,6 +209,9 @@ class UBERT(nn.Module):
         (paper 003 eq. 18, each sample's own N-point DFT with ``antenna_mask``); the element head's output
         is then read as angle-domain beams and mapped back, the structured heads build their beams from
         the spatial ``H`` as always.
+      power: ``"total"`` (eq. 15) or ``"antenna"``: ``sum_k |W[k, n]|^2 <= P / N`` for each of a sample's N present
+        antennas; the element head applies the GPA per antenna (:func:`jaxbeam.gpa_antenna`), the structured heads
+        project their beams onto the per-antenna set (:func:`jaxbeam.project_antenna_power`).
 
     Call: ``model.apply(variables, H, P, task, mask=None, antenna_mask=None) -> W``.
 
@@ -241,6 +244,7 @@ class UBERT(nn.Module):
     sigma2: float = 0.1
     balance_iters: int = 10
     domain: str = "spatial"
+    power: str = "total"
 
     @nn.compact
     def __call__(
@@ -254,6 +258,7 @@ class UBERT(nn.Module):
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}; got {self.head!r}")
         _checks.name_in("domain", self.domain, DOMAINS)
+        _checks.name_in("power", self.power, POWER_CONSTRAINTS)
         if isinstance(self.sigma2, bool) or not isinstance(self.sigma2, int | float) or not 0 < self.sigma2 < np.inf:
             raise ValueError(f"sigma2 must be a finite float > 0 (noise power in W, an attribute); got {self.sigma2!r}")
         H = _checks.complex_kn("H", H)
@@ -288,7 +293,8 @@ class UBERT(nn.Module):
         if self.task_embedding:
             T_hat = T_hat + T_teb[..., K:, :]  # eq. 26
         if self.head in ("structured", "balanced"):
-            return self._structured(H, P, T_hat, mask, antenna_mask)
+            W = self._structured(H, P, T_hat, mask, antenna_mask)
+            return W if self.power == "total" else project_antenna_power(W, self._antenna_budget(P, W, antenna_mask))
         T_hat_ant = T_ant + T_hat[..., :, None, :]  # eq. 27, (..., K, N, F)
         z = T_hat_ant
         if self.head_hidden:
@@ -305,7 +311,17 @@ class UBERT(nn.Module):
             W = spatial_domain(W, antenna_mask)
         if antenna_mask is not None:
             W = jnp.where(antenna_mask[..., None, :], W, 0)
+        if self.power == "antenna":
+            return gpa_antenna(W, self._antenna_budget(P, W, antenna_mask), mask=mask)  # eq. 15 per antenna
         return gpa(W, P, mask=mask)  # eq. 15
+
+    @staticmethod
+    def _antenna_budget(P, W, antenna_mask):
+        """``P / N_present`` per sample and antenna ``(..., N)`` (a traced ``P <= 0``: zero beams)."""
+        n = W.shape[-1] if antenna_mask is None else jnp.maximum(jnp.sum(antenna_mask, -1), 1)
+        P = jnp.broadcast_to(jnp.asarray(P, W.real.dtype), W.shape[:-2])
+        P = jnp.where(P > 0, P, 0.0)
+        return jnp.broadcast_to((P / n)[..., None], W.shape[:-2] + W.shape[-1:])
 
     def _structured(self, H, P, T_hat, mask, antenna_mask):
         """Structured output (module docstring): ``lambda_k``, ``p_k`` from the user tokens, then GPA."""
