@@ -237,13 +237,10 @@ class Context:
         named = {**extra, **({} if adapter is None else {"adapter": dataclasses.asdict(adapter)})}
         ident = finetune_identity(cfg, pre[1], budget, model, frozen_encoder=frozen_encoder, **named)
         name = f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}-{fingerprint(ident)}"
-        H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
-        Ps = np.resize(np.asarray(P, np.float32), samples)
+        arrays, val = self.finetune_channels(K, N, samples, P)
         source = train.ArraySource(
-            {"H": H, "P": Ps}, min(cfg.train.batch_size, samples), seed=self.seed, on_device=cfg.train.on_device
+            arrays, min(cfg.train.batch_size, samples), seed=self.seed, on_device=cfg.train.on_device
         )
-        val_H = jb.rayleigh(jax.random.key(self.seed + 17 + 31 * K + N), (256,), K, N)
-        val = {"H": np.asarray(val_H), "P": np.resize(np.asarray(P, np.float32), 256)}
         if self.progress:
             print(f"fine-tuning BERT ({pre_name}) to {utility.upper()} at ({K}, {N}), {tag}, {samples} samples")
         _, res = finetune_bert(
@@ -263,6 +260,14 @@ class Context:
             progress=self.progress,
         )
         return (model, res.best_params, res) if result else (model, res.best_params)
+
+    def finetune_channels(self, K: int, N: int, samples: int, P: Sequence[float] = POWERS) -> tuple[dict, dict]:
+        """The unlabelled fine-tuning set of :meth:`finetune_bert` at (K, N) (``samples`` Rayleigh channels, P
+        cycled) and its 256-channel validation set, as ``({"H", "P"}, {"H", "P"})``; fixed by the seed and (K, N)."""
+        Ps = np.asarray(P, np.float32)
+        H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
+        val_H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 17 + 31 * K + N), (256,), K, N))
+        return {"H": H, "P": np.resize(Ps, samples)}, {"H": val_H, "P": np.resize(Ps, 256)}
 
     def finetune_ubert(self, pre: tuple, pre_name: str, K: int, N: int, *, samples: int | None = None, P=POWERS):
         """Supervised fine-tuning of a pre-trained UBERT on all three tasks at (K, N) (Sec. V-C2): nothing is

@@ -24,8 +24,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-import jaxbeam as jb
-from experiments.common import POWERS, REF_HEADER, REFS, Context, Report, pool, run_experiment
+from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
 from jaxbeam import train
 from jaxbeam.data.format import fingerprint
 from jaxbeam.jobs.pretrain import finetune_bert, finetune_identity
@@ -40,16 +39,12 @@ def _finetune(ctx: Context, pre, u, K, N, *, factor=1, lr_scale=1.0, supervised=
     samples, epochs, lr = b.finetune_samples, b.finetune_epochs * factor, b.finetune_lr * lr_scale
     cfg = ctx.config(u, K, N, supervised=supervised)
     model = ctx.model("bert", K, N, cfg)
-    P = np.asarray(POWERS, np.float32)
     if supervised:  # the label solver's beams on the first ``samples`` training channels at (K, N)
         labels = ctx.labels(u, K, N)
         arrays = train.label_arrays(labels.split("train").subset(np.arange(samples)))
         val = train.label_arrays(labels.split("val"))
     else:  # the channels of Context.finetune_bert
-        H = np.asarray(jb.rayleigh(jax.random.key(ctx.seed + 31 * K + N), (samples,), K, N))
-        arrays = {"H": H, "P": np.resize(P, samples)}
-        val_H = jb.rayleigh(jax.random.key(ctx.seed + 17 + 31 * K + N), (256,), K, N)
-        val = {"H": np.asarray(val_H), "P": np.resize(P, 256)}
+        arrays, val = ctx.finetune_channels(K, N, samples)
     source = train.ArraySource(arrays, min(cfg.train.batch_size, samples), seed=ctx.seed)
     init = pre[1]
     if scratch or reinit:  # finetune_bert keeps what fits; hand it fresh parts where they are to be fresh

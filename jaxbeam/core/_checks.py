@@ -159,15 +159,13 @@ def same_shape(name_a: str, a, name_b: str, b) -> None:
         ) from None
 
 
-def user_mask(mask, batch_shape: tuple, K: int, name: str = "mask") -> jnp.ndarray | None:
-    """Validate a boolean user mask broadcastable to ``batch_shape + (K,)`` (``TypeError`` for another dtype)."""
-    if mask is None:
-        return None
+def _flags(mask, batch_shape: tuple, n: int, name: str, axis: str, what: str) -> jnp.ndarray:
+    """``mask`` as booleans ``(..., n)`` broadcastable to ``batch_shape + (n,)`` (else TypeError, ValueError)."""
     mask = jnp.asarray(mask)
     if mask.dtype != jnp.bool_:
-        raise DTypeError(f"{name} must be a boolean array of shape (..., K={K}); got {_describe(mask)}")
-    if mask.ndim < 1 or mask.shape[-1] != K:
-        raise ValueError(f"{name} must have shape (..., K={K}) (one flag per user); got {_describe(mask)}")
+        raise DTypeError(f"{name} must be a boolean array of shape (..., {axis}={n}); got {_describe(mask)}")
+    if mask.ndim < 1 or mask.shape[-1] != n:
+        raise ValueError(f"{name} must have shape (..., {axis}={n}) (one flag per {what}); got {_describe(mask)}")
     try:
         jnp.broadcast_shapes(mask.shape[:-1], batch_shape)
     except ValueError:
@@ -175,20 +173,29 @@ def user_mask(mask, batch_shape: tuple, K: int, name: str = "mask") -> jnp.ndarr
     return mask
 
 
+def user_mask(mask, batch_shape: tuple, K: int, name: str = "mask") -> jnp.ndarray | None:
+    """Validate a boolean user mask broadcastable to ``batch_shape + (K,)`` (``TypeError`` for another dtype)."""
+    return None if mask is None else _flags(mask, batch_shape, K, name, "K", "user")
+
+
 def antenna_mask(mask, batch_shape: tuple, N: int, name: str = "antenna_mask") -> jnp.ndarray | None:
     """Validate a boolean antenna mask broadcastable to ``batch_shape + (N,)`` and broadcast it there."""
     if mask is None:
         return None
-    mask = jnp.asarray(mask)
-    if mask.dtype != jnp.bool_:
-        raise DTypeError(f"{name} must be a boolean array of shape (..., N={N}); got {_describe(mask)}")
-    if mask.ndim < 1 or mask.shape[-1] != N:
-        raise ValueError(f"{name} must have shape (..., N={N}) (one flag per antenna); got {_describe(mask)}")
-    try:
-        jnp.broadcast_shapes(mask.shape[:-1], batch_shape)
-    except ValueError:
-        raise ValueError(f"{name} batch shape {mask.shape[:-1]} does not broadcast to {batch_shape}") from None
-    return jnp.broadcast_to(mask, tuple(batch_shape) + (N,))
+    return jnp.broadcast_to(_flags(mask, batch_shape, N, name, "N", "antenna"), tuple(batch_shape) + (N,))
+
+
+def antenna_budget(name: str, x, batch_shape: tuple, N: int) -> jnp.ndarray:
+    """Validate per-antenna power budgets: real, a scalar or ``(..., N)`` broadcastable to ``batch_shape + (N,)``,
+    concrete values finite and > 0. Returns ``x`` as an array (its own shape)."""
+    arr = _real(name, x)
+    if not _broadcasts_to(arr.shape, tuple(batch_shape) + (N,)):
+        raise ValueError(
+            f"{name} must be a scalar (every antenna) or per antenna (..., N={N}) broadcastable to "
+            f"{tuple(batch_shape) + (N,)}; got shape {arr.shape}"
+        )
+    values(name, x, low=0.0, what="per-antenna power budget in W")
+    return arr
 
 
 def _real(name: str, x) -> jnp.ndarray:

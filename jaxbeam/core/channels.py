@@ -178,7 +178,7 @@ def pathloss(
     with ``d_k`` the distance of user k, uniform over the annulus ``min_distance <= d <= r``. **SNR
     convention:** the gain is normalised at the cell edge (``beta = 1`` at ``d = r`` without shadowing), so
     ``P / sigma2`` is the average SNR per antenna of a cell-edge user; nearer users are stronger by
-    ``(r / d)^eta`` (31.9 dB at ``d = 35`` m with the defaults, 3GPP-like urban macro values: eta = 3.76,
+    ``(r / d)^eta`` (32.1 dB at ``d = 35`` m with the defaults, 3GPP-like urban macro values: eta = 3.76,
     8 dB shadowing).
 
     Args:

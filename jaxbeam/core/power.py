@@ -105,14 +105,7 @@ def _antenna_scaled(W, P_n, mask):
     mask = _checks.user_mask(mask, W.shape[:-2], W.shape[-2])
     if mask is not None:
         W = jnp.where(mask[..., None], W, 0)
-    N = W.shape[-1]
-    P_n = _checks._real("P_n", P_n)
-    if not _checks._broadcasts_to(P_n.shape, W.shape[:-2] + (N,)):
-        raise ValueError(
-            f"P_n must be a scalar (every antenna) or per antenna (..., N={N}) broadcastable to "
-            f"{W.shape[:-2] + (N,)}; got shape {P_n.shape}"
-        )
-    _checks.values("P_n", P_n, low=0.0, what="per-antenna power budget in W")
+    P_n = _checks.antenna_budget("P_n", P_n, W.shape[:-2], W.shape[-1])
     c = _checks.row_scale(W, axes=-2)  # (..., 1, N)
     Ws = W / c.astype(W.dtype)
     return W, P_n, c[..., 0, :], jnp.sum(Ws.real**2 + Ws.imag**2, axis=-2)

@@ -110,13 +110,7 @@ def wmmse_antenna(
     H = _checks.complex_kn("H", H)
     batch, K, N = H.shape[:-2], H.shape[-2], H.shape[-1]
     rdtype = H.real.dtype
-    P_n = _checks._real("P_n", P_n)
-    if not _checks._broadcasts_to(P_n.shape, batch + (N,)):
-        raise ValueError(
-            f"P_n must be a scalar (every antenna) or per antenna (..., N={N}) broadcastable to {batch + (N,)}; "
-            f"got shape {P_n.shape}"
-        )
-    _checks.values("P_n", P_n, low=0.0, what="per-antenna power budget in W")
+    P_n = _checks.antenna_budget("P_n", P_n, batch, N)
     P_n = jnp.broadcast_to(P_n.astype(rdtype), batch + (N,))
     ok = jnp.all(P_n > 0, axis=-1)  # a traced P_n <= 0 anywhere: zero beams for the sample
     P_n = jnp.where(ok[..., None], P_n, 1.0)
