@@ -219,11 +219,12 @@ class SAOConfig:
     SAO), ``gradient_input`` (each layer also sees the sum-rate gradient; not in 002), ``train_steps`` (Q_t)
     and ``infer_steps`` (Q_i) gradient steps per layer of step ``step_size`` (eta_w; 0 = the backtracking
     search of :func:`jaxbeam.refine`; with ``normalize_step``, a length relative to ``sqrt(P)`` along the
-    normalised gradient; not in 002). Training: window ``window`` (W) layers, each window
-    position trained for one pass over the stages (T_w = |K| |N| ``stage_epochs`` epochs of
-    ``steps_per_epoch`` batches of ``batch_size``, ``replay`` of them replayed from earlier stages), Adam
-    with cosine decay ``learning_rate`` -> ``final_learning_rate`` per window position; ``steps_per_call``
-    as :class:`TrainConfig`'s.
+    normalised gradient; not in 002), ``learned_step`` (each layer scales that length per sample; needs
+    ``normalize_step``) and ``monotone`` (a layer never lowers the sum rate); both not in 002. Training:
+    window ``window`` (W) layers, each window position trained for one pass over the stages
+    (T_w = |K| |N| ``stage_epochs`` epochs of ``steps_per_epoch`` batches of ``batch_size``, ``replay`` of them
+    replayed from earlier stages), Adam with cosine decay ``learning_rate`` -> ``final_learning_rate`` per
+    window position; ``steps_per_call`` as :class:`TrainConfig`'s.
     """
 
     max_users: int = 16
@@ -243,6 +244,8 @@ class SAOConfig:
     infer_steps: int = 5
     step_size: float = 0.0  # backtracking: 002's fixed 1e-2 lowers LMMSE's sum rate at 20 dB (README)
     normalize_step: bool = False
+    learned_step: bool = False
+    monotone: bool = False
     window: int = 2
     stage_epochs: int = 1
     steps_per_epoch: int = 60
@@ -279,6 +282,8 @@ class SAOConfig:
             raise ValueError(f"step_size must be >= 0 (0 = backtracking search); got {self.step_size}")
         if self.normalize_step and self.step_size == 0:
             raise ValueError("normalize_step=True needs step_size > 0 (the relative step length); got step_size=0")
+        if self.learned_step and not self.normalize_step:
+            raise ValueError("learned_step=True needs normalize_step=True (the factor scales the relative length)")
         if not 0 <= self.replay < self.batch_size:
             raise ValueError(f"replay must be in [0, batch_size = {self.batch_size}); got {self.replay}")
         for name, top in (("K_schedule", self.max_users), ("N_schedule", self.max_antennas)):
@@ -308,8 +313,14 @@ class SAOConfig:
         return self.window_positions * self.epochs_per_window * self.steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields, less late ones at the default that reproduces earlier runs (:data:`SAO_LATE_DEFAULTS`),
+        so the run folders and cache keys made before those fields existed still hold."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if not (k in SAO_LATE_DEFAULTS and v == SAO_LATE_DEFAULTS[k])}
 
+
+SAO_LATE_DEFAULTS = {"learned_step": False, "monotone": False}
+"""SAOConfig fields added after runs were cached, at the values that reproduce those runs."""
 
 SAO_PRESETS = {
     # 002 Sec. III-D1; steps per epoch are not stated there (100 is jaxbeam's choice).

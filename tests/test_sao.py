@@ -45,7 +45,14 @@ def gradient_setup():
     return model, _perturbed(model.init(jax.random.key(1), H, 1.0)["params"]), H
 
 
-@pytest.mark.parametrize("which", ["setup", "gradient_setup"])
+@pytest.fixture(scope="module")
+def learned_setup():
+    model = small(step_size=0.05, normalize_step=True, learned_step=True, monotone=True)
+    H = jb.rayleigh(jax.random.key(0), (3,), 4, 3)
+    return model, _perturbed(model.init(jax.random.key(1), H, 1.0)["params"]), H
+
+
+@pytest.mark.parametrize("which", ["setup", "gradient_setup", "learned_setup"])
 def test_padded_batch_equals_the_unpadded_run(which, request):
     model, params, H = request.getfixturevalue(which)
     W = model.apply({"params": params}, H, 1.0)
@@ -76,6 +83,78 @@ def test_gradient_input_is_the_normalised_ascent_direction(x64):
         fd[:, k, n] += (1j if d else 1.0) * (sr(W + E) - sr(W - E)) / (2 * h)
     rms = np.sqrt(np.mean(np.abs(fd) ** 2, axis=(-2, -1), keepdims=True))
     np.testing.assert_allclose(G, fd / rms, atol=1e-6)
+
+
+def test_step_features_against_finite_differences(x64):
+    """``learned_step``'s features: ``log(||g|| sqrt(P))`` and the tangential share of the sum-rate gradient,
+    with g from central finite differences and the tangent part by a numpy projection."""
+    model = small(step_size=0.05, normalize_step=True, learned_step=True)
+    H = np.asarray(jb.rayleigh(jax.random.key(4), (2,), 3, 2), np.complex128)
+    W = np.asarray(jb.rzf(H, 2.0, S2), np.complex128) * np.array([1.0, 0.7])[:, None, None]  # off the sphere
+    um, am = jnp.array([[True] * 3, [True, True, False]]), jnp.ones((2, 2), bool)
+    entry = (um[:, :, None] & am[:, None, :]).astype(jnp.complex128)
+    W = W * np.asarray(entry)
+    args = (jnp.asarray(H) * entry, jnp.asarray(W), jnp.array([2.0, 2.0]), um, am, entry)
+    stats = np.asarray(model.apply({}, *args, method=SAO._step_stats))
+    sr = lambda W: np.asarray(jb.sum_rate(jnp.asarray(H) * entry, jnp.asarray(W), S2, mask=um))  # noqa: E731
+    g, h = np.zeros_like(W), 1e-6
+    for k, n, d in np.ndindex(3, 2, 2):
+        E = np.zeros_like(W)
+        E[:, k, n] = h * (1j if d else 1.0)
+        g[:, k, n] += (1j if d else 1.0) * (sr(W + E) - sr(W - E)) / (2 * h)
+    g = g * np.asarray(entry)
+    gn = np.linalg.norm(g.reshape(2, -1), axis=1)
+    w = W.reshape(2, -1)
+    radial = np.real(np.sum(np.conj(w) * g.reshape(2, -1), 1)) / np.sum(np.abs(w) ** 2, 1)
+    tn = np.linalg.norm(g.reshape(2, -1) - radial[:, None] * w, axis=1)
+    np.testing.assert_allclose(stats[:, 0], np.log(gn * np.sqrt(2.0)), atol=1e-5)
+    np.testing.assert_allclose(stats[:, 1], np.log(tn / gn), atol=1e-5)
+    np.testing.assert_allclose(stats[:, 2:], [[1.0, 1.0], [2 / 3, 1.0]], rtol=1e-6)  # of the masks' widths
+
+
+def test_learned_step_starts_at_the_fixed_step_and_scales_it():
+    """Untrained, ``learned_step`` takes the fixed normalised step; a step head that outputs log(1/2) everywhere
+    takes half of it (the same as :func:`jaxbeam.refine` with ``step_size / 2`` after each layer)."""
+    fixed = small(step_size=0.05, normalize_step=True)
+    model = fixed.clone(learned_step=True)
+    H = jb.rayleigh(jax.random.key(3), (4,), 5, 4)
+    params = model.init(jax.random.key(1), H, 1.0)["params"]
+    run = jax.jit(lambda m, p: m.apply({"params": p}, H, 1.0), static_argnums=0)
+    np.testing.assert_allclose(run(model, params), run(fixed, params), atol=2e-6)
+    half = np.float32(4.0 * np.arctanh(np.log(0.5) / 4.0))  # a = 4 tanh(raw / 4) = log(1/2)
+    halved = jax.tree.map(lambda x: x, params)
+    for t in range(2):
+        halved[f"layer_{t}"]["step_out"]["bias"] = jnp.full((1,), half)
+    ref = jb.rzf(H, 1.0, S2)
+    for _ in range(2):
+        ref = jb.refine(H, ref, 1.0, S2, "sr", 2, 0.025, project="sphere", normalize=True)
+    np.testing.assert_allclose(run(model, halved), ref, atol=2e-5)
+    with pytest.raises(ValueError, match="learned_step=True needs normalize_step"):
+        small(learned_step=True).apply({"params": params}, H, 1.0)
+    with pytest.raises(ValueError, match="learned_step=True needs normalize_step"):
+        get_sao_preset("smoke", learned_step=True)
+
+
+def test_monotone_layers_never_fall_below_the_lmmse_start():
+    """A random (badly trained) model falls below LMMSE on some channels; the monotone one on none, and it
+    keeps the random model's beams wherever those are better."""
+    model = small(num_layers=1, steps=0, lift=False)
+    H = jb.rayleigh(jax.random.key(7), (64,), 4, 3)
+    params = _perturbed(model.init(jax.random.key(1), H, 1.0)["params"], key=5)
+    params = jax.tree.map(lambda x: 0.1 * x, params)  # small random updates: better on some channels
+    sr = lambda W: jb.sum_rate(H, W, S2)  # noqa: E731
+    base = sr(jb.rzf(H, 1.0, S2))
+    plain = sr(model.apply({"params": params}, H, 1.0))
+    kept = sr(model.clone(monotone=True).apply({"params": params}, H, 1.0))
+    assert bool(jnp.any(plain < base - 1e-3)) and bool(jnp.any(plain > base + 1e-3))
+    np.testing.assert_allclose(kept, jnp.maximum(plain, base), rtol=1e-5)
+
+
+def test_late_sao_fields_at_their_defaults_keep_the_run_identity():
+    cfg = get_sao_preset("cpu")
+    assert "learned_step" not in cfg.to_dict() and "monotone" not in cfg.to_dict()
+    on = get_sao_preset("cpu", normalize_step=True, step_size=0.02, learned_step=True, monotone=True).to_dict()
+    assert on["learned_step"] is True and on["monotone"] is True
 
 
 def test_every_layer_is_feasible_at_full_power(setup):

@@ -45,6 +45,8 @@ def sao_model(cfg: SAOConfig, *, steps: int | None = None, **overrides) -> SAO:
         mlp_features=cfg.mlp_features,
         lift=cfg.lift,
         gradient_input=cfg.gradient_input,
+        learned_step=cfg.learned_step,
+        monotone=cfg.monotone,
     )
     kw.update(overrides)
     return SAO(**kw)

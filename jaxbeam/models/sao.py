@@ -36,6 +36,18 @@ token of every user and antenna, and the readout of entry ``(k, n)`` also sees `
 ``G_kn``. As written, the layer cannot compute that gradient from ``(H, W)`` and learns nothing beyond
 LMMSE (README, "Why the layers do not learn"); with it, one layer learns a gradient-like step.
 
+*Optional learned step length* (``learned_step=True``, with ``normalize_step``; not in 002). Each layer also
+outputs a per-sample factor ``exp(a_t)``, ``|a_t| <= 4``, of the relative step length of its Q steps, from its
+pooled user and antenna features and four scalars: ``log(||g||_F sqrt(P))``, ``log(||g_T||_F / ||g||_F)``
+(``g_T`` the part of the gradient tangent to the power sphere, which vanishes at a stationary point) and
+the active fractions ``K / K_m``, ``N / N_m``. The factor's head starts at zero, so the untrained model takes
+the fixed normalised step. A fixed relative length cannot settle where the start is already optimal (K << N,
+where RZF is); a learned one can shrink there and grow where the start is far off (K > N).
+
+*Optional monotone layers* (``monotone=True``; not in 002): a layer's output replaces its input only where
+it has the higher sum rate (per sample; the gradient flows through the kept branch, as through a max), so
+the model is never below its LMMSE start.
+
 **Sliding window** (002 Sec. III-C1). ``first_trained`` and ``active_layers`` select the window
 ``[t_s, t_e)`` of Algorithm 1: layers before it run under ``stop_gradient`` (their parameters are also frozen
 by the trainer), layers after it are not applied; with ``trajectory=True`` the call returns every
@@ -55,6 +67,8 @@ from jaxbeam.core.precoders import rzf
 from jaxbeam.core.utility import sum_rate
 from jaxbeam.models.encoder import attention_mask
 from jaxbeam.solvers.refine import refine
+
+LOG_STEP_RANGE = 4.0  # learned step factors lie in [e^-4, e^4]
 
 
 def _ri(X: jax.Array) -> jax.Array:
@@ -79,10 +93,14 @@ class MaskedTransformerLayer(nn.Module):
       mlp_features: hidden width of the attention MLP (eq. 20) and of the output MLPs (eq. 22).
       lift: also output ``Delta H`` (SAO-lift); False gives ``Delta H = 0`` without its parameters (SAO).
 
-    Call: ``layer(H, W, user_mask, antenna_mask, scale, G=None) -> (Delta H, Delta W)`` for complex
+      step_head: also output the log step factor ``a_t`` ``(B,)`` (SAO's ``learned_step``) from the pooled
+        features and ``stats``.
+
+    Call: ``layer(H, W, user_mask, antenna_mask, scale, G=None, stats=None) -> (Delta H, Delta W)`` for complex
     ``(B, K_m, N_m)`` ``H``, ``W`` (masked entries zero), bool ``(B, K_m)``, ``(B, N_m)`` masks, the per-sample
-    beam scale ``(B,)`` and optionally the normalised gradient ``G`` (same shape as ``W``; module docstring);
-    both outputs are zero at masked users and antennas.
+    beam scale ``(B,)``, optionally the normalised gradient ``G`` (same shape as ``W``; module docstring) and,
+    with ``step_head``, per-sample scalars ``stats`` ``(B, f)``; both outputs are zero at masked users and
+    antennas. With ``step_head`` it returns ``(Delta H, Delta W, a_t)``.
     """
 
     features: int = 128
@@ -91,6 +109,7 @@ class MaskedTransformerLayer(nn.Module):
     lift: bool = True
     dtype: Any = None
     head_features: int = 0
+    step_head: bool = False
 
     def _sequence(self, tokens, token_mask, name):
         """Embedding (FC + TN), masked MHSA (eqs. 14-19) and attention MLP with residual (eqs. 20-21)."""
@@ -121,8 +140,17 @@ class MaskedTransformerLayer(nn.Module):
         out = nn.Dense(2, dtype=jnp.float32, kernel_init=nn.initializers.zeros, name=f"{name}_out")(h)
         return jax.lax.complex(out[..., 0], out[..., 1])
 
+    def _step_factor(self, u, a, user_mask, antenna_mask, stats):
+        """``a_t`` ``(B,)`` in ``[-LOG_STEP_RANGE, LOG_STEP_RANGE]`` from masked means of the user and antenna
+        features and ``stats``; the last layer starts at zero (factor 1)."""
+        mean = lambda x, m: jnp.sum(x * m[..., None], 1) / jnp.maximum(jnp.sum(m, -1, keepdims=True), 1.0)
+        pooled = jnp.concatenate([mean(u, user_mask), mean(a, antenna_mask), stats], axis=-1)
+        h = nn.gelu(nn.Dense(self.mlp_features, dtype=self.dtype, name="step_hidden")(pooled))
+        raw = nn.Dense(1, dtype=jnp.float32, kernel_init=nn.initializers.zeros, name="step_out")(h)[..., 0]
+        return LOG_STEP_RANGE * jnp.tanh(raw.astype(jnp.float32) / LOG_STEP_RANGE)
+
     @nn.compact
-    def __call__(self, H, W, user_mask, antenna_mask, scale, G=None):
+    def __call__(self, H, W, user_mask, antenna_mask, scale, G=None, stats=None):
         Km, Nm = H.shape[-2:]
         Wn = W / scale[:, None, None].astype(W.dtype)
         mats = [H, Wn] if G is None else [H, Wn, G]  # each gives one token per user and one per antenna
@@ -137,7 +165,12 @@ class MaskedTransformerLayer(nn.Module):
         entry = (user_mask[:, :, None] & antenna_mask[:, None, :]).astype(H.dtype)  # M_s, eq. 12
         dW = self._readout(u, a, e, "w").astype(W.dtype) * scale[:, None, None].astype(W.dtype) * entry
         dH = self._readout(u, a, e, "h").astype(H.dtype) * entry if self.lift else jnp.zeros_like(H)
-        return dH, dW
+        if not self.step_head:
+            return dH, dW
+        if stats is None:
+            raise ValueError("step_head=True needs stats, the per-sample step features (B, f)")
+        um, am = user_mask.astype(jnp.float32), antenna_mask.astype(jnp.float32)
+        return dH, dW, self._step_factor(u, a, um, am, stats.astype(jnp.float32))
 
 
 class SAO(nn.Module):
@@ -155,6 +188,9 @@ class SAO(nn.Module):
       features, num_heads, head_features, mlp_features: of every :class:`MaskedTransformerLayer`.
       lift: SAO-lift (eq. 10) or SAO (eq. 11).
       gradient_input: feed each layer the sum-rate gradient at its input beams (module docstring; not in 002).
+      learned_step: each layer scales its normalised step length per sample (module docstring; needs
+        ``normalize_step`` and a ``step_size``; not in 002).
+      monotone: keep a layer's input beams where its output has the lower sum rate (not in 002).
       first_trained, active_layers: the sliding window ``[first_trained, active_layers)`` (module docstring);
         defaults: all layers.
       trajectory: return ``(B, L_w, K, N)``, the beams after each layer of the window, instead of the last.
@@ -184,6 +220,8 @@ class SAO(nn.Module):
     mlp_features: int = 128
     lift: bool = True
     gradient_input: bool = False
+    learned_step: bool = False
+    monotone: bool = False
     first_trained: int = 0
     active_layers: int | None = None
     trajectory: bool = False
@@ -198,18 +236,40 @@ class SAO(nn.Module):
             self.lift,
             self.dtype,
             self.head_features,
+            self.learned_step,
             name=f"layer_{t}",
         )
 
-    def _gradient(self, H, W, user_mask, entry):
-        """Ascent direction of the sum rate at ``W`` (eq. 8's gradient), normalised per sample to RMS 1 over
-        the active entries; an input of the layer, so under ``stop_gradient``."""
+    def _ascent(self, H, W, user_mask, entry):
+        """Ascent direction of the sum rate at ``W`` (eq. 8's gradient), zero at masked entries, under
+        ``stop_gradient`` (a layer input)."""
         g = jax.grad(lambda w: jnp.sum(sum_rate(H, w, self.sigma2, mask=user_mask)))(W)
-        g = jnp.conj(g) * entry  # JAX's gradient of a real function of complex w is the conjugate direction
+        # JAX's gradient of a real function of complex w is the conjugate direction
+        return jax.lax.stop_gradient(jnp.conj(g) * entry)
+
+    def _gradient(self, H, W, user_mask, entry):
+        """The ascent direction normalised per sample to RMS 1 over the active entries (``gradient_input``)."""
+        g = self._ascent(H, W, user_mask, entry)
         n_act = jnp.maximum(jnp.sum(entry.real, axis=(-2, -1)), 1.0)
         rms = jnp.sqrt(jnp.sum(g.real**2 + g.imag**2, axis=(-2, -1)) / n_act)
-        g = g / jnp.where(rms > 0, rms, 1.0)[:, None, None].astype(g.dtype)
-        return jax.lax.stop_gradient(g)
+        return g / jnp.where(rms > 0, rms, 1.0)[:, None, None].astype(g.dtype)
+
+    def _step_stats(self, H, W, P, user_mask, antenna_mask, entry):
+        """``(B, 4)``: ``log(||g|| sqrt(P))``, ``log(||g_T|| / ||g||)``, ``K / K_m``, ``N / N_m`` (module docstring)."""
+        g = self._ascent(H, W, user_mask, entry)
+        sq = lambda X: jnp.sum(X.real**2 + X.imag**2, axis=(-2, -1))
+        w2 = sq(W)
+        radial = jnp.sum((jnp.conj(W) * g).real, axis=(-2, -1)) / jnp.where(w2 > 0, w2, 1.0)
+        gt = g - radial[:, None, None].astype(g.dtype) * W  # tangent to ||W||_F^2 = P
+        g2, t2 = sq(g), sq(gt)
+        tiny = jnp.finfo(jnp.float32).tiny
+        stats = [
+            0.5 * jnp.log(g2 * P + tiny),
+            0.5 * (jnp.log(t2 + tiny) - jnp.log(g2 + tiny)),
+            jnp.mean(user_mask, -1, dtype=jnp.float32),
+            jnp.mean(antenna_mask, -1, dtype=jnp.float32),
+        ]
+        return jax.lax.stop_gradient(jnp.stack([x.astype(jnp.float32) for x in stats], -1))
 
     def _window(self):
         t_e = self.num_layers if self.active_layers is None else self.active_layers
@@ -231,6 +291,11 @@ class SAO(nn.Module):
             raise ValueError(f"H must have K <= max_users = {Km} and N <= max_antennas = {Nm}; got shape {H.shape}")
         if not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"steps (Q) must be an int >= 0; got {self.steps!r}")
+        if self.learned_step and not (self.normalize_step and self.step_size):
+            raise ValueError(
+                "learned_step=True needs normalize_step=True and a step_size > 0 (the factor scales that relative "
+                f"length); got normalize_step={self.normalize_step}, step_size={self.step_size}"
+            )
         t_s, t_e = self._window()
         P = jnp.broadcast_to(_checks.real_param("P", P, (B,), low=0.0, what="power budget in W"), (B,))
         P = P.astype(H.real.dtype)
@@ -249,29 +314,28 @@ class SAO(nn.Module):
         scale = jnp.sqrt(P / (k_act * n_act))  # typical |W_kn| at equal power
         W = rzf(Hm, P, self.sigma2, mask=um)  # eq. 5 on the masked channel
         Haux, out = Hm, []
-        for t in range(t_e):
+
+        def layer(t, W, Haux):
             G = self._gradient(Hm, W, um, entry) if self.gradient_input else None
-            dH, dW = self._layer(t)(Haux, W, um, am, scale, G)
+            stats = self._step_stats(Hm, W, P, um, am, entry) if self.learned_step else None
+            return self._layer(t)(Haux, W, um, am, scale, G, stats)
+
+        for t in range(t_e):
+            dH, dW, *factor = layer(t, W, Haux)
+            eta = self.step_size * jnp.exp(factor[0]).astype(P.dtype) if factor else self.step_size
             W0 = _sphere((W + dW) * entry, P)
-            W = refine(
-                Hm,
-                W0,
-                P,
-                self.sigma2,
-                "sr",
-                self.steps,
-                self.step_size,
-                um,
-                project="sphere",
-                normalize=self.normalize_step,
+            Wt = refine(
+                Hm, W0, P, self.sigma2, "sr", self.steps, eta, um, project="sphere", normalize=self.normalize_step
             )
-            Haux = Haux + dH
+            if self.monotone:
+                better = sum_rate(Hm, Wt, self.sigma2, mask=um) >= sum_rate(Hm, W, self.sigma2, mask=um)
+                Wt = jnp.where(better[:, None, None], Wt, W)
+            W, Haux = Wt, Haux + dH
             if t < t_s:  # frozen part of the window: inference only
                 W, Haux = jax.lax.stop_gradient(W), jax.lax.stop_gradient(Haux)
             else:
                 out.append(W[:, :K, :N])
         if self.is_initializing():  # parameters for every layer, whatever the window
             for t in range(t_e, self.num_layers):
-                G = self._gradient(Hm, W, um, entry) if self.gradient_input else None
-                self._layer(t)(Haux, W, um, am, scale, G)
+                layer(t, W, Haux)
         return jnp.stack(out, axis=1) if self.trajectory else out[-1]
