@@ -100,6 +100,37 @@ def test_mixed_K_and_N_are_padded_with_masks():
     assert np.all(np.isfinite(np.asarray(loss))) and np.all(np.isfinite(np.asarray(metrics["utility"])))
 
 
+@pytest.mark.parametrize("sampling", ["uniform", "random"])
+def test_resident_multitask_source_gathers_the_host_batches(sampling):
+    """``MultiTaskSource(on_device=True)``: batches are task ids and rows of the three data sets placed once on
+    the devices; the step's gather gives exactly the host batch (mixed sizes with masks); augmentation keys."""
+    data = {
+        "sr": _arrays(12, 3, 4),
+        "mr": [_arrays(12, 2, 5, seed=1), _arrays(6, 3, 4, seed=2)],
+        "ee": _arrays(15, 3, 4),
+    }
+    host = train.MultiTaskSource(data, 6, seed=2, sampling=sampling)
+    dev = train.MultiTaskSource(data, 6, seed=2, sampling=sampling, on_device=True)
+    assert dev.resident["H"].shape == (45, 3, 5) and dev.steps_per_epoch == host.steps_per_epoch
+    for hb, db in zip(host.epoch(1, start=1), dev.epoch(1, start=1), strict=True):
+        assert set(db) == {"index", "task"} and db["index"].dtype == np.int32
+        chex.assert_trees_all_equal(jax.device_get(dev.prepare(db, dev.resident)), hb)
+    same = {u: _arrays(12, 3, 4, seed=t) for t, u in enumerate(jb.TASKS)}
+    aug = train.MultiTaskSource(same, 6, transform=train.symmetry_augment, on_device=True)
+    b = next(aug.epoch(0))
+    assert b["aug_key"].shape == (6, 2)
+    out = jax.device_get(aug.prepare(b, aug.resident))
+    rows = aug.resident["H"][b["index"]]
+    assert not np.allclose(out["H"], rows)  # transformed, with every gain magnitude kept
+    np.testing.assert_allclose(
+        np.abs(out["H"] @ np.conj(np.swapaxes(out["W_label"], 1, 2))),
+        np.abs(rows @ np.conj(np.swapaxes(aug.resident["W_label"][b["index"]], 1, 2))),
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="on_device=True takes transform=None or symmetry_augment"):
+        train.MultiTaskSource(same, 6, on_device=True, transform=lambda b, rng: b)
+
+
 def test_validation_utility_is_scale_free():
     labels = {u: _labels(u, 12, seed=3) for u in jb.TASKS}
     arrays = train.multitask_arrays(labels)
@@ -173,6 +204,15 @@ def test_pretrain_ubert_end_to_end_then_finetune_without_reinit(tmp_path):
         finetune_ubert(wider, new, tmp_path / "ft2", params, epochs=1, progress=False)
     with pytest.raises(ValueError, match="every task"):
         pretrain_ubert(cfg, {"sr": labels["sr"]}, tmp_path / "x", progress=False)
+    # the data sets resident on the device train the same parameters as host batches (round-off; without
+    # augmentation, whose draws differ between the host and the device)
+    dev = configs.get_preset("smoke", features=8, num_layers=1, epochs=1, on_device=True)
+    on_dev = pretrain_ubert(dev, labels, tmp_path / "pre_dev", augment=False, progress=False)
+    on_host = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
+    host = pretrain_ubert(on_host, labels, tmp_path / "pre_host", augment=False, progress=False)
+    chex.assert_trees_all_close(jax.device_get(on_dev), jax.device_get(host), rtol=1e-4, atol=1e-5)
+    tuned_dev = finetune_ubert(dev, new, tmp_path / "ft_dev", params, epochs=1, learning_rate=1e-9, progress=False)
+    chex.assert_trees_all_close(tuned_dev, jax.device_get(params), atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ DWA task weighting

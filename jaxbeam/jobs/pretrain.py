@@ -118,8 +118,7 @@ def _multitask_setup(cfg: Config, sets: dict[str, list[LabelSet]], *, sampling: 
     """Training source, validation arrays and the loss whose ``"utility"`` is mean eq. 31 / 100 over tasks."""
     B = ubert_batch_size(cfg.train.batch_size)
     transform = train.symmetry_augment if augment else None
-    if cfg.train.on_device:
-        raise ValueError("train.on_device is not supported for UBERT (its multi-task source pads on the host)")
+    on_device = cfg.train.on_device
     if len(sets) == len(jb.TASKS):
         source = train.MultiTaskSource(
             {t: [x.split("train") for x in xs] for t, xs in sets.items()},
@@ -127,10 +126,12 @@ def _multitask_setup(cfg: Config, sets: dict[str, list[LabelSet]], *, sampling: 
             seed=seed,
             sampling=sampling,
             transform=transform,
+            on_device=on_device,
         )
     else:  # fine-tuning on a subset of the tasks: a shuffled pool (one task: plain single-task batches)
         arrays = train.multitask_arrays({t: [x.split("train") for x in xs] for t, xs in sets.items()})
-        source = train.ArraySource(arrays, min(B, len(arrays["H"])), seed=seed, transform=transform)
+        pool = min(B, len(arrays["H"]))
+        source = train.ArraySource(arrays, pool, seed=seed, transform=transform, on_device=on_device)
     val = train.multitask_arrays({t: [x.split("val") for x in xs] for t, xs in sets.items()})
     # eq. 31 normaliser per task: the validation mean of the label utility (tasks not present: 1)
     scale = [1.0] * len(jb.TASKS)
@@ -257,7 +258,7 @@ def finetune_ubert(
     source, val, loss_fn, scale, B = _multitask_setup(
         cfg, sets, sampling=sampling, augment=augment, seed=cfg.train.seed
     )
-    example = {k: np.asarray(v)[:1] for k, v in next(source.epoch(0)).items()}
+    example = train.example_batch(source)  # expanded on the host when the batches are indices
     kw = {k: example[k] for k in ("mask", "antenna_mask") if k in example}
     fresh = jax.eval_shape(
         lambda: model.init(jax.random.PRNGKey(0), example["H"], example["P"], example["task"], **kw)

@@ -45,6 +45,7 @@ import numpy as np
 from jaxbeam.core.utility import TASKS
 from jaxbeam.data.format import LabelSet
 from jaxbeam.train import task_sampling
+from jaxbeam.train.sources import resident_batches, symmetry_augment
 
 SAMPLINGS = ("uniform", "random")
 # one compiled index-table function per (sizes, batch size): cheap host-side sampling, no per-op dispatch
@@ -178,6 +179,11 @@ class MultiTaskSource:
       sampling: ``"uniform"`` (Algorithm 1) or ``"random"`` (independent uniform task per sample).
       transform: optional ``transform(batch, rng) -> batch`` per batch (e.g.
         :func:`jaxbeam.train.symmetry_augment`), ``rng = numpy.random.default_rng((seed, e, i, 1))``.
+      on_device: keep the three (padded) data sets on the devices, concatenated in task order
+        (:attr:`resident`, placed once by the engine), and yield ``{"index", "task"}`` int32 ``(B,)``; the
+        batch is gathered inside the jitted step (:attr:`prepare`), the same samples in the same order as on
+        the host. ``transform`` must be None or :func:`jaxbeam.train.symmetry_augment`, which then runs on
+        the device from per-sample keys ``"aug_key"`` (as :class:`jaxbeam.train.ArraySource`'s).
 
     Attributes:
       steps_per_epoch: ``min_t S_t // (B / 3)`` for ``"uniform"``; ``3 min_t S_t // B`` for ``"random"``.
@@ -196,6 +202,7 @@ class MultiTaskSource:
         seed: int = 0,
         sampling: str = "uniform",
         transform: Callable[[dict, np.random.Generator], dict] | None = None,
+        on_device: bool = False,
     ):
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}; got {sampling!r}")
@@ -215,6 +222,8 @@ class MultiTaskSource:
             self.arrays = [self._with_masks(a) for a in self.arrays]
         if transform is not None and any("antenna_mask" in a and not a["antenna_mask"].all() for a in self.arrays):
             raise ValueError("transform cannot be used with antenna padding (it permutes antennas); pass None")
+        if on_device and transform not in (None, symmetry_augment):
+            raise ValueError(f"on_device=True takes transform=None or symmetry_augment; got {transform!r}")
         self.sizes = tuple(len(a["H"]) for a in self.arrays)
         batch_size = int(batch_size)
         if sampling == "uniform":
@@ -228,6 +237,12 @@ class MultiTaskSource:
             raise ValueError(f"batch_size {batch_size} is too large for task data sets of sizes {self.sizes}")
         self.batch_size, self.seed, self.sampling, self.transform = batch_size, seed, sampling, transform
         self._table: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.on_device = bool(on_device)
+        self._offsets = np.cumsum((0,) + self.sizes[:-1]).astype(np.int32)  # row of task t's sample 0
+        self.resident = (
+            {name: np.concatenate([a[name] for a in self.arrays]) for name in self.arrays[0]} if on_device else None
+        )
+        self.prepare = resident_batches(augment=transform is not None) if on_device else None
 
     @staticmethod
     def _with_masks(a: dict) -> dict:
@@ -261,6 +276,13 @@ class MultiTaskSource:
         """Batches ``start, start + 1, ..`` of epoch ``epoch``."""
         for i in range(start, self.steps_per_epoch):
             task, index = self.batch_indices(epoch, i)
+            if self.on_device:
+                batch = {"index": (self._offsets[task] + index).astype(np.int32), "task": task.astype(np.int32)}
+                if self.transform is not None:
+                    rng = np.random.default_rng([self.seed, epoch, i, 1])
+                    batch["aug_key"] = rng.integers(0, 2**32, (len(task), 2), dtype=np.uint32)
+                yield batch
+                continue
             batch = {}
             for name in self.arrays[0]:
                 first = self.arrays[0][name]
