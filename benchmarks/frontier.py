@@ -18,6 +18,9 @@ trained with ``--train-missing``, ~1.5 min per budget on 2 cores); at K = N, SR,
 is at least as good and at least as fast, and better in one. Prints a table per system and utility and
 writes ``--out`` (JSON) and a PNG beside it (quality against samples/s, log scale).
 
+``--smoke`` (CI) runs the whole benchmark at one small system, (3, 4) at 10 dB, on 16 channels, with two
+WMMSE tolerances and no models: a check that it runs and writes its files, not a measurement.
+
 Wall-clock on a possibly shared machine: compare throughputs within one run only.
 """
 
@@ -39,15 +42,17 @@ from jaxbeam.jobs.builders import MODELS
 from jaxbeam.jobs.report import markdown_table
 
 SYSTEMS = (("bert4beam", 6, 12, 0.1), ("k_eq_n", 12, 12, 0.01))  # (name, K, N, sigma2) at P = 1 W
+SMOKE_SYSTEMS = (("smoke", 3, 4, 0.1),)
 P, PC = 1.0, 0.5
 WMMSE_TOLS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+SMOKE_TOLS = (1e-1, 1e-3)
 MAKE = "python -m experiments.fig3_pretraining --preset cpu makes it, or pass --train-missing"
 
 
-def solver_methods(utility: str, sigma2: float) -> dict:
+def solver_methods(utility: str, sigma2: float, tols: tuple[float, ...] = WMMSE_TOLS) -> dict:
     """``{name: fn(H) -> W}`` of the iterative solvers of ``utility`` (the per-sample best is the reference)."""
     if utility == "sr":
-        out = {f"WMMSE tol {t:g}": (lambda H, t=t: jb.wmmse(H, P, sigma2, tol=t)) for t in WMMSE_TOLS}
+        out = {f"WMMSE tol {t:g}": (lambda H, t=t: jb.wmmse(H, P, sigma2, tol=t)) for t in tols}
         out["WMMSE tol 1e-4 (paper stop)"] = lambda H: jb.wmmse(H, P, sigma2, tol=1e-4, stop="paper")
         out["SCA"] = lambda H: jb.sca(H, P, sigma2, "sr", PC)
         return out
@@ -138,10 +143,10 @@ def sao_method(path: Path, sigma2: float, K: int, N: int) -> dict:
 
 def run(args) -> list[dict]:
     rows, notes = [], []
-    for system, K, N, sigma2 in SYSTEMS:
+    for system, K, N, sigma2 in SMOKE_SYSTEMS if args.smoke else SYSTEMS:
         H = jb.rayleigh(jax.random.key(args.seed), (args.samples,), K, N)
         for utility in jb.TASKS:
-            solvers = solver_methods(utility, sigma2)
+            solvers = solver_methods(utility, sigma2, SMOKE_TOLS if args.smoke else WMMSE_TOLS)
             methods = {**closed_forms(K, N, sigma2), **solvers}
             if system == "bert4beam" and args.runs is not None:
                 methods.update(cached_models(args.runs, utility, K, N, args.train_missing, notes))
@@ -212,7 +217,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("results/frontier.json"))
     p.add_argument("--quiet", dest="progress", action="store_false")
+    p.add_argument("--smoke", action="store_true", help="one small system, 16 channels, no models (CI check)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.samples, args.repeats, args.runs, args.sao = min(args.samples, 16), 1, None, None
     if args.samples < 1 or args.repeats < 1:
         p.error(f"--samples and --repeats must be >= 1; got {args.samples}, {args.repeats}")
     if args.sao is not None and not (args.sao / "config.json").is_file():

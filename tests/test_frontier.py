@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import jaxbeam as jb
-from benchmarks.frontier import closed_forms, frontier, measure, solver_methods
+from benchmarks.frontier import closed_forms, frontier, main, measure, solver_methods
 
 
 def test_frontier_keeps_exactly_the_undominated_methods():
@@ -40,3 +40,24 @@ def test_the_reference_solvers_beat_the_closed_forms_on_their_utility():
         best = np.max([jb.utility(utility, H, f(H), 0.01, 0.5) for f in solver_methods(utility, 0.01).values()], 0)
         ref = closed_forms(4, 4, 0.01)[closed.upper()](H)
         assert np.all(best >= np.asarray(jb.utility(utility, H, ref, 0.01, 0.5)) * (1 - 1e-4)), utility
+
+
+def test_smoke_run_writes_the_table_and_the_plot(tmp_path, capsys):
+    """``python -m benchmarks.frontier --smoke``: every method of every utility measured, the best solver
+    at 100 %, a frontier marked per panel, the JSON and the PNG written."""
+    out = tmp_path / "frontier.json"
+    assert main(["--smoke", "--quiet", "--out", str(out)]) == 0
+    import json
+
+    rows = json.loads(out.read_text())["rows"]
+    assert out.with_suffix(".png").stat().st_size > 0 and "% of best solver" in capsys.readouterr().out
+    for utility in jb.TASKS:
+        panel = [r for r in rows if r["utility"] == utility]
+        methods = {r["method"] for r in panel}
+        assert {"MRT", "ZF", "RZF", "RZF_BAL", "SCA"} <= methods
+        assert max(r["quality"] for r in panel) >= 100.0 - 1e-6 and any(r["frontier"] for r in panel)
+        assert all(r["samples_per_s"] > 0 and r["latency_ms"] > 0 for r in panel)
+        closed = [r["quality"] for r in panel if r["method"] in ("MRT", "ZF", "RZF", "RZF_BAL")]
+        assert max(closed) <= 100.0 + 1e-3  # the reference solvers are at least the closed forms
+    assert {"WMMSE tol 0.1", "WMMSE tol 0.001"} <= {r["method"] for r in rows if r["utility"] == "sr"}
+    assert "exact max-min" in {r["method"] for r in rows if r["utility"] == "mr"}
