@@ -68,8 +68,8 @@ def parse_sets(sets: list[str] | None, fields: dict, what: str) -> dict:
     return overrides
 
 
-def make_config(preset: str, sets: list[str] | None, **direct):
-    """``configs.get_preset(preset, ...)`` from ``--set NAME=VALUE`` strings and direct overrides."""
+def config_overrides(preset: str, sets: list[str] | None) -> dict:
+    """``{field: typed value}`` of ``--set NAME=VALUE`` strings for the fields of ``preset``'s config."""
     from jaxbeam import configs
 
     if preset not in configs.PRESETS:
@@ -80,7 +80,14 @@ def make_config(preset: str, sets: list[str] | None, **direct):
         for part in (base.system, base.model, base.train)
         for f in dataclasses.fields(part)
     }
-    overrides = parse_sets(sets, fields, "config field")
+    return parse_sets(sets, fields, "config field")
+
+
+def make_config(preset: str, sets: list[str] | None, **direct):
+    """``configs.get_preset(preset, ...)`` from ``--set NAME=VALUE`` strings and direct overrides."""
+    from jaxbeam import configs
+
+    overrides = config_overrides(preset, sets)
     overrides.update({k: v for k, v in direct.items() if v is not None})
     try:
         return configs.get_preset(preset, **overrides)

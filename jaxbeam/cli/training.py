@@ -11,6 +11,7 @@ from jaxbeam.cli.args import (
     EXAMPLE_SET,
     UserError,
     add_config_args,
+    config_overrides,
     direct_overrides,
     load_run,
     make_config,
@@ -26,6 +27,11 @@ def _quickstart(args) -> int:
 
     if args.model in SAO_MODELS:
         return _quickstart_sao(args)
+    overrides = config_overrides(args.preset, args.set)
+    fixed = sorted({"P", "samples_per_power", "utility"} & set(overrides))
+    if fixed:
+        raise UserError(f"--set cannot change {', '.join(fixed)} in quickstart: it fixes P and the utilities")
+    make_config(args.preset, args.set)  # validates the preset name and the values
     opts = quickstart.QuickstartOptions(
         preset=args.preset,
         workdir=Path(args.workdir),
@@ -35,8 +41,8 @@ def _quickstart(args) -> int:
         kstar_samples_per_power=args.kstar_samples,
         seed=args.seed,
         model=args.model,
+        overrides=overrides,
     )
-    make_config(args.preset, None)  # validates the preset name
     if opts.steps_per_model is not None and opts.minutes_per_model is not None:
         raise UserError("give --steps or --minutes, not both")
     result = quickstart.run(opts)
@@ -52,11 +58,13 @@ def _quickstart_sao(args) -> int:
         if hasattr(args, flag):
             raise UserError(f"--{flag} does not apply to --model {args.model}: its budget is the preset's")
     workdir = Path(args.workdir if args.workdir != "runs/quickstart" else f"runs/quickstart_{args.model}")
-    sao_cfg = make_sao_config(args.preset, None, lift=args.model == "sao_lift")  # validates the preset name
-    del sao_cfg
-    result = quickstart_sao(
-        args.preset, workdir, lift=args.model == "sao_lift", samples=args.kstar_samples, seed=args.seed
-    )
+    from jaxbeam.configs import get_sao_preset
+
+    lift = args.model == "sao_lift"
+    cfg = make_sao_config(args.preset, args.set, lift=lift)  # validates the preset name and --set items
+    base = dataclasses.asdict(get_sao_preset(args.preset, lift=lift))
+    overrides = {k: v for k, v in dataclasses.asdict(cfg).items() if v != base[k] and k != "seed"}
+    result = quickstart_sao(args.preset, workdir, lift=lift, samples=args.kstar_samples, seed=args.seed, **overrides)
     print("\n" + (workdir / "sao_grid.md").read_text())
     print(f"total {result['seconds'] / 60:.1f} min on {result['device']}; table, JSON and PNG in {workdir}/")
     return 0
@@ -101,6 +109,13 @@ def add_quickstart(sub) -> None:
         help="bert: one BERT per utility; ubert: one multi-task UBERT for all three (budget: steps or minutes x 3); "
         "sao / sao_lift: paper 002's optimiser on its cpu preset, evaluated on the (K, N) grid against RZF, ZF "
         "and WMMSE (--kstar-samples channels per point; default workdir runs/quickstart_<model>)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a config field of the preset (e.g. ubert_head=structured; an SAO field for sao models); "
+        "P, samples_per_power and utility are fixed by quickstart",
     )
     p.set_defaults(func=_quickstart)
 

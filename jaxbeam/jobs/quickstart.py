@@ -52,6 +52,7 @@ class QuickstartOptions:
     seed: int = 0
     progress: bool = True
     model: str = "bert"  # "ubert": one multi-task UBERT for all utilities, budget per model x utilities
+    overrides: dict = dataclasses.field(default_factory=dict)  # config fields (``--set``), e.g. ubert_head
 
     def budget(self, factor: int = 1) -> dict:
         """The budget of one model (:func:`jaxbeam.jobs.runs.budget_record`), ``factor`` times the per-model one."""
@@ -77,7 +78,7 @@ def _run_dir(root: Path, name: str, cfg, budget: dict, sets) -> Path:
 
 def _run_ubert(opts: QuickstartOptions, root: Path) -> list[dict]:
     """UBERT: one model pre-trained on SR, MR and EE labels together (Algorithm 1), rows per task."""
-    cfg = configs.get_preset(opts.preset, P=opts.P, samples_per_power=opts.samples_per_power)
+    cfg = configs.get_preset(opts.preset, **opts.overrides, P=opts.P, samples_per_power=opts.samples_per_power)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=opts.seed))
     sy = cfg.system
     sets = {u: labels_for(root, cfg, u, sy.K, opts.samples_per_power, opts.seed, opts.progress) for u in TASKS}
@@ -104,7 +105,9 @@ def run(opts: QuickstartOptions) -> dict:
         raise ValueError(f"model must be 'bert' or 'ubert'; got {opts.model!r}")
     rows = _run_ubert(opts, root) if opts.model == "ubert" else []
     for u in opts.utilities if opts.model == "bert" else ():
-        cfg = configs.get_preset(opts.preset, utility=u, P=opts.P, samples_per_power=opts.samples_per_power)
+        cfg = configs.get_preset(
+            opts.preset, **opts.overrides, utility=u, P=opts.P, samples_per_power=opts.samples_per_power
+        )
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=opts.seed))
         sy = cfg.system
         labels = labels_for(root, cfg, u, sy.K, opts.samples_per_power, opts.seed, opts.progress)
