@@ -346,7 +346,9 @@ SAO_PRESETS = {
         final_learning_rate=3e-5,
         val_per_config=50,
     ),
-    "cpu": SAOConfig(),
+    # jaxbeam's choice (README, "Paper 002"): the gradient input and a learned, normalised step, the best
+    # measured on the (K, N) grid; 002's H-and-W-only layers learn nothing here, its fixed 1e-2 step diverges
+    "cpu": SAOConfig(gradient_input=True, step_size=0.02, normalize_step=True, learned_step=True, monotone=True),
     "smoke": SAOConfig(
         max_users=4,
         max_antennas=4,
