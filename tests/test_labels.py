@@ -103,6 +103,11 @@ def test_channel_sources_and_per_antenna_labels(full, tmp_path, capsys):
     assert 0.8 * ref.U.mean() < pa.U.mean() <= ref.U.mean()
     scaled = np.asarray(jb.sum_rate(pa.H, jb.scale_antenna_power(ref.W, pa.P[:, None] / 4), 0.1))
     assert np.all(pa.U >= scaled * (1 - 1e-5))  # never below the total-power labels scaled to the budgets
+    mr = generate_labels(tmp_path / "mr", **{**ARGS, "utility": "mr"}, chunk_size=16, progress=False,
+                         solver="sca-antenna")  # fmt: skip
+    col = np.sum(np.abs(mr.W.astype(np.complex128)) ** 2, axis=-2)
+    assert np.all(col <= (mr.P / 4)[:, None] * (1 + 1e-5)) and mr.meta["constraint"].startswith("per-antenna")
+    np.testing.assert_allclose(mr.U, jb.min_rate(mr.H, mr.W, 0.1), rtol=1e-5)
     argv = ["label", "--utility", "sr", "--K", "2", "--N", "3", "--P", "1", "--samples", "8", "--chunk", "8",
             "--no-progress", "--channel", "correlated", "--channel-arg", "rho=0.9"]  # fmt: skip
     assert cli.main(argv + ["--out", str(tmp_path / "c")]) == 0

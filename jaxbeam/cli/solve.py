@@ -108,8 +108,8 @@ def _add_label(sub) -> None:
         help="make a label data set with the batched solvers (chunked, resumable)",
         description=(
             "Solve SAMPLES channels per power level (i.i.d. Rayleigh, or another --channel source) with the label "
-            "solver of the utility (SR: WMMSE, MR: exact max-min, EE: SCA; --solver wmmse-antenna: SR under "
-            "per-antenna budgets P / N) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
+            "solver of the utility (SR: WMMSE, MR: exact max-min, EE: SCA; --solver wmmse-antenna or sca-antenna: "
+            "under per-antenna budgets P / N) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
             "numpy.load or jaxbeam.data.format.load_labels; meta.json holds every file's sha256). Chunks are sharded "
             "over all local devices and saved with a checksum as they finish: run the same command again after "
             "an interruption (even a kill) to resume; a corrupted chunk is re-solved with a warning, and on a "
@@ -132,7 +132,8 @@ def _add_label(sub) -> None:
     p.add_argument(
         "--solver",
         default=None,
-        help="sr: wmmse|sca|wmmse-antenna, mr: exact|sca, ee: sca (default: wmmse for sr, exact for mr, sca for ee)",
+        help="sr: wmmse|sca|wmmse-antenna|sca-antenna, mr: exact|sca|sca-antenna, ee: sca|sca-antenna "
+        "(default: wmmse for sr, exact for mr, sca for ee)",
     )
     p.add_argument(
         "--channel",

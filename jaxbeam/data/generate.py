@@ -58,9 +58,13 @@ from jaxbeam.data.format import (
 
 DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
 """Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
-SOLVERS = {"sr": ("wmmse", "sca", "wmmse-antenna"), "mr": ("exact", "sca"), "ee": ("sca",)}
-"""``wmmse-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna`, its own stop) instead of
-the total budget ``P``."""
+SOLVERS = {
+    "sr": ("wmmse", "sca", "wmmse-antenna", "sca-antenna"),
+    "mr": ("exact", "sca", "sca-antenna"),
+    "ee": ("sca", "sca-antenna"),
+}
+"""``*-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna` with its own stop, or
+:func:`jaxbeam.sca` with ``power="antenna"``) instead of the total budget ``P``."""
 LABEL_VERSION = 2
 """Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
 
@@ -106,7 +110,8 @@ def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
         return solvers.maxmin_exact(H, P, sigma2)
     if solver == "wmmse-antenna":  # P / N per antenna; its own stopping rule (tol 1e-4 stops it early)
         return solvers.wmmse_antenna(H, P[..., None] / H.shape[-1], sigma2)
-    return solvers.sca(H, P, sigma2, utility, Pc, tol)
+    power = "antenna" if solver == "sca-antenna" else "total"
+    return solvers.sca(H, P, sigma2, utility, Pc, tol, power=power)
 
 
 def label_config(
@@ -262,9 +267,9 @@ def generate_labels(
       seed: channel seed (and the split's seed).
       sigma2: noise power [W]; Pc: circuit power [W] (EE).
       tol: solver convergence tolerance (the paper's 1e-4; the exact max-min solver has its own stop).
-      solver: ``"wmmse"``, ``"sca"`` or ``"wmmse-antenna"`` (SR; the last under per-antenna budgets ``P / N``),
-        ``"exact"`` (max-min by bisection and duality) or ``"sca"`` (MR), ``"sca"`` (EE); default
-        :data:`DEFAULT_SOLVER`.
+      solver: ``"wmmse"`` or ``"sca"`` (SR), ``"exact"`` (max-min by bisection and duality) or ``"sca"`` (MR),
+        ``"sca"`` (EE); ``"wmmse-antenna"`` (SR) and ``"sca-antenna"`` (any utility) under per-antenna budgets
+        ``P / N`` (:data:`SOLVERS`); default :data:`DEFAULT_SOLVER`.
       chunk_size: samples per chunk (one jit call; the unit of resume; it fixes the channels drawn).
       devices: devices to shard each chunk over (default all local devices).
       progress: show a tqdm progress bar (samples/s and ETA).
@@ -386,7 +391,7 @@ def generate_labels(
     meta = {
         **config,
         "samples": int(total),
-        "constraint": "per-antenna, P / N each" if solver == "wmmse-antenna" else "total, ||W||_F^2 <= P",
+        "constraint": "per-antenna, P / N each" if solver.endswith("-antenna") else "total, ||W||_F^2 <= P",
         "mean_utility": {str(p): float(U[P_all == np.float32(p)].mean()) for p in P_levels},
         "mean_utility_all": float(U.mean()),
         "package_version": __version__,

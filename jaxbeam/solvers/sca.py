@@ -35,6 +35,12 @@ Utilities:
   leave the sphere: the power level is searched, not fixed at ``P``. Starts from the best (by EE) of
   WMMSE run at each of the power levels ``P j / 50``, ``j = 1..50`` (a line search over the budget:
   which users WMMSE keeps on changes with the level, so the levels are dense), then polishes it.
+
+Per-antenna budgets (``power="antenna"``): the feasible set is ``sum_k |W[k, n]|^2 <= P / N`` for every
+antenna n, a product of balls whose projection scales each column on its own
+(:func:`jaxbeam.project_antenna_power`); the surrogates are unchanged (EE's power term is still the total
+transmit power). The start is the total-power start above scaled as a whole until its fullest antenna meets
+its budget (:func:`jaxbeam.scale_antenna_power`), so the result is never below that scaled precoder.
 """
 
 from __future__ import annotations
@@ -48,13 +54,14 @@ from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
-from jaxbeam.core.power import maxmin_power
+from jaxbeam.core.power import maxmin_power, scale_antenna_power
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
 from jaxbeam.solvers._wmmse_kernel import rzf_coef
 from jaxbeam.solvers.wmmse import wmmse
 
 UTILITIES = ("sr", "mr", "ee")
+POWERS = ("total", "antenna")  # ||W||_F^2 <= P, or sum_k |W[k, n]|^2 <= P / N for every antenna n
 _EE_LEVELS = 50  # EE start: WMMSE at the power levels P j / 50, j = 1..50
 _LN2 = 0.6931471805599453
 
@@ -115,8 +122,13 @@ def _surrogate(name, Hn, W, lin, mask_f):
     return jnp.where(ok, val, -jnp.inf), ok
 
 
-def _project(W, P, mask_f):
+def _project(W, P, mask_f, per_antenna=False):
+    """Projection onto ``||W||_F^2 <= P`` (a scaling), or onto ``sum_k |W[k, n]|^2 <= P / N`` (each column)."""
     W = W * mask_f[..., None].astype(W.dtype)
+    if per_antenna:
+        Pn = (P / W.shape[-1])[..., None]
+        p = jnp.sum(C.abs2(W), -2)
+        return W * jnp.sqrt(Pn / jnp.maximum(p, Pn))[..., None, :].astype(W.dtype)
     p = jnp.sum(C.abs2(W), (-2, -1))
     return W * jnp.sqrt(P / jnp.maximum(p, P))[..., None, None].astype(W.dtype)
 
@@ -138,7 +150,7 @@ class SCAState(NamedTuple):
     converged: jax.Array
 
 
-def _inner(name, Hn, W, lin, P, mask_f, step, inner_steps):
+def _inner(name, Hn, W, lin, P, mask_f, step, inner_steps, per_antenna=False):
     """Projected-gradient ascent with one-trial backtracking on the surrogate, ``inner_steps`` steps."""
 
     def f(W):
@@ -151,7 +163,7 @@ def _inner(name, Hn, W, lin, P, mask_f, step, inner_steps):
         W, val, step = c
         g, _ = grad_f(W)
         g = jnp.conj(g)  # JAX returns the conjugate of the ascent direction for real f(W), W complex
-        Wn = _project(W + step[..., None, None].astype(W.dtype) * g, P, mask_f)
+        Wn = _project(W + step[..., None, None].astype(W.dtype) * g, P, mask_f, per_antenna)
         vn, okn = _surrogate(name, Hn, Wn, lin, mask_f)
         d = Wn - W
         model = val + jnp.sum(jnp.real(jnp.conj(g) * d), (-2, -1)) - jnp.sum(C.abs2(d), (-2, -1)) / (2 * step)
@@ -198,6 +210,7 @@ def _initial_beams(name, Hn, P, sigma2_unit, mask_f, Pc, tol, wmmse_iters, ee_le
         "beta_max",
         "wmmse_iters",
         "ee_levels",
+        "power",
         "return_info",
     )
 )
@@ -219,6 +232,7 @@ def sca(
     beta_max: float = 1000.0,
     wmmse_iters: int = 500,
     ee_levels: int = _EE_LEVELS,
+    power: str = "total",
     return_info: bool = False,
 ):
     r"""SCA beamforming for the SR, MR or EE utility of problem (3), batched and jittable.
@@ -238,8 +252,9 @@ def sca(
       Pc: circuit power [W] (EE only), scalar or per sample.
       tol: relative improvement below which an outer iteration counts as a stall, in (0, 1).
       mask: optional bool ``(..., K)``; absent users get zero beams and do not count.
-      init: optional complex ``(..., K, N)`` start beams (projected onto the power ball); default: WMMSE
-        (SR), RZF directions with max-min powers (MR), WMMSE on the best of a power grid (EE).
+      init: optional complex ``(..., K, N)`` start beams (projected onto the feasible set); default: WMMSE
+        (SR), RZF directions with max-min powers (MR), WMMSE on the best of a power grid (EE), each scaled
+        into the per-antenna set under ``power="antenna"``.
       max_iter: outer-iteration cap (int >= 1; default 100 for SR/EE, 300 for MR).
       inner_steps: projected-gradient steps per convex subproblem (int >= 1).
       patience: consecutive stalled outer iterations that end a sample (int >= 1).
@@ -248,14 +263,18 @@ def sca(
       ee_levels: power levels ``P j / ee_levels``, ``j = 1..ee_levels``, of the EE start (int >= 1;
         fewer are faster but coarser: with 25 levels 7 of 1,000 samples at (6, 12), P = 3 ended 0.5-1.6 %
         below the best of WMMSE at 50 levels).
+      power: ``"total"`` (``||W||_F^2 <= P``) or ``"antenna"`` (``sum_k |W[k, n]|^2 <= P / N`` for every
+        antenna n; module docstring).
       return_info: also return ``{"utility": (...,), "iterations": (...,), "converged": (...,)}``
         (utility 0 where no user is present).
 
     Returns:
-      complex ``(..., K, N)`` beamformers with ``||W||_F^2 <= P``; and the info dict if requested.
+      complex ``(..., K, N)`` beamformers in the feasible set of ``power``; and the info dict if requested.
     """
     if utility not in UTILITIES:
         raise ValueError(f"utility must be one of {UTILITIES}; got {utility!r}")
+    _checks.name_in("power", power, POWERS)
+    per_antenna = power == "antenna"
     tol = check_tol(tol)
     inner_steps = check_count(inner_steps, "inner_steps", 1)
     patience = check_count(patience, "patience", 1)
@@ -272,11 +291,13 @@ def sca(
     Pc = jnp.broadcast_to(_checks.real_param("Pc", Pc, batch).astype(P.dtype), batch)
     if init is None:
         W0 = _initial_beams(utility, Hn, P, jnp.ones((), P.dtype), mask_f, Pc, 1e-4, wmmse_iters, ee_levels)
+        if per_antenna:
+            W0 = scale_antenna_power(W0, (P / Hn.shape[-1])[..., None], mask=mask_f > 0)
     else:
         init = _checks.complex_kn("init", init)
         _checks.same_shape("H", Hn, "init", init)
         W0 = jnp.broadcast_to(init, Hn.shape).astype(Hn.dtype)
-    W0 = _project(jnp.where(jnp.isfinite(W0), W0, 0), P, mask_f)
+    W0 = _project(jnp.where(jnp.isfinite(W0), W0, 0), P, mask_f, per_antenna)
     U0 = _true_utility(utility, Hn, W0, mask_f, Pc)
     present = jnp.any(mask_f > 0, -1)
     U0 = jnp.where(present, U0, 0.0)
@@ -290,7 +311,7 @@ def sca(
     def outer(s: SCAState, args) -> SCAState:
         Hn, P, mask_f, Pc, step0 = args
         lin = _linearise(utility, Hn, s.W, mask_f, Pc, s.beta)
-        W, step = _inner(utility, Hn, s.W, lin, P, mask_f, jnp.maximum(2 * s.step, step0), inner_steps)
+        W, step = _inner(utility, Hn, s.W, lin, P, mask_f, jnp.maximum(2 * s.step, step0), inner_steps, per_antenna)
         U = _true_utility(utility, Hn, W, mask_f, Pc)
         improved = U > s.best
         best = jnp.where(improved, U, s.best)
