@@ -197,8 +197,6 @@ def _pretrain_ubert(args) -> int:
     if args.labels:
         raise UserError("--labels is for BERT; with --model ubert give the three label sets as --task-labels SR MR EE")
     cfg = make_config(args.preset, args.set, **direct_overrides(args))
-    if cfg.train.on_device:
-        raise UserError("--set on_device=true is for BERT; UBERT's multi-task source pads its batches on the host")
     sy, workdir = cfg.system, Path(args.workdir)
     sets = {}
     for i, u in enumerate(jb.TASKS):
