@@ -92,7 +92,6 @@ class MaskedTransformerLayer(nn.Module):
       head_features: D_e, the width of each head (002 Table 1: 64 with 12 heads); 0 = ``features // num_heads``.
       mlp_features: hidden width of the attention MLP (eq. 20) and of the output MLPs (eq. 22).
       lift: also output ``Delta H`` (SAO-lift); False gives ``Delta H = 0`` without its parameters (SAO).
-
       step_head: also output the log step factor ``a_t`` ``(B,)`` (SAO's ``learned_step``) from the pooled
         features and ``stats``.
 
@@ -142,7 +141,7 @@ class MaskedTransformerLayer(nn.Module):
 
     def _step_factor(self, u, a, user_mask, antenna_mask, stats):
         """``a_t`` ``(B,)`` in ``[-LOG_STEP_RANGE, LOG_STEP_RANGE]`` from masked means of the user and antenna
-        features and ``stats``; the last layer starts at zero (factor 1)."""
+        features and ``stats``; its output Dense starts at zero (factor 1)."""
         mean = lambda x, m: jnp.sum(x * m[..., None], 1) / jnp.maximum(jnp.sum(m, -1, keepdims=True), 1.0)
         pooled = jnp.concatenate([mean(u, user_mask), mean(a, antenna_mask), stats], axis=-1)
         h = nn.gelu(nn.Dense(self.mlp_features, dtype=self.dtype, name="step_hidden")(pooled))
