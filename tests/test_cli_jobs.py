@@ -32,7 +32,7 @@ def _run_and_status(argv, capsys):
         (["pretrain", "--model", "sao", "--K", "3", "--workdir", "x"], "--K does not apply to --model sao"),
         (["pretrain", "--model", "sao_lift", "--set", "window=9", "--workdir", "x"], "window must be <="),
         (["pretrain", "--model", "sao", "--set", "K_schedule=4,40", "--workdir", "x"], "K_schedule must be"),
-        (["pretrain", "--model", "sao", "--set", "normalize_step=true", "--workdir", "x"], "needs step_size > 0"),
+        (["pretrain", "--model", "sao", "--set", "step_size=0", "--workdir", "x"], "needs step_size > 0"),
         (["quickstart", "--model", "sao", "--steps", "3"], "--steps does not apply"),
         (["quickstart", "--set", "P=2"], "--set cannot change P in quickstart"),
         (["quickstart", "--set", "nonsense=1"], "unknown config field"),
@@ -42,7 +42,8 @@ def _run_and_status(argv, capsys):
         (["pretrain", "--set", "domain=dft", "--workdir", "x"], "domain must be 'spatial' or 'angle'"),
     ],
 )
-def test_user_mistakes_exit_2_with_one_line(argv, message, capsys):
+def test_user_mistakes_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a mistake that got through would train into ./x, not into the repository
     code, out = _run_and_status(argv, capsys)
     assert code == 2
     assert message in out.err
