@@ -1,5 +1,7 @@
 """``benchmarks.frontier``: the frontier marking, the measured utilities and the reference solvers."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -47,8 +49,6 @@ def test_smoke_run_writes_the_table_and_the_plot(tmp_path, capsys):
     at 100 %, a frontier marked per panel, the JSON and the PNG written."""
     out = tmp_path / "frontier.json"
     assert main(["--smoke", "--quiet", "--out", str(out)]) == 0
-    import json
-
     rows = json.loads(out.read_text())["rows"]
     assert out.with_suffix(".png").stat().st_size > 0 and "% of best solver" in capsys.readouterr().out
     for utility in jb.TASKS:
