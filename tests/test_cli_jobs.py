@@ -3,12 +3,15 @@
 import dataclasses
 import json
 
+import jax
 import numpy as np
 import pytest
 
+import jaxbeam as jb
 from jaxbeam.cli import main
 from jaxbeam.data.format import load_labels
 from jaxbeam.jobs import quickstart
+from jaxbeam.jobs.sao import load_sao, model_sum_rates
 
 
 def _run_and_status(argv, capsys):
@@ -169,3 +172,14 @@ def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):
     assert "SAO %" in capsys.readouterr().out
     code, out = _run_and_status(["evaluate", str(run / "model"), "--labels", "x"], capsys)
     assert code == 2 and "drop --labels" in out.err
+    # --infer-steps: the model's column with Q_i = 0 gradient steps per layer, recomputed from the public path
+    q0 = tmp_path / "q0.json"
+    assert main(["evaluate", str(run / "model"), "--samples", "8", "--infer-steps", "0", "--out", str(q0)]) == 0
+    assert "Q_i = 0 gradient steps" in capsys.readouterr().out
+    cfg, params = load_sao(run / "model")
+    for r, r0 in zip(rows, json.loads(q0.read_text()), strict=True):
+        H = jb.rayleigh(jax.random.key(12345), (8,), r0["K"], r0["N"])
+        np.testing.assert_allclose(r0["sao"], np.mean(model_sum_rates(cfg, params, H, steps=0)[0]), rtol=1e-5)
+        assert r0["wmmse"] == r["wmmse"] and r0["sao"] != r["sao"]
+    code, out = _run_and_status(["evaluate", str(run / "model"), "--infer-steps", "-1"], capsys)
+    assert code == 2 and "--infer-steps" in out.err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jaxbeam.cli.args import UserError, load_run, positive_int
+from jaxbeam.cli.args import UserError, load_run, nonnegative_int, positive_int
 
 
 # --------------------------------------------------------------------------------------------- evaluate
@@ -19,6 +19,8 @@ def _evaluate(args) -> int:
 
     if _is_sao(args.checkpoint):
         return _evaluate_sao(args)
+    if args.infer_steps is not None:
+        raise UserError("--infer-steps applies to SAO runs (paper 002) only; this is a BERT or UBERT run")
     if not args.labels:
         raise UserError("--labels is required (label data set directories) for a BERT or UBERT run")
     cfg, params = load_run(args.checkpoint)
@@ -78,8 +80,10 @@ def _evaluate_sao(args) -> int:
         cfg, params = load_sao(args.checkpoint)
     except ValueError as e:
         raise UserError(str(e)) from None
-    rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed)
-    print(f"Sum rate at {cfg.snr_db:g} dB, {args.samples} channels per (K, N), % of WMMSE (tol 1e-5):\n")
+    rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed, steps=args.infer_steps)
+    q = cfg.infer_steps if args.infer_steps is None else args.infer_steps
+    print(f"Sum rate at {cfg.snr_db:g} dB, Q_i = {q} gradient steps per layer, {args.samples} channels per (K, N), "
+          "% of WMMSE (tol 1e-5):\n")  # fmt: skip
     print(grid_table(rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))
@@ -103,6 +107,11 @@ def add_evaluate(sub) -> None:
     p.add_argument("--csi-error-db", type=float, help="evaluate with CSI error ||e||^2 = mu ||h||^2, mu in dB")
     p.add_argument("--samples", type=positive_int, default=256, help="SAO runs: channels per (K, N) (default 256)")
     p.add_argument("--seed", type=int, default=12345, help="SAO runs: seed of the test channels")
+    p.add_argument(
+        "--infer-steps",
+        type=nonnegative_int,
+        help="SAO runs: gradient steps per layer Q_i at inference (default: the run's infer_steps)",
+    )
     p.add_argument("--out", help="write the rows as JSON here")
     p.set_defaults(func=_evaluate)
 

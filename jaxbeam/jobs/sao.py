@@ -206,9 +206,11 @@ def evaluate_grid(
     wmmse_tol: float = 1e-5,
     seed: int = 0,
     batch_size: int = 256,
+    steps: int | None = None,
 ) -> list[dict]:
-    """Sum rate of the model (Q_i steps), RZF (LMMSE, eq. 5), ZF (K <= N) and WMMSE on the same Rayleigh
-    channels at every ``(K, N)`` of ``configs`` (unmasked ``(samples, K, N)`` inputs), with timings.
+    """Sum rate of the model (Q_i steps per layer: ``steps``, default ``cfg.infer_steps``), RZF (LMMSE, eq. 5),
+    ZF (K <= N) and WMMSE on the same Rayleigh channels at every ``(K, N)`` of ``configs`` (unmasked
+    ``(samples, K, N)`` inputs), with timings.
 
     Returns one record per configuration: mean sum rates [bit/s/Hz], % of WMMSE, and seconds (model and
     WMMSE, compile excluded: each is timed on a second call).
@@ -216,7 +218,7 @@ def evaluate_grid(
     rows = []
     for K, N in configs:
         H = jb.rayleigh(jax.random.key(seed), (samples,), K, N)
-        sao, t_model = model_sum_rates(cfg, params, H, batch_size=batch_size)
+        sao, t_model = model_sum_rates(cfg, params, H, steps=steps, batch_size=batch_size)
         refs, t_wmmse = reference_sum_rates(H, cfg.P, cfg.sigma2, wmmse_tol=wmmse_tol)
         rec = {"K": K, "N": N, "samples": samples, "sao": float(np.mean(sao))}
         rec.update({k: None if v is None else float(np.mean(v)) for k, v in refs.items()})
