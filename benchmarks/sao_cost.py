@@ -1,8 +1,10 @@
 """Cost and quality of a trained MT-SAO(-lift) against WMMSE: ``python -m benchmarks.sao_cost RUN``.
 
 For each (K, N) (default (16, 16) and (16, 12)) at the run's SNR: samples/s of the jitted model (Q_i steps per
-layer) at batch 100 and 4096 and of ``jb.wmmse(tol=1e-5)`` (and RZF) on the same channels, compile excluded
-(median of ``--repeats`` timed calls after a warm-up), their ratio, and the mean sum rate each reaches.
+layer, ``--infer-steps``, default the run's) at batch 100 and 4096 and of ``jb.wmmse(tol=1e-5)``, RZF and plain
+gradient ascent from RZF with as many steps as the model takes (T Q_i backtracking steps of ``jb.refine``, the
+online optimiser without learning) on the same channels, compile excluded (median of ``--repeats`` timed calls
+after a warm-up), the speed ratio to WMMSE, and the mean sum rate each reaches.
 ``RUN`` is a run directory of ``jaxbeam pretrain --model sao_lift`` (its ``model/``) or of
 ``jaxbeam quickstart --model sao_lift``. Writes a JSON file.
 
@@ -41,44 +43,47 @@ def main(argv=None):
     ap.add_argument("--configs", nargs="+", default=["16,16", "16,12"], help="K,N pairs")
     ap.add_argument("--batches", nargs="+", type=int, default=[100, 4096])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--infer-steps", nargs="+", type=int, help="Q_i values to measure (default: the run's)")
     ap.add_argument("--out", default="runs/bench/sao_cost.json")
     args = ap.parse_args(argv)
 
     run = Path(args.run)
     cfg, params = load_sao(run if (run / "config.json").is_file() and (run / "window_0").is_dir() else run / "model")
-    model = sao_model(cfg)
-    apply = jax.jit(lambda p, H: model.apply({"params": p}, H, cfg.P))
     wmmse = jax.jit(lambda H: jb.wmmse(H, cfg.P, cfg.sigma2, tol=1e-5))
     rzf = jax.jit(lambda H: jb.rzf(H, cfg.P, cfg.sigma2))
     rows, records = [], []
-    for pair in args.configs:
-        K, N = (int(v) for v in pair.split(","))
-        for B in args.batches:
-            H = jb.rayleigh(jax.random.key(7), (B,), K, N)
-            t_model = median_seconds(lambda H=H: apply(params, H), args.repeats)
-            t_wmmse = median_seconds(lambda H=H: wmmse(H), args.repeats)
-            t_rzf = median_seconds(lambda H=H: rzf(H), args.repeats)
-            sr = {
-                name: float(np.mean(jb.sum_rate(H, W, cfg.sigma2)))
-                for name, W in (("sao", apply(params, H)), ("wmmse", wmmse(H)), ("rzf", rzf(H)))
-            }
-            rec = {"K": K, "N": N, "batch": B, "sao_s": t_model, "wmmse_s": t_wmmse, "rzf_s": t_rzf, **sr}
-            records.append(rec)
-            rows.append(
-                [
-                    f"({K}, {N})",
-                    B,
-                    f"{B / t_model:,.0f}",
-                    f"{B / t_wmmse:,.0f}",
-                    f"{B / t_rzf:,.0f}",
-                    f"{t_wmmse / t_model:.2f}",
-                    f"{100 * sr['sao'] / sr['wmmse']:.1f}",
-                    f"{100 * sr['rzf'] / sr['wmmse']:.1f}",
-                ]
-            )
-            print(" | ".join(str(c) for c in rows[-1]), flush=True)
-    header = ["(K, N)", "batch", "SAO [samples/s]", "WMMSE [samples/s]", "RZF [samples/s]", "SAO speed / WMMSE"]
-    header += ["SAO % of WMMSE", "RZF % of WMMSE"]
+    for q in args.infer_steps or [cfg.infer_steps]:
+        if q < 0:
+            raise SystemExit(f"--infer-steps must be >= 0; got {q}")
+        model = sao_model(cfg, steps=q)
+        apply = jax.jit(lambda p, H, model=model: model.apply({"params": p}, H, cfg.P))
+        n = cfg.num_layers * q
+        ga = jax.jit(lambda H, n=n: jb.refine(H, jb.rzf(H, cfg.P, cfg.sigma2), cfg.P, cfg.sigma2, "sr", n))
+        for pair in args.configs:
+            K, N = (int(v) for v in pair.split(","))
+            for B in args.batches:
+                H = jb.rayleigh(jax.random.key(7), (B,), K, N)
+                t = {
+                    name: median_seconds(fn, args.repeats)
+                    for name, fn in (
+                        ("sao", lambda H=H, f=apply: f(params, H)),
+                        ("wmmse", lambda H=H: wmmse(H)),
+                        ("rzf", lambda H=H: rzf(H)),
+                        ("ga", lambda H=H, f=ga: f(H)),
+                    )
+                }
+                beams = {"sao": apply(params, H), "wmmse": wmmse(H), "rzf": rzf(H), "ga": ga(H)}
+                sr = {name: float(np.mean(jb.sum_rate(H, W, cfg.sigma2))) for name, W in beams.items()}
+                rec = {"K": K, "N": N, "batch": B, "Q_i": q, **{f"{k}_s": v for k, v in t.items()}, **sr}
+                records.append(rec)
+                pct = {k: f"{100 * sr[k] / sr['wmmse']:.1f}" for k in ("sao", "ga", "rzf")}
+                rows.append(
+                    [f"({K}, {N})", B, q, *(f"{B / t[k]:,.0f}" for k in ("sao", "wmmse", "ga", "rzf"))]
+                    + [f"{t['wmmse'] / t['sao']:.2f}", pct["sao"], pct["ga"], pct["rzf"]]
+                )
+                print(" | ".join(str(c) for c in rows[-1]), flush=True)
+    header = ["(K, N)", "batch", "Q_i", "SAO [samples/s]", "WMMSE [samples/s]", "GA T Q_i [samples/s]"]
+    header += ["RZF [samples/s]", "SAO speed / WMMSE", "SAO % of WMMSE", "GA % of WMMSE", "RZF % of WMMSE"]
     print()
     print(markdown_table(header, rows))
     meta = {"jax": jax.__version__, "backend": jax.default_backend(), "machine": platform.processor()}

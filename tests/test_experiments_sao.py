@@ -21,6 +21,7 @@ from jaxbeam.jobs.sao import sao_model
 
 pytestmark = pytest.mark.xdist_group("sao_experiments")
 
+
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("sao_experiments")
