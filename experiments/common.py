@@ -45,12 +45,12 @@ from pathlib import Path
 
 from experiments.context import Context, pool
 from experiments.report import Report, pct, write_report
-from experiments.settings import BUDGETS, KINDS, POWERS, REF_HEADER, REFS, Budget
+from experiments.settings import ADAPTERS, BUDGETS, KINDS, POWERS, REF_HEADER, REFS, Budget
 from jaxbeam.jobs.report import markdown_table
 from jaxbeam.jobs.runs import describe_budget
 
 __all__ = [
-    "BUDGETS", "KINDS", "POWERS", "REFS", "REF_HEADER", "Budget", "Context", "Report",
+    "ADAPTERS", "BUDGETS", "KINDS", "POWERS", "REFS", "REF_HEADER", "Budget", "Context", "Report",
     "budget_from_args", "parse_args", "pct", "pool", "run_experiment", "write_report",
 ]  # fmt: skip
 

@@ -80,12 +80,21 @@ class Context:
         return build_model(kind, cfg or self.config(), K, N)
 
     def pretrained(
-        self, kind: str, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, loss: str = "supervised"
+        self,
+        kind: str,
+        utility: str,
+        K: int,
+        N: int,
+        P: Sequence[float] = POWERS,
+        *,
+        loss: str = "supervised",
+        budget_factor: int = 1,
     ):
         """``(module, best params)`` of ``kind`` pre-trained on ``utility`` at (K, N), P (eq. 17, or eq. 18
-        with ``loss="objective"``); trained once, then loaded (an unfinished run resumes)."""
-        cfg, model, workdir = self._pretrained_run(kind, utility, K, N, P, loss)
-        budget = self.budget.train_budget()
+        with ``loss="objective"``) for ``budget_factor`` times the budget's steps or minutes; trained once,
+        then loaded (an unfinished run resumes)."""
+        cfg, model, workdir = self._pretrained_run(kind, utility, K, N, P, loss, budget_factor)
+        budget = self.budget.train_budget(budget_factor)
         if self.progress:
             print(
                 f"pre-training {kind.upper()} for {utility.upper()} at ({K}, {N}), P = {list(P)}, "
@@ -105,18 +114,26 @@ class Context:
         return model, params
 
     def pretrained_dir(
-        self, kind: str, utility: str, K: int, N: int, P: Sequence[float] = POWERS, *, loss: str = "supervised"
+        self,
+        kind: str,
+        utility: str,
+        K: int,
+        N: int,
+        P: Sequence[float] = POWERS,
+        *,
+        loss: str = "supervised",
+        budget_factor: int = 1,
     ) -> Path:
         """The run folder of :meth:`pretrained` with these arguments (it need not exist yet)."""
-        return self._pretrained_run(kind, utility, K, N, P, loss)[2]
+        return self._pretrained_run(kind, utility, K, N, P, loss, budget_factor)[2]
 
-    def _pretrained_run(self, kind, utility, K, N, P, loss):
+    def _pretrained_run(self, kind, utility, K, N, P, loss, budget_factor=1):
         if loss not in ("supervised", "objective"):
             raise ValueError(f"loss must be 'supervised' or 'objective'; got {loss!r}")
         cfg = self.config(utility, K, N, P, supervised=loss == "supervised")
         tag = "-".join(f"{p:g}" for p in P)
         model = self.model(kind, K, N, cfg)
-        budget = self.budget.train_budget()
+        budget = self.budget.train_budget(budget_factor)
         request = {"labels": [self.label_identity(utility, K, N, P)], "budget": budget, "kind": kind, "loss": loss}
         key = fingerprint({"config": cfg.to_dict(), "model": model_identity(model), **request})
         return cfg, model, self.runs / "models" / f"{kind}_{utility}_{K}x{N}_P{tag}_{loss}-{key}"
@@ -269,9 +286,24 @@ class Context:
         val_H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 17 + 31 * K + N), (256,), K, N))
         return {"H": H, "P": np.resize(Ps, samples)}, {"H": val_H, "P": np.resize(Ps, 256)}
 
-    def finetune_ubert(self, pre: tuple, pre_name: str, K: int, N: int, *, samples: int | None = None, P=POWERS):
+    def finetune_ubert(
+        self,
+        pre: tuple,
+        pre_name: str,
+        K: int,
+        N: int,
+        *,
+        samples: int | None = None,
+        P=POWERS,
+        adapter: lora.LoRAConfig | None = None,
+        with_workdir: bool = False,
+    ):
         """Supervised fine-tuning of a pre-trained UBERT on all three tasks at (K, N) (Sec. V-C2): nothing is
-        re-initialised. ``samples`` labelled samples per task (default: the budget's fine-tuning size)."""
+        re-initialised. ``samples`` labelled samples per task (default: the budget's fine-tuning size).
+        ``adapter``: LoRA / MoE-LoRA on the frozen UBERT, gated by each sample's task
+        (:func:`jaxbeam.jobs.pretrain.finetune_ubert`); the parameters are then ``{"base", "lora"}``
+        (:func:`jaxbeam.jobs.pretrain.task_params` merges one task's). Returns ``(module, params)``, with
+        ``with_workdir`` also the run directory."""
         b = self.budget
         samples = b.finetune_samples if samples is None else samples
         cfg = self.config("sr", K, N, P)
@@ -285,7 +317,11 @@ class Context:
             "init_params": params_digest(pre[1]),
             "budget": {"epochs": b.finetune_epochs, "learning_rate": b.finetune_lr},
         }
-        name = f"ubert_{pre_name}_to_{K}x{N}_n{samples}{self._ft_tag()}-{fingerprint(request)}"
+        tag = ""
+        if adapter is not None:  # added to the request only here: the full fine-tunings keep their folders
+            request["adapter"] = dataclasses.asdict(adapter)
+            tag = f"_lora{adapter.rank}" + (f"x{adapter.experts}" if adapter.experts else "")
+        name = f"ubert_{pre_name}_to_{K}x{N}{tag}_n{samples}{self._ft_tag()}-{fingerprint(request)}"
         workdir = self.runs / "finetune" / name
         if self.progress:
             print(f"fine-tuning UBERT ({pre_name}) at ({K}, {N}), {samples} samples per task -> {workdir}")
@@ -298,8 +334,9 @@ class Context:
             learning_rate=b.finetune_lr,
             progress=self.progress,
             identity={"samples_per_task": samples},
+            adapter=adapter,
         )
-        return pre[0], params
+        return (pre[0], params, workdir) if with_workdir else (pre[0], params)
 
     def _ft_tag(self) -> str:
         """Suffix of a fine-tuning run directory: empty with the preset's fine-tuning epochs and learning rate,

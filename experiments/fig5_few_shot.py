@@ -4,13 +4,14 @@
 
     python -m experiments.fig5_few_shot --preset cpu
 
-Tested on fresh labelled channels at (6, 11), P in {1, 2, 3} pooled. The paper (figure only): both improve
-with more samples; at 600 samples UBERT exceeds 80 % on every task and BERT 65 %.
+BERT is also fine-tuned with its encoder frozen under LoRA or MoE-LoRA adapters (:data:`ADAPTERS`, papers
+003-004). Tested on fresh labelled channels at (6, 11), P in {1, 2, 3} pooled. The paper (figure only): both
+improve with more samples; at 600 samples UBERT exceeds 80 % on every task and BERT 65 %.
 """
 
 from __future__ import annotations
 
-from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
+from experiments.common import ADAPTERS, REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 SHOTS = (200, 400, 600, 800, 1000)
 UTILITIES = ("sr", "mr", "ee")
@@ -24,15 +25,19 @@ def body(ctx: Context) -> Report:
     for n in shots:
         ubert = ctx.finetune_ubert(ubert0, f"{PRE[0]}x{PRE[1]}", *TARGET, samples=n)
         for u in ctx.grid(UTILITIES):
-            bert = ctx.finetune_bert(ctx.pretrained("bert", u, *PRE), f"{u}_{PRE[0]}x{PRE[1]}", u, *TARGET, samples=n)
+            pre, name = ctx.pretrained("bert", u, *PRE), f"{u}_{PRE[0]}x{PRE[1]}"
+            bert = ctx.finetune_bert(pre, name, u, *TARGET, samples=n)
             test = ctx.labels(u, *TARGET, test=True)
             if u not in refs:
                 refs[u] = pool(ctx.evaluate(u, test, references=REFS))
             r = pool(ctx.evaluate(u, test, *bert, name="bert", references=()))
+            for col, adapter in ADAPTERS.items():
+                ft = ctx.finetune_bert(pre, name, u, *TARGET, samples=n, adapter=adapter)
+                r[col] = pool(ctx.evaluate(u, test, *ft, name=col, references=()))[col]
             r["ubert"] = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=()))["ubert"]
             r.update({k: refs[u][k] for k in REFS})
             res[(u, n)] = r
-            rows.append([u.upper(), n, r["bert"], r["ubert"]] + [r[k] for k in REFS])
+            rows.append([u.upper(), n, r["bert"], *(r[c] for c in ADAPTERS), r["ubert"]] + [r[k] for k in REFS])
 
     def plot(path):
         import matplotlib.pyplot as plt
@@ -41,8 +46,9 @@ def body(ctx: Context) -> Report:
         fig, axes = plt.subplots(1, len(us), figsize=(5 * len(us), 3.6), squeeze=False)
         for ax, u in zip(axes[0], us, strict=True):
             ns = [n for (uu, n) in res if uu == u]
-            for col, style in (("bert", "o-"), ("ubert", "s-"), ("rzf", "k--"), ("rzf_bal", "k-."), ("wmmse", "k:")):
-                ax.plot(ns, [res[(u, n)][col] for n in ns], style, label=col.upper())
+            styles = (("bert", "o-"), ("LoRA", "^-"), ("MoE-LoRA", "v-"), ("ubert", "s-"))
+            for col, style in (*styles, ("rzf", "k--"), ("rzf_bal", "k-."), ("wmmse", "k:")):
+                ax.plot(ns, [res[(u, n)][col] for n in ns], style, label=col if "LoRA" in col else col.upper())
             ax.set_xlabel("fine-tuning samples")
             ax.set_ylabel("performance, eq. 31 [%]")
             ax.set_title(f"{u.upper()} at {TARGET}")
@@ -52,7 +58,7 @@ def body(ctx: Context) -> Report:
         plt.close(fig)
 
     raw = [{"utility": u, "samples": n, **r} for (u, n), r in res.items()]
-    header = ["utility", "samples", "BERT %", "UBERT %", *REF_HEADER]
+    header = ["utility", "samples", "BERT %", *(f"BERT {c} %" for c in ADAPTERS), "UBERT %", *REF_HEADER]
     return Report("Fig. 5: few-shot fine-tuning at (6, 11) (eq. 31)", header, rows, raw, plot=plot)
 
 

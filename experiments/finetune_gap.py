@@ -15,8 +15,10 @@ embedding and output layer re-initialised (a new N, Sec. IV-C2). The rows change
   pre-trained embedding and output layer against the same fine-tuning with them re-initialised.
 
 The pre-trained model's own score at (6, 12) (its pre-training quality) and at (8, 12) without fine-tuning
-(zero-shot over K) are rows too. Eq. 31 on fresh labelled channels, P pooled; RZF, RZF_BAL and WMMSE on the
-same samples beside every row.
+(zero-shot over K) are rows too. The last rows test the fix the others point to: a BERT pre-trained for
+:data:`LONGER` times the budget's steps, scored at its own system and fine-tuned in Table V's setting, with
+every parameter and with LoRA / MoE-LoRA adapters (:data:`experiments.settings.ADAPTERS`). Eq. 31 on fresh
+labelled channels, P pooled; RZF, RZF_BAL and WMMSE on the same samples beside every row.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
+from experiments.common import ADAPTERS, REF_HEADER, REFS, Context, Report, pool, run_experiment
 from jaxbeam import train
 from jaxbeam.data.format import fingerprint
 from jaxbeam.jobs.pretrain import finetune_bert, finetune_identity
+from jaxbeam.models.lora import LoRAConfig
 
 SOURCE, TARGET, SAME_N = (6, 12), (8, 15), (8, 12)
 UTILITIES = ("sr", "mr")
@@ -73,18 +76,22 @@ def _finetune(ctx: Context, pre, u, K, N, *, factor=1, lr_scale=1.0, supervised=
     return model, res.best_params
 
 
-# (row, evaluated at, how the model is made: None = the pre-trained one, "table5" = Context.finetune_bert, else
-# the keywords of _finetune)
+LONGER = 4  # pre-training budget factor of the last rows (cpu: 20,000 steps)
+# (row, evaluated at, how the model is made: None = the pre-trained one, "table5" = Context.finetune_bert, a
+# LoRAConfig = Context.finetune_bert with that adapter, else the keywords of _finetune; pre-training factor)
 ROWS = (
-    ("pre-trained model at its own system", "source", None),
-    ("zero-shot (no fine-tuning)", "same_n", None),
-    ("Table V setting (eq. 18)", "target", "table5"),
-    ("budget: 4x steps", "target", {"factor": 4}),
-    ("learning rate: / 10", "target", {"lr_scale": 0.1}),
-    ("loss: supervised (eq. 17)", "target", {"supervised": True}),
-    ("pre-training: none", "target", {"scratch": True}),
-    ("same N: layers transferred", "same_n", {}),
-    ("same N: layers re-initialised", "same_n", {"reinit": True}),
+    ("pre-trained model at its own system", "source", None, 1),
+    ("zero-shot (no fine-tuning)", "same_n", None, 1),
+    ("Table V setting (eq. 18)", "target", "table5", 1),
+    ("budget: 4x steps", "target", {"factor": 4}, 1),
+    ("learning rate: / 10", "target", {"lr_scale": 0.1}, 1),
+    ("loss: supervised (eq. 17)", "target", {"supervised": True}, 1),
+    ("pre-training: none", "target", {"scratch": True}, 1),
+    ("same N: layers transferred", "same_n", {}, 1),
+    ("same N: layers re-initialised", "same_n", {"reinit": True}, 1),
+    (f"pre-training x{LONGER}: at its own system", "source", None, LONGER),
+    (f"pre-training x{LONGER}: Table V setting", "target", "table5", LONGER),
+    *((f"pre-training x{LONGER}: {name}", "target", a, LONGER) for name, a in ADAPTERS.items()),
 )
 
 
@@ -93,13 +100,16 @@ def body(ctx: Context) -> Report:
     systems = {"source": SOURCE, "target": TARGET, "same_n": SAME_N}
     K0, N0 = SOURCE
     for u in ctx.grid(UTILITIES):
-        pre = ctx.pretrained("bert", u, K0, N0)
-        for name, where, how in ROWS:
+        for name, where, how, factor in ROWS:
+            pre = ctx.pretrained("bert", u, K0, N0, budget_factor=factor)
+            tag = f"{u}_{K0}x{N0}" + (f"_x{factor}" if factor != 1 else "")
             K, N = systems[where]
             if how is None:  # the pre-trained BERT runs at any K of its N
                 model, params = ctx.model("bert", K, N), pre[1]
             elif how == "table5":
-                model, params = ctx.finetune_bert(pre, f"{u}_{K0}x{N0}", u, K, N)
+                model, params = ctx.finetune_bert(pre, tag, u, K, N)
+            elif isinstance(how, LoRAConfig):
+                model, params = ctx.finetune_bert(pre, tag, u, K, N, adapter=how)
             else:
                 model, params = _finetune(ctx, pre, u, K, N, **how)
             test = ctx.labels(u, K, N, test=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxbeam.jobs.runs import budget_record
+from jaxbeam.models.lora import LoRAConfig
 
 REFS = ("rzf", "rzf_bal", "wmmse")
 """The references beside every model column: RZF (``jb.rzf``), RZF directions with max-min powers
@@ -13,6 +14,11 @@ REFS = ("rzf", "rzf_bal", "wmmse")
 REF_HEADER = [f"{k.upper()} %" for k in REFS]
 
 POWERS = (1.0, 2.0, 3.0)
+
+ADAPTERS = {"LoRA": LoRAConfig(rank=8), "MoE-LoRA": LoRAConfig(rank=8, experts=4)}
+"""The adapter columns of Tables IV, V and Fig. 5 (#18; papers 003-004): rank 8 on the encoder's attention
+projections, MoE-LoRA with 4 experts gated by the utility's task id; base encoder frozen, the N-dependent
+embedding and output layer trained as in full fine-tuning."""
 
 KINDS = ("mlp", "cnn", "gcn", "gat", "gpt", "bert")  # single-task models of Fig. 3 (UBERT apart)
 

@@ -1,6 +1,7 @@
 """Table IV: cross-task fine-tuning with a frozen encoder: BERT pre-trained on one utility at (8, 16), its
 encoder blocks frozen, embedding and output layer fine-tuned (eq. 18) on another utility at (6, 11) and
-(6, 13).
+(6, 13); beside it, the same encoder frozen with LoRA or MoE-LoRA adapters on it (:data:`ADAPTERS`, papers
+003-004), same samples and budget.
 
     python -m experiments.table4_cross_task --preset cpu
 
@@ -9,7 +10,7 @@ Tested on fresh labelled channels of the fine-tuning system (P in {1, 2, 3} pool
 
 from __future__ import annotations
 
-from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
+from experiments.common import ADAPTERS, REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 PRE = (8, 16)
 SYSTEMS = ((6, 11), (6, 13))
@@ -28,15 +29,21 @@ PAPER = {
 def body(ctx: Context) -> Report:
     rows, raw = [], []
     for pre_u, u in ctx.grid(PAIRS):
-        pre = ctx.pretrained("bert", pre_u, *PRE)
+        pre, name = ctx.pretrained("bert", pre_u, *PRE), f"{pre_u}_{PRE[0]}x{PRE[1]}"
         for i, (K, N) in enumerate(ctx.grid(SYSTEMS)):
-            ft = ctx.finetune_bert(pre, f"{pre_u}_{PRE[0]}x{PRE[1]}", u, K, N, frozen_encoder=True)
-            r = pool(ctx.evaluate(u, ctx.labels(u, K, N, test=True), *ft, name="bert", references=REFS))
+            test = ctx.labels(u, K, N, test=True)
+            ft = ctx.finetune_bert(pre, name, u, K, N, frozen_encoder=True)
+            r = pool(ctx.evaluate(u, test, *ft, name="bert", references=REFS))
+            for col, adapter in ADAPTERS.items():
+                ft = ctx.finetune_bert(pre, name, u, K, N, adapter=adapter)
+                r[col] = pool(ctx.evaluate(u, test, *ft, name=col, references=()))[col]
             rows.append(
-                [pre_u.upper(), u.upper(), f"({K}, {N})", r["bert"], PAPER[(pre_u, u)][i]] + [r[k] for k in REFS]
+                [pre_u.upper(), u.upper(), f"({K}, {N})", r["bert"], PAPER[(pre_u, u)][i], *(r[c] for c in ADAPTERS)]
+                + [r[k] for k in REFS]
             )
             raw.append({"pretrain_task": pre_u, "finetune_task": u, "system": [K, N], **r})
-    header = ["pre-training task", "fine-tuning task", "system", "ours %", "paper %", *REF_HEADER]
+    header = ["pre-training task", "fine-tuning task", "system", "frozen %", "paper %"]
+    header += [f"{c} %" for c in ADAPTERS] + REF_HEADER
     return Report("Table IV: cross-task fine-tuning, frozen encoder (eq. 31)", header, rows, raw)
 
 

@@ -4,14 +4,16 @@ at (8, 16) -> fine-tuned at (6, 11), (6, 13).
     python -m experiments.table5_scenario_finetuning --preset cpu
 
 BERT: unsupervised fine-tuning (eq. 18) on ``finetune_samples`` channels for ``finetune_epochs`` epochs, the
-encoder blocks loaded and the N-dependent embedding and output layer re-initialised (Sec. IV-C2). UBERT:
+encoder blocks loaded and the N-dependent embedding and output layer re-initialised (Sec. IV-C2); beside every
+parameter trained (the paper's), the encoder frozen with LoRA or MoE-LoRA adapters (:data:`ADAPTERS`, papers
+003-004) on the same samples and budget. UBERT:
 supervised fine-tuning on as many labelled samples per task, nothing re-initialised (Sec. V-C2). Tested on
 fresh labelled channels at the new system (P in {1, 2, 3} pooled), RZF, RZF_BAL and WMMSE beside.
 """
 
 from __future__ import annotations
 
-from experiments.common import REF_HEADER, REFS, Context, Report, pool, run_experiment
+from experiments.common import ADAPTERS, REF_HEADER, REFS, Context, Report, pool, run_experiment
 
 TARGETS = {(6, 12): ((8, 15), (8, 17)), (8, 16): ((6, 11), (6, 13))}
 UTILITIES = ("sr", "mr", "ee")
@@ -35,17 +37,22 @@ def body(ctx: Context) -> Report:
         for K, N in ctx.grid(targets):
             ubert = ctx.finetune_ubert(ubert0, f"{K0}x{N0}", K, N)
             for u in ctx.grid(UTILITIES):
-                bert = ctx.finetune_bert(ctx.pretrained("bert", u, K0, N0), f"{u}_{K0}x{N0}", u, K, N)
+                pre, name = ctx.pretrained("bert", u, K0, N0), f"{u}_{K0}x{N0}"
                 test = ctx.labels(u, K, N, test=True)
-                r = pool(ctx.evaluate(u, test, *bert, name="bert", references=REFS))
+                r = pool(ctx.evaluate(u, test, *ctx.finetune_bert(pre, name, u, K, N), name="bert", references=REFS))
+                for col, adapter in ADAPTERS.items():
+                    ft = ctx.finetune_bert(pre, name, u, K, N, adapter=adapter)
+                    r[col] = pool(ctx.evaluate(u, test, *ft, name=col, references=()))[col]
                 r["ubert"] = pool(ctx.evaluate(u, test, *ubert, ubert=True, name="ubert", references=()))["ubert"]
-                for kind in ("bert", "ubert"):
-                    paper = PAPER[(K0, N0)][kind][(K, N)][UTILITIES.index(u)]
-                    rows.append(
-                        [f"({K0}, {N0})", kind.upper(), f"({K}, {N})", u.upper(), r[kind], paper] + [r[k] for k in REFS]
-                    )
+                paper = [PAPER[(K0, N0)][kind][(K, N)][UTILITIES.index(u)] for kind in ("bert", "ubert")]
+                rows.append(
+                    [f"({K0}, {N0})", f"({K}, {N})", u.upper(), r["bert"], *(r[c] for c in ADAPTERS), r["ubert"]]
+                    + paper
+                    + [r[k] for k in REFS]
+                )
                 raw.append({"pretrained": [K0, N0], "target": [K, N], "utility": u, **r})
-    header = ["pre-trained", "model", "fine-tuned at", "utility", "ours %", "paper %", *REF_HEADER]
+    header = ["pre-trained", "fine-tuned at", "utility", "BERT %", *(f"BERT {c} %" for c in ADAPTERS), "UBERT %"]
+    header += ["paper BERT %", "paper UBERT %", *REF_HEADER]
     return Report("Table V: scenario-adaptation fine-tuning (eq. 31)", header, rows, raw)
 
 

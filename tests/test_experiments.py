@@ -19,7 +19,7 @@ import pytest
 from experiment_checks import check_results_files
 
 from experiments.all import EXPERIMENTS, estimate_minutes
-from experiments.common import REF_HEADER
+from experiments.common import ADAPTERS, REF_HEADER
 
 pytestmark = pytest.mark.xdist_group("experiments")
 
@@ -47,6 +47,8 @@ def test_experiment_runs_on_smoke_and_writes_its_results(name, dirs):
         assert {(r["loss"], r["head"], r["weighting"]) for r in raw} == {
             (x, h, "equal") for x in ("proposed", "sum") for h in ("balanced", "element")
         } | {("proposed", "balanced", "dwa")}
+    if name in ("table4_cross_task", "table5_scenario_finetuning", "fig5_few_shot"):  # #18's adapter columns
+        assert all(0.0 < r[c] < 150.0 for r in raw for c in ADAPTERS), raw
     # the references are computed on the same samples: WMMSE is the SR label solver itself
     for row in raw:
         if row.get("utility") == "sr" and "wmmse" in row and row.get("mu_db") is None:
@@ -111,19 +113,25 @@ def test_bert_pretrain_cpu_runs_on_smoke_and_reports_the_references(tmp_path):
     assert payload["curve"] and payload["cpu_count"] >= 1
 
 
-@pytest.mark.slow  # 8 min on a busy 2-core CPU; CI covers its paths in test_cli_jobs.py and test_lora.py
+@pytest.mark.slow  # 8 min on a busy 2-core CPU; CI covers its paths in test_cli_jobs, test_lora, test_multitask
 def test_finetune_methods_runs_on_smoke_with_every_method(tmp_path):
     from experiments import finetune_methods
 
     argv = ["--preset", "smoke", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--quiet"]
     report = finetune_methods.main(argv)
     payload = check_results_files("finetune_methods", report, tmp_path / "res")
-    rows = {r["method"]: r for r in payload["raw"]}
-    assert set(rows) == set(finetune_methods.METHODS)
+    rows = {r["method"]: r for r in payload["raw"] if r["kind"] == "bert"}
+    assert set(rows) == set(finetune_methods.METHODS) | {next(iter(finetune_methods.SWEEP))}  # smoke: one sweep
     full, frozen, lora_row = rows["full"], rows["frozen encoder"], rows["LoRA r = 8"]
+    assert rows["LoRA r = 2"]["trainable"] < lora_row["trainable"]
     assert frozen["trainable"] < lora_row["trainable"] < rows["MoE-LoRA r = 8, 4 experts"]["trainable"]
-    assert frozen["trainable"] < full["trainable"] and all(0 < r["bert"] < 100 for r in rows.values())
+    assert frozen["trainable"] < full["trainable"] and all(0 < r["model"] < 100 for r in rows.values())
     assert all(r["wmmse"] == pytest.approx(100.0, abs=1e-3) for r in rows.values())  # SR: WMMSE labels
+    ubert = {r["method"]: r for r in payload["raw"] if r["kind"] == "ubert"}
+    assert set(ubert) == set(finetune_methods.UBERT_METHODS) and all(0 < r["model"] < 150 for r in ubert.values())
+    # the adapters alone train (the smoke UBERT is so small that 4 experts of rank 8 outnumber its weights)
+    n = {m: r["trainable"] for m, r in ubert.items()}
+    assert n["LoRA r = 8"] < min(n["MoE-LoRA r = 8, 4 experts"], n["full"])
 
 
 @pytest.mark.slow  # 3 min on a busy 2-core CPU: ten smoke fine-tunings
@@ -151,7 +159,7 @@ def test_finetune_gap_rows_change_only_what_they_say(tmp_path):
     argv = ["--preset", "smoke", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--quiet"]
     report = finetune_gap.main(argv)
     raw = check_results_files("finetune_gap", report, tmp_path / "res")["raw"]
-    assert [r["row"] for r in raw] == [row for row, _, _ in finetune_gap.ROWS]
+    assert [r["row"] for r in raw] == [row[0] for row in finetune_gap.ROWS]
     assert all(0 < r["bert"] < 100 and r["wmmse"] == pytest.approx(100.0, abs=1e-3) for r in raw)
 
 
@@ -165,6 +173,10 @@ def test_finetune_budget_overrides_reach_the_context_and_are_cached_apart(tmp_pa
     assert (ctx.budget.finetune_epochs, ctx.budget.finetune_lr) == (20, 5e-4)
     assert ctx.budget.samples_per_power == BUDGETS["cpu"].samples_per_power
     assert ctx._ft_tag() == "_e20_lr0.0005"
+    # a longer pre-training (finetune_gap's last rows) is cached apart; factor 1 is the budget's own model
+    d = plain.pretrained_dir("bert", "sr", 6, 12)
+    assert plain.pretrained_dir("bert", "sr", 6, 12, budget_factor=1) == d
+    assert plain.pretrained_dir("bert", "sr", 6, 12, budget_factor=4) != d
     same = parse_args("x", "doc", ["--preset", "cpu", "--finetune-epochs", str(BUDGETS["cpu"].finetune_epochs)])
     assert Context("cpu", tmp_path, budget=budget_from_args(same))._ft_tag() == ""  # the preset's value: same cache
     for bad in (["--finetune-epochs", "0"], ["--finetune-lr", "-1"]):

@@ -168,10 +168,15 @@ def test_adapters_are_stored_apart_and_refused_for_another_base(tmp_path):
     f = tmp_path / "a" / store.ADAPTER_FILE
     data = dict(np.load(f))
     first = sorted(data)[0]
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "a").iterdir()}
+    store.save_adapters(tmp_path / "a", ad, cfg, params)  # the same adapters again: nothing is rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "a").iterdir()} == stamps
     data[first] = data[first] + 1.0
     np.savez(f, **data)
     with pytest.raises(ValueError, match="fails its digest"):
         store.load_adapters(tmp_path / "a", params)
+    store.save_adapters(tmp_path / "a", ad, cfg, params)  # a corrupted copy is written again
+    chex.assert_trees_all_equal(store.load_adapters(tmp_path / "a", params)[0], jax.device_get(ad))
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """UBERT training: the multi-task source (Algorithm 1), scale-free validation, data-parallel steps,
 pre-training and fine-tuning end to end (tiny configs)."""
 
+import dataclasses
 import json
 
 import chex
@@ -12,9 +13,11 @@ import pytest
 import jaxbeam as jb
 from jaxbeam import configs, train
 from jaxbeam.data.format import LabelSet, split_ids
+from jaxbeam.jobs.adapters import load_adapters
 from jaxbeam.jobs.builders import ubert_batch_size, ubert_model
 from jaxbeam.jobs.evaluate import performance_rows
-from jaxbeam.jobs.pretrain import finetune_ubert, pretrain_ubert
+from jaxbeam.jobs.pretrain import finetune_ubert, pretrain_ubert, task_params
+from jaxbeam.models import lora
 from jaxbeam.train.losses_multitask import make_multitask_loss
 from jaxbeam.train.task_weighting import DynamicWeightAverage
 
@@ -213,6 +216,40 @@ def test_pretrain_ubert_end_to_end_then_finetune_without_reinit(tmp_path):
     chex.assert_trees_all_close(jax.device_get(on_dev), jax.device_get(host), rtol=1e-4, atol=1e-5)
     tuned_dev = finetune_ubert(dev, new, tmp_path / "ft_dev", params, epochs=1, learning_rate=1e-9, progress=False)
     chex.assert_trees_all_close(tuned_dev, jax.device_get(params), atol=1e-6)
+
+
+def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
+    """MoE-LoRA on UBERT (003 eq. 24, #18): the base stays bit-identical, the gate learns a mix per task (its
+    weights sum to 1), each task's merged parameters compute the adapted model, and the adapters are stored."""
+    cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
+    pre = {u: _labels(u, 90) for u in jb.TASKS}
+    params = jax.device_get(pretrain_ubert(cfg, pre, tmp_path / "pre", progress=False))
+    new = {u: _labels(u, 90, K=4, N=6, seed=1) for u in jb.TASKS}
+    adapter = lora.LoRAConfig(rank=2, experts=2)
+    ft = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-2))
+    tuned = finetune_ubert(ft, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
+                           progress=False)  # fmt: skip
+    chex.assert_trees_all_equal(tuned["base"], params)  # frozen: not one bit moved
+    assert any(float(np.abs(x["B"]).max()) > 0 for x in tuned["lora"]["layers"].values())  # B starts at 0
+    w = lora.expert_weights(tuned["lora"], np.arange(3))
+    for wt in w.values():
+        np.testing.assert_allclose(np.sum(wt, axis=-1), 1.0, rtol=1e-6)
+    assert any(not np.allclose(wt[0], wt[1]) for wt in w.values())  # the tasks keep their own mix
+    model = ubert_model(cfg)
+    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), np.ones(6, np.float32)
+    for t in range(3):
+        task = np.full(6, t, np.int32)
+        adapted = lora.apply(model, tuned["base"], tuned["lora"], adapter, H, P, task, task=task)
+        merged = model.apply({"params": task_params(tuned, adapter, t)}, H, P, task)
+        np.testing.assert_allclose(np.asarray(merged), np.asarray(adapted), rtol=1e-4, atol=1e-5)
+    stored, _ = load_adapters(tmp_path / "ft" / "adapters", tuned["base"])
+    chex.assert_trees_all_equal(stored, jax.device_get(tuned["lora"]))
+    again = finetune_ubert(ft, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
+                           progress=False)  # fmt: skip  # the finished run is loaded, not retrained
+    chex.assert_trees_all_equal(jax.device_get(again), jax.device_get(tuned))
+    with pytest.raises(ValueError, match="adapter"):  # the same folder under another adapter config
+        finetune_ubert(ft, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2,
+                       adapter=lora.LoRAConfig(rank=2), progress=False)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ DWA task weighting

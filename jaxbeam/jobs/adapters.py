@@ -23,20 +23,27 @@ ADAPTER_FILE, ADAPTER_META = "adapters.npz", "adapters.json"
 
 def save_adapters(directory: str | Path, adapters, config: lora.LoRAConfig, base) -> Path:
     """Write ``adapters`` to ``directory`` (``adapters.npz`` + ``adapters.json`` with the config, the base's
-    digest and the arrays' own), atomically: a kill leaves the previous files or none."""
+    digest and the arrays' own), atomically: a kill leaves the previous files or none. Files that already
+    hold these adapters are left untouched (reopening a finished run writes nothing)."""
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(adapters)[0]}
-    tmp = d / (ADAPTER_FILE + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **flat)
-    os.replace(tmp, d / ADAPTER_FILE)
     meta = {
         "config": dataclasses.asdict(config),
         "base": params_digest(base),
         "arrays": params_digest(adapters),
         "parameters": lora.count(adapters),
     }
+    try:
+        if json.loads((d / ADAPTER_META).read_text()) == json.loads(json.dumps(meta)):
+            load_adapters(d, base)  # the arrays on disk pass their digest
+            return d
+    except (OSError, ValueError):
+        pass  # missing, another version or corrupted: write them
+    d.mkdir(parents=True, exist_ok=True)
+    flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(adapters)[0]}
+    tmp = d / (ADAPTER_FILE + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **flat)
+    os.replace(tmp, d / ADAPTER_FILE)
     tmp = d / (ADAPTER_META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, d / ADAPTER_META)

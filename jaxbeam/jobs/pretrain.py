@@ -233,6 +233,7 @@ def finetune_ubert(
     augment: bool = False,
     progress: bool = True,
     identity: dict | None = None,
+    adapter: lora.LoRAConfig | None = None,
 ):
     """Supervised fine-tuning of a pre-trained UBERT (Sec. V-C2): same architecture, same loss (eqs. 29-30).
 
@@ -249,9 +250,14 @@ def finetune_ubert(
       epochs: epochs (paper: 10); learning_rate: initial Adam learning rate (paper: 2e-5, cosine decay).
       sampling, augment, progress: as :func:`pretrain_ubert`.
       identity: fields added to the run's identity (which holds :func:`params_digest` of ``init_params``).
+      adapter: LoRA / MoE-LoRA (:mod:`jaxbeam.models.lora`, papers 003-004) on the frozen UBERT: only the
+        adapters train (every base parameter frozen, no Adam state); MoE-LoRA's gate reads each sample's
+        task (UBERT's task token), so the tasks share experts and keep their own mix (003 eq. 24). The
+        adapters are also stored apart in ``workdir/adapters``.
 
     Returns:
-      the best-on-validation parameters.
+      the best-on-validation parameters; with ``adapter`` the ``{"base", "lora"}`` tree
+      (:func:`task_params` gives one task's merged UBERT parameters).
     """
     sets = _task_label_sets(labels_by_task)
     model = ubert_model(cfg)
@@ -269,8 +275,14 @@ def finetune_ubert(
     budget = {"epochs": int(epochs), "learning_rate": float(learning_rate), "machine_dependent": False}
     metas = {t: [x.meta for x in xs] for t, xs in sets.items()}
     extra = {"finetune": True, "init_params": params_digest(init_params), "sampling": sampling, "augment": augment}
+    if adapter is not None:
+        extra["adapter"] = dataclasses.asdict(adapter)
     ident = train_identity(cfg, metas, budget, model, **{**extra, **(identity or {})})
     check_run(Path(workdir), ident)
+    params, adapted = init_params, {}
+    if adapter is not None:
+        params = lora.combine(init_params, lora.init(jax.random.PRNGKey(cfg.train.seed + 1), init_params, adapter))
+        adapted = {"forward": lora.forward(adapter), "trainable_labels": lora.trainable(params)}
     res = train.fit(
         model,
         loss_fn,
@@ -287,11 +299,23 @@ def finetune_ubert(
             "utility_scale": scale,
             "label_meta": metas,
             "identity": ident,
+            **({} if adapter is None else {"adapter": dataclasses.asdict(adapter)}),
         },
-        init_params=init_params,
+        init_params=params,
+        **adapted,
         **_fit_options(cfg.train, progress, multitask=True),
     )
+    if adapter is not None and jax.process_index() == 0:
+        best = res.best_params
+        save_adapters(Path(workdir) / "adapters", best["lora"], adapter, best["base"])
     return res.best_params
+
+
+def task_params(params: dict, adapter: lora.LoRAConfig, task: int | None = None):
+    """The plain model parameters of one task from an adapter fine-tuning's ``{"base", "lora"}`` tree
+    (:func:`finetune_bert`, :func:`finetune_ubert`): the adapters merged in (eq. 22), MoE-LoRA's experts
+    mixed by ``task``'s gate; the merged model computes what the adapted one does on that task's samples."""
+    return jax.device_get(lora.merge(params["base"], params["lora"], adapter, task=task if adapter.experts else None))
 
 
 def finetune_identity(cfg: Config, pre_params, budget: dict, model, *, frozen_encoder: bool, **extra) -> dict:
@@ -391,5 +415,4 @@ def merged_params(params: dict, adapter: dict):
     with the run's task), from the ``"adapter"`` record of its ``config.json``."""
     record = dict(adapter)
     task = record.pop("task", None)
-    cfg = lora.LoRAConfig(**{**record, "targets": tuple(record["targets"])})
-    return jax.device_get(lora.merge(params["base"], params["lora"], cfg, task=task if cfg.experts else None))
+    return task_params(params, lora.LoRAConfig(**{**record, "targets": tuple(record["targets"])}), task)
