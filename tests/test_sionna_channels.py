@@ -45,14 +45,12 @@ def test_convention_and_determinism():
     np.testing.assert_allclose(sc.sionna_channels("umi", 3, 8, 3, 4, gain_db=100.0), H * 0.1, rtol=1e-5)
 
 
-@pytest.mark.slow  # ~1 min of Sionna on 2 CPU cores
-def test_gain_falls_with_distance_at_the_38901_nlos_slope():
-    """NLoS, outdoor, no shadowing, omni elements: the mean gain per distance decile follows TR 38.901's UMa NLoS
-    path loss, ``13.54 + 39.08 log10(d3D) + 20 log10(fc) - 0.6 (h_UT - 1.5)``, up to one constant (the
-    polarisation and element terms the formula leaves out): every decile within 1 dB of the others' offset."""
-    _needs_sionna()
+def _decile_offsets(orientation: str) -> np.ndarray:
+    """Mean gain per distance decile over 10,000 UMa NLoS outdoor drops (no shadowing, omni elements) minus TR
+    38.901's path loss ``max(13.54 + 39.08 log10(d3D) + 20 log10(fc) - 0.6 (h_UT - 1.5), PL_LoS)`` [dB]."""
     H, info = sc.sionna_channels("uma", 1, 2500, 4, 4, bs_pattern="omni", indoor_probability=0.0,
-                                 shadow_fading=False, los=False, gain_db=0.0, return_topology=True)  # fmt: skip
+                                 shadow_fading=False, los=False, gain_db=0.0, ut_orientation=orientation,
+                                 return_topology=True)  # fmt: skip
     d3, hut = info["distance_3d"].ravel(), info["ut_height"].ravel()
     g = np.mean(np.abs(H.astype(np.complex128)) ** 2, -1).ravel()
     pl = np.maximum(13.54 + 39.08 * np.log10(d3) + 20 * np.log10(3.5) - 0.6 * (hut - 1.5),
@@ -62,9 +60,21 @@ def test_gain_falls_with_distance_at_the_38901_nlos_slope():
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         m = (d3 >= lo) & (d3 <= hi)
         offsets.append(10 * np.log10(g[m].mean()) - 10 * np.log10(np.mean(10 ** (-pl[m] / 10))))
-    offsets = np.array(offsets)
-    assert offsets.max() - offsets.min() < 1.0, offsets
-    assert abs(offsets.mean()) < 3.0, offsets  # measured -2.3 dB (2026-12-03): see README
+    return np.array(offsets)
+
+
+@pytest.mark.slow  # ~2 min of Sionna on 2 CPU cores
+def test_mean_path_loss_per_distance_is_38901s_within_1_db():
+    """#19's target: upright users (no polarisation mismatch) see the formula's path loss within 1 dB in every
+    distance decile; with the drop's random orientations the mean gain sits ~2.2 dB lower at every distance,
+    ``10 log10((1 + 1 / XPR) / 2)`` for UMa NLoS's XPR of 7 dB (module docstring)."""
+    _needs_sionna()
+    aligned = _decile_offsets("aligned")
+    assert np.all(np.abs(aligned) < 1.0), aligned
+    rand = _decile_offsets("random")
+    assert rand.max() - rand.min() < 1.0 and -3.0 < rand.mean() < -1.5, rand
+    with pytest.raises(ValueError, match="ut_orientation must be"):
+        sc.sionna_channels("uma", 1, 2, 2, 2, ut_orientation="up")
 
 
 def test_label_sets_from_a_sionna_scenario(tmp_path):
