@@ -222,8 +222,9 @@ def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
     """MoE-LoRA on UBERT (003 eq. 24, #18): the base stays bit-identical, the gate learns a mix per task (its
     weights sum to 1), each task's merged parameters compute the adapted model, and the adapters are stored."""
     cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
-    pre = {u: _labels(u, 90) for u in jb.TASKS}
-    params = jax.device_get(pretrain_ubert(cfg, pre, tmp_path / "pre", progress=False))
+    model = ubert_model(cfg)
+    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), np.ones(6, np.float32)
+    params = jax.device_get(model.init(jax.random.key(3), H, P, np.zeros(6, np.int32))["params"])  # any base
     new = {u: _labels(u, 90, K=4, N=6, seed=1) for u in jb.TASKS}
     adapter = lora.LoRAConfig(rank=2, experts=2)
     ft = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-2))
@@ -235,8 +236,6 @@ def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
     for wt in w.values():
         np.testing.assert_allclose(np.sum(wt, axis=-1), 1.0, rtol=1e-6)
     assert any(not np.allclose(wt[0], wt[1]) for wt in w.values())  # the tasks keep their own mix
-    model = ubert_model(cfg)
-    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), np.ones(6, np.float32)
     for t in range(3):
         task = np.full(6, t, np.int32)
         adapted = lora.apply(model, tuned["base"], tuned["lora"], adapter, H, P, task, task=task)
