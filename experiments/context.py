@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import jaxbeam as jb
 from experiments.settings import BUDGETS, POWERS, Budget
 from jaxbeam import configs, train
 from jaxbeam.data.format import LabelSet, fingerprint, split_ids
-from jaxbeam.data.generate import generate_labels, label_config
+from jaxbeam.data.generate import draw_source, generate_labels, label_config, source_params
 from jaxbeam.jobs.builders import build_model
 from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
 from jaxbeam.jobs.pretrain import finetune_bert, finetune_identity, finetune_ubert, pretrain, pretrain_ubert
@@ -25,12 +27,35 @@ from jaxbeam.train.losses_multitask import make_sum_loss
 class Context:
     """Cached label sets and trained models of one preset (see the module docstring)."""
 
-    def __init__(self, preset: str, runs: Path, *, seed: int = 0, progress: bool = True, budget: Budget | None = None):
+    def __init__(
+        self,
+        preset: str,
+        runs: Path,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        budget: Budget | None = None,
+        channel: str = "rayleigh",
+        channel_args: dict | None = None,
+        power: str = "total",
+    ):
         if preset not in BUDGETS:
             raise ValueError(f"preset must be one of {tuple(BUDGETS)}; got {preset!r}")
+        if power not in ("total", "antenna"):
+            raise ValueError(f"power must be 'total' or 'antenna'; got {power!r}")
         self.preset, self.budget, self.runs = preset, budget or BUDGETS[preset], Path(runs)
         self.seed, self.progress = seed, progress
         self.sigma2, self.Pc = 0.1, 0.5
+        # the scenario (#19): every label set, model and fine-tuning of this context uses this channel source and
+        # power constraint (labels by the per-antenna solvers, models with power="antenna"); the defaults leave
+        # every identity as it was, so the Rayleigh / total-power cache is shared
+        self.channel, self.channel_args, self.power = channel, dict(channel_args or {}), power
+        source_params(channel, self.channel_args)  # ValueError for an unknown source or parameter
+
+    def variant(self, **scenario) -> Context:
+        """This context (preset, cache, seed, budget) for another scenario: ``channel``, ``channel_args``, ``power``."""
+        kw = {"channel": self.channel, "channel_args": self.channel_args, "power": self.power, **scenario}
+        return Context(self.preset, self.runs, seed=self.seed, progress=self.progress, budget=self.budget, **kw)
 
     # ----------------------------------------------------------------------------------------- data
     def grid(self, values: Sequence) -> list:
@@ -48,6 +73,7 @@ class Context:
             samples_per_power=b.samples_per_power,
             epochs=b.epochs,
             seed=self.seed,
+            **({"power": "antenna"} if self.power == "antenna" else {}),
             **over,
         )
 
@@ -56,7 +82,14 @@ class Context:
         n = self.budget.test_samples_per_power if test else self.budget.samples_per_power
         seed = self.seed + (7919 if test else 0) + 101 * K + N
         P = [float(p) for p in P]
-        return {"utility": utility, "K": K, "N": N, "P_levels": P, "samples": n, "seed": seed}
+        args = {"utility": utility, "K": K, "N": N, "P_levels": P, "samples": n, "seed": seed}
+        if self.preset == "smoke":  # a chunk draws and solves chunk_size channels (1,024 by default) to keep n of
+            args["chunk_size"] = n  # them; the per-antenna solvers take minutes for that on path-loss channels
+        if self.channel != "rayleigh" or self.channel_args:
+            args.update(channel=self.channel, channel_args=self.channel_args)
+        if self.power == "antenna":  # P / N per antenna: WMMSE's per-antenna version for SR, SCA otherwise
+            args["solver"] = "wmmse-antenna" if utility == "sr" else "sca-antenna"
+        return args
 
     def label_identity(self, *args, **kw) -> dict:
         """:func:`jaxbeam.data.generate.label_config` of :meth:`labels` with these arguments."""
@@ -251,6 +284,9 @@ class Context:
             tag = f"lora{adapter.rank}" + (f"x{adapter.experts}" if adapter.experts else "")
         budget = {"epochs": b.finetune_epochs, "learning_rate": b.finetune_lr, "machine_dependent": False}
         extra = {"samples": samples}
+        if self.channel != "rayleigh" or self.channel_args:  # the channels it fine-tunes on (Rayleigh: as before)
+            extra["channel"] = {"name": self.channel, **source_params(self.channel, self.channel_args)}
+            tag += f"_{self.channel}"
         named = {**extra, **({} if adapter is None else {"adapter": dataclasses.asdict(adapter)})}
         ident = finetune_identity(cfg, pre[1], budget, model, frozen_encoder=frozen_encoder, **named)
         name = f"bert_{pre_name}_to_{utility}_{K}x{N}_{tag}_n{samples}{self._ft_tag()}-{fingerprint(ident)}"
@@ -279,11 +315,13 @@ class Context:
         return (model, res.best_params, res) if result else (model, res.best_params)
 
     def finetune_channels(self, K: int, N: int, samples: int, P: Sequence[float] = POWERS) -> tuple[dict, dict]:
-        """The unlabelled fine-tuning set of :meth:`finetune_bert` at (K, N) (``samples`` Rayleigh channels, P
+        """The unlabelled fine-tuning set of :meth:`finetune_bert` at (K, N) (``samples`` channels of the scenario, P
         cycled) and its 256-channel validation set, as ``({"H", "P"}, {"H", "P"})``; fixed by the seed and (K, N)."""
         Ps = np.asarray(P, np.float32)
-        H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 31 * K + N), (samples,), K, N))
-        val_H = np.asarray(jb.rayleigh(jax.random.key(self.seed + 17 + 31 * K + N), (256,), K, N))
+        draw = functools.partial(draw_source, self.channel, K=K, N=N, dtype=jnp.complex64,
+                                 params=source_params(self.channel, self.channel_args))  # fmt: skip
+        H = np.asarray(draw(jax.random.key(self.seed + 31 * K + N), samples))
+        val_H = np.asarray(draw(jax.random.key(self.seed + 17 + 31 * K + N), 256))
         return {"H": H, "P": np.resize(Ps, samples)}, {"H": val_H, "P": np.resize(Ps, 256)}
 
     def finetune_ubert(
@@ -372,6 +410,7 @@ class Context:
             seed=self.seed,
             task=jb.TASKS.index(utility) if ubert else None,
             model_name=name,
+            power=self.power,
         )
 
     def overall(self, utility: str, labels: LabelSet, model=None, params=None, **kw) -> dict:

@@ -117,3 +117,28 @@ def test_models_under_per_antenna_budgets():
         jb.models.BERT(num_antennas=6, features=16, num_layers=1, num_heads=2, power="column").init(
             jax.random.key(0), H, P
         )
+
+
+def test_per_antenna_references_are_feasible_and_scored_against_the_labels():
+    """``performance_rows(power="antenna")``: every reference meets P / N per antenna; WMMSE is the per-antenna
+    solver itself (100 % of labels it made), the closed forms are the total-power ones scaled into the set."""
+    from jaxbeam.data.format import LabelSet, split_ids
+    from jaxbeam.jobs.evaluate import REFERENCES, performance_rows, reference_beams
+
+    H = jb.rayleigh(jax.random.key(3), (8,), 3, 4)
+    P = jnp.array([1.0, 2.0] * 4)
+    for name in REFERENCES:
+        W = reference_beams(name, H, P, 0.1, power="antenna")
+        assert np.all(_col_power(W) <= (np.asarray(P) / 4)[:, None] * (1 + 1e-5)), name
+    rzf = jb.scale_antenna_power(jb.rzf(H, P, 0.1), P[:, None] / 4 * jnp.ones(4))
+    np.testing.assert_allclose(reference_beams("rzf", H, P, 0.1, power="antenna"), rzf, rtol=1e-6)
+    W = jb.wmmse_antenna(H, P[:, None] / 4 * jnp.ones(4), 0.1)
+    U = jb.utility("sr", H, W, 0.1)
+    labels = LabelSet(H=np.asarray(H), W=np.asarray(W), P=np.asarray(P), U=np.asarray(U), split_ids=split_ids(8, 0),
+                      meta={"utility": "sr", "solver": "wmmse-antenna"})  # fmt: skip
+    rows = performance_rows("sr", labels, 0.1, 0.5, power="antenna")
+    assert [r["P"] for r in rows] == [1.0, 2.0]
+    for r in rows:
+        assert r["wmmse"] == pytest.approx(100.0, abs=1e-3) and r["rzf"] < 100.0 and r["zf"] < 100.0
+    with pytest.raises(ValueError, match="power must be 'total' or 'antenna'"):
+        reference_beams("rzf", H, P, 0.1, power="column")

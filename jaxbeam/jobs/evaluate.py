@@ -15,15 +15,21 @@ from jaxbeam.data.format import LabelSet
 REFERENCES = ("mrt", "zf", "rzf", "rzf_bal", "wmmse")
 
 
-def reference_beams(name: str, H, P, sigma2: float):
+def reference_beams(name: str, H, P, sigma2: float, *, power: str = "total"):
     """Beams of a reference method on a batch (full power): a closed-form precoder of
     :func:`jaxbeam.jobs.evaluate.linear_beams` (MRT, ZF: None where K > N, RZF, RZF_BAL: RZF with max-min
-    SINR-balancing powers, near the MR optimum) or WMMSE."""
-    if name == "wmmse":
-        return jb.wmmse(H, P, sigma2)
+    SINR-balancing powers, near the MR optimum) or WMMSE. ``power="antenna"``: under ``P / N`` per antenna,
+    the closed forms scaled into the set (:func:`jaxbeam.scale_antenna_power`) and WMMSE's per-antenna
+    version (:func:`jaxbeam.wmmse_antenna`)."""
+    if power not in ("total", "antenna"):
+        raise ValueError(f"power must be 'total' or 'antenna'; got {power!r}")
     if name not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
-    return linear_beams(name, H, P, sigma2)
+    P_n = jnp.asarray(P, jnp.float32)[..., None] / H.shape[-1] * jnp.ones(H.shape[-1])
+    if name == "wmmse":
+        return jb.wmmse(H, P, sigma2) if power == "total" else jb.wmmse_antenna(H, P_n, sigma2)
+    W = linear_beams(name, H, P, sigma2)
+    return W if W is None or power == "total" else jb.scale_antenna_power(W, P_n)
 
 
 def batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
@@ -51,6 +57,7 @@ def performance_rows(
     seed: int = 0,
     task: int | None = None,
     model_name: str = "bert",
+    power: str = "total",
 ) -> list[dict]:
     """Eq. 31 performance [%] of BERT and the references against the label solver, one row per P level.
 
@@ -58,6 +65,8 @@ def performance_rows(
     utility is evaluated on the true channel (Sec. VI-B4); the labels keep their perfect-CSI utility.
     For UBERT pass ``task`` (the task id fed to ``model.apply(v, H, P, task)``, normally
     ``jb.TASKS.index(utility)``); the model's column is named ``model_name`` (default ``"bert"``).
+    ``power="antenna"``: the references under ``P / N`` per antenna (:func:`reference_beams`), for labels and
+    models made under that constraint.
     """
     H, P = jnp.asarray(labels.H), jnp.asarray(labels.P)
     U_label = jb.utility(utility, H, jnp.asarray(labels.W), sigma2, Pc)
@@ -66,7 +75,7 @@ def performance_rows(
     if model is not None:
         beams[model_name] = batched_apply(model, params, H_seen, P, task=task)
     for name in references:
-        W = reference_beams(name, H_seen, P, sigma2)
+        W = reference_beams(name, H_seen, P, sigma2, power=power)
         if W is not None:
             beams[name] = W
     rows = []
