@@ -25,11 +25,14 @@ def reference_beams(name: str, H, P, sigma2: float, *, power: str = "total"):
         raise ValueError(f"power must be 'total' or 'antenna'; got {power!r}")
     if name not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}; got {name!r}")
-    P_n = jnp.asarray(P, jnp.float32)[..., None] / H.shape[-1] * jnp.ones(H.shape[-1])
+    if power == "total":
+        return jb.wmmse(H, P, sigma2) if name == "wmmse" else linear_beams(name, H, P, sigma2)
+    N = H.shape[-1]
+    P_n = jnp.broadcast_to(jnp.asarray(P, H.real.dtype)[..., None] / N, (*jnp.shape(P), N))
     if name == "wmmse":
-        return jb.wmmse(H, P, sigma2) if power == "total" else jb.wmmse_antenna(H, P_n, sigma2)
+        return jb.wmmse_antenna(H, P_n, sigma2)
     W = linear_beams(name, H, P, sigma2)
-    return W if W is None or power == "total" else jb.scale_antenna_power(W, P_n)
+    return None if W is None else jb.scale_antenna_power(W, P_n)
 
 
 def batched_apply(model, params, H, P, batch_size: int = 2048, task: int | None = None):
