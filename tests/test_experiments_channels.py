@@ -1,6 +1,8 @@
-"""#19's experiment modules on the ``smoke`` preset: path-loss channels, per-antenna budgets, transfer.
+"""#19's experiment modules on the ``smoke`` preset: path-loss channels, transfer from Rayleigh, and the
+scenario plumbing of the experiments' Context (per-antenna labels, models and references are checked here by
+their identities and in test_antenna_power.py; the cpu run trains them).
 
-They share one cache (one xdist group); each smoke run costs its compilations and a few tiny label sets.
+They share one cache (one xdist group, file order): the transfer run reuses the scenario run's path-loss models.
 """
 
 import importlib
@@ -28,8 +30,8 @@ def _run(name, dirs):
 
 def test_channel_scenarios_on_smoke(dirs):
     (row,) = _run("channel_scenarios", dirs)  # smoke: the first scenario and utility only
-    assert (row["channel"], row["power"], row["utility"]) == ("pathloss", "antenna", "sr")
-    assert row["wmmse"] == pytest.approx(100.0, abs=1e-3)  # SR labels are the per-antenna WMMSE's beams
+    assert (row["channel"], row["power"], row["utility"]) == ("pathloss", "total", "sr")
+    assert row["wmmse"] == pytest.approx(100.0, abs=1e-3)  # SR labels are WMMSE's beams
     assert all(0.0 < row[k] <= 100.0 + 1e-3 for k in ("mrt", "rzf", "rzf_bal", "bert", "ubert")), row
 
 
