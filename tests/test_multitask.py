@@ -1,7 +1,6 @@
 """UBERT training: the multi-task source (Algorithm 1), scale-free validation, data-parallel steps,
 pre-training and fine-tuning end to end (tiny configs)."""
 
-import dataclasses
 import json
 
 import chex
@@ -227,8 +226,7 @@ def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
     params = jax.device_get(model.init(jax.random.key(3), H, P, np.zeros(6, np.int32))["params"])  # any base
     new = {u: _labels(u, 90, K=4, N=6, seed=1) for u in jb.TASKS}
     adapter = lora.LoRAConfig(rank=2, experts=2)
-    ft = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-2))
-    tuned = finetune_ubert(ft, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
+    tuned = finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
                            progress=False)  # fmt: skip
     chex.assert_trees_all_equal(tuned["base"], params)  # frozen: not one bit moved
     assert any(float(np.abs(x["B"]).max()) > 0 for x in tuned["lora"]["layers"].values())  # B starts at 0
@@ -243,11 +241,11 @@ def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
         np.testing.assert_allclose(np.asarray(merged), np.asarray(adapted), rtol=1e-4, atol=1e-5)
     stored, _ = load_adapters(tmp_path / "ft" / "adapters", tuned["base"])
     chex.assert_trees_all_equal(stored, jax.device_get(tuned["lora"]))
-    again = finetune_ubert(ft, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
+    again = finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
                            progress=False)  # fmt: skip  # the finished run is loaded, not retrained
     chex.assert_trees_all_equal(jax.device_get(again), jax.device_get(tuned))
     with pytest.raises(ValueError, match="adapter"):  # the same folder under another adapter config
-        finetune_ubert(ft, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2,
+        finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2,
                        adapter=lora.LoRAConfig(rank=2), progress=False)  # fmt: skip
 
 
