@@ -67,6 +67,26 @@ def _seconds(workdir) -> float:
     return json.loads(lines[-1]).get("train_seconds", float("nan")) if lines else float("nan")
 
 
+def plot_methods(path, raw: list[dict], title: str) -> None:
+    """003 Fig. 7 style: performance against trainable parameters, one marker series per model and utility."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for kind, u in sorted({(r["kind"], r["utility"]) for r in raw}):
+        pts = sorted((r["trainable"], r["model"]) for r in raw if (r["kind"], r["utility"]) == (kind, u))
+        marker = "o" if kind == "bert" else "s"  # points, not lines: the methods are not one family
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker, label=f"{kind.upper()} {u.upper()}")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel("performance, eq. 31 [%]")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def body(ctx: Context) -> Report:
     rows, raw = [], []
     (K0, N0), (K, N) = ctx.grid([SOURCE])[0], ctx.grid([TARGET])[0]
@@ -95,25 +115,7 @@ def body(ctx: Context) -> Report:
     header = ["model", "utility", "method", "trainable params", "train s", "model %", *REF_HEADER]
     title = f"Fine-tuning methods, ({K0}, {N0}) -> ({K}, {N}), eq. 31 (% of the label solver)"
 
-    def plot(path):  # 003 Fig. 7 style: performance against trainable parameters, per model and utility
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for kind, u in sorted({(r["kind"], r["utility"]) for r in raw}):
-            pts = sorted((r["trainable"], r["model"]) for r in raw if (r["kind"], r["utility"]) == (kind, u))
-            marker = "o" if kind == "bert" else "s"  # points, not lines: the methods are not one family
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker, label=f"{kind.upper()} {u.upper()}")
-        ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters")
-        ax.set_ylabel("performance, eq. 31 [%]")
-        ax.set_title(title, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
-    return Report(title, header, rows, raw, plot=plot)
+    return Report(title, header, rows, raw, plot=lambda path: plot_methods(path, raw, title))
 
 
 def main(argv=None):
