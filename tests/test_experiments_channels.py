@@ -38,7 +38,8 @@ def test_channel_scenarios_on_smoke(dirs):
 def test_channel_transfer_on_smoke(dirs):
     (row,) = _run("channel_transfer", dirs)
     assert row["target"] == "pathloss" and row["wmmse"] == pytest.approx(100.0, abs=1e-3)
-    assert all(0.0 < v < 150.0 for k, v in row.items() if k.endswith(("zero-shot", "fine-tuned", "on target")))
+    models = {k: v for k, v in row.items() if k.endswith(("zero-shot", "fine-tuned", "on target"))}
+    assert len(models) == 6 and all(0.0 < v < 150.0 for v in models.values()), row  # BERT and UBERT, 3 each
 
 
 def test_scenarios_are_cached_apart_and_rayleigh_keeps_its_keys(tmp_path):

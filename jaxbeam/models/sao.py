@@ -246,18 +246,18 @@ class SAO(nn.Module):
         # JAX's gradient of a real function of complex w is the conjugate direction
         return jax.lax.stop_gradient(jnp.conj(g) * entry)
 
-    def _gradient(self, H, W, user_mask, entry, g=None):
-        """The ascent direction (``g`` if already computed) normalised per sample to RMS 1 over the active
-        entries (``gradient_input``)."""
-        g = self._ascent(H, W, user_mask, entry) if g is None else g
+    @staticmethod
+    def _gradient(g, entry):
+        """The ascent direction ``g`` (:meth:`_ascent`) normalised per sample to RMS 1 over the active entries
+        (``gradient_input``)."""
         n_act = jnp.maximum(jnp.sum(entry.real, axis=(-2, -1)), 1.0)
         rms = jnp.sqrt(jnp.sum(g.real**2 + g.imag**2, axis=(-2, -1)) / n_act)
         return g / jnp.where(rms > 0, rms, 1.0)[:, None, None].astype(g.dtype)
 
-    def _step_stats(self, H, W, P, user_mask, antenna_mask, entry, g=None):
-        """``(B, 4)``: ``log(||g|| sqrt(P))``, ``log(||g_T|| / ||g||)``, ``K / K_m``, ``N / N_m`` (module docstring);
-        ``g``: the ascent direction if already computed."""
-        g = self._ascent(H, W, user_mask, entry) if g is None else g
+    @staticmethod
+    def _step_stats(g, W, P, user_mask, antenna_mask):
+        """``(B, 4)``: ``log(||g|| sqrt(P))``, ``log(||g_T|| / ||g||)``, ``K / K_m``, ``N / N_m`` (module docstring)
+        for the ascent direction ``g`` (:meth:`_ascent`) at ``W``."""
         sq = lambda X: jnp.sum(X.real**2 + X.imag**2, axis=(-2, -1))
         w2 = sq(W)
         radial = jnp.sum((jnp.conj(W) * g).real, axis=(-2, -1)) / jnp.where(w2 > 0, w2, 1.0)
@@ -318,8 +318,8 @@ class SAO(nn.Module):
 
         def layer(t, W, Haux):  # one sum-rate gradient per layer feeds both optional inputs
             g = self._ascent(Hm, W, um, entry) if self.gradient_input or self.learned_step else None
-            G = self._gradient(Hm, W, um, entry, g) if self.gradient_input else None
-            stats = self._step_stats(Hm, W, P, um, am, entry, g) if self.learned_step else None
+            G = self._gradient(g, entry) if self.gradient_input else None
+            stats = self._step_stats(g, W, P, um, am) if self.learned_step else None
             return self._layer(t)(Haux, W, um, am, scale, G, stats)
 
         for t in range(t_e):
