@@ -2,11 +2,13 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxbeam import cli
-from jaxbeam.jobs.bench import ModelSize, bert_latency, train_throughput
+from jaxbeam.jobs.bench import ModelSize, bert_latency, compiled_flops, matmul_time, train_throughput
 
 
 def test_a_training_step_costs_about_three_forward_passes_and_holds_params_and_adam_state():
@@ -23,6 +25,10 @@ def test_a_training_step_costs_about_three_forward_passes_and_holds_params_and_a
     assert one["steps_per_s"] > 0 and one["samples_per_s"] == pytest.approx(one["batch"] * one["steps_per_s"])
     chunk = train_throughput("smoke", steps_per_call=4, min_seconds=0.05)
     assert chunk["flops_per_step"] == pytest.approx(one["flops_per_step"])
+    # the step's own matmuls: most of its FLOPs, and timed alone no slower than the whole step
+    mm = one["matmuls"]
+    assert 0.5 * one["flops_per_step"] < mm["flops"] <= one["flops_per_step"]
+    assert 0 < mm["fraction_of_bound"] < 1.5 and mm["dots"] >= mm["shapes"] > 0
     assert chunk["steps"] % 4 == 0 and chunk["steps_per_s"] > 0
     with pytest.raises(ValueError, match="steps_per_call"):
         train_throughput("smoke", steps_per_call=0)
@@ -44,3 +50,28 @@ def test_cli_compile_only_writes_the_plan_without_running(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "--train", "--steps-per-call", "0"])
     assert "--steps-per-call" in capsys.readouterr().err
+
+
+def test_matmul_time_counts_every_dot_of_a_differentiated_scan_with_its_flops():
+    """Three layers of ``tanh(x @ w)`` in a ``lax.scan``, differentiated in ``w``: 3 forward dots and 2 per
+    layer backward (input and weight gradients), FLOPs 2 M K N each; against XLA's cost analysis of the same
+    dots unrolled (a program of matmuls only)."""
+    x, w = jnp.ones((32, 48)), jnp.ones((48, 48))
+
+    def f(w, x):
+        def layer(h, _):
+            return jnp.tanh(h @ w), None
+
+        return jnp.sum(jax.lax.scan(layer, x, None, length=3)[0])
+
+    mm = matmul_time(jax.grad(f), w, x, min_seconds=0.01)
+    assert mm["dots"] == 9 and mm["flops"] == 9 * 2 * 32 * 48 * 48 and mm["seconds"] > 0
+    assert sum(r["count"] for r in mm["top"]) == 9
+
+    def dots_only(a, b, c):
+        return (a @ b) @ c, jax.lax.dot_general(a.reshape(4, 8, 48), b.reshape(4, 12, 48), (((2,), (2,)), ((0,), (0,))))
+
+    a, b, c = jnp.ones((32, 48)), jnp.ones((48, 48)), jnp.ones((48, 16))
+    mm = matmul_time(dots_only, a, b, c, min_seconds=0.01)
+    assert mm["dots"] == 3
+    assert mm["flops"] == pytest.approx(compiled_flops(jax.jit(dots_only).lower(a, b, c).compile()), rel=1e-6)

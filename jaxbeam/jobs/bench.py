@@ -207,6 +207,74 @@ def _memory(compiled) -> dict:
     return out
 
 
+def _dots(jaxpr, mult: int, out: dict) -> None:
+    """Count ``dot_general`` equations of ``jaxpr`` and its sub-jaxprs (a ``scan`` body ``length`` times)."""
+    from jax.extend.core import ClosedJaxpr, Jaxpr
+
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            lhs, rhs = (v.aval for v in eqn.invars)
+            key = (lhs.shape, rhs.shape, lhs.dtype.name, rhs.dtype.name, eqn.params["dimension_numbers"])
+            key += (eqn.params.get("preferred_element_type"),)
+            out[key] = out.get(key, 0) + mult
+        if eqn.primitive.name == "while":
+            raise ValueError("a while loop's trip count is unknown: matmul_time counts dots in straight-line code")
+        inner = mult * (eqn.params["length"] if eqn.primitive.name == "scan" else 1)
+        for v in eqn.params.values():
+            for sub in v if isinstance(v, tuple | list) else (v,):
+                if isinstance(sub, ClosedJaxpr):
+                    _dots(sub.jaxpr, inner, out)
+                elif isinstance(sub, Jaxpr):
+                    _dots(sub, inner, out)
+
+
+def _dot_flops(lhs_shape, rhs_shape, dims, complex_: bool) -> float:
+    (lc, _), (lb, _) = dims
+    contract = int(np.prod([lhs_shape[d] for d in lc]))
+    rhs_free = int(np.prod(rhs_shape)) // contract // int(np.prod([lhs_shape[d] for d in lb]))
+    return 2.0 * int(np.prod(lhs_shape)) * rhs_free * (4 if complex_ else 1)
+
+
+def matmul_time(fn: Callable, *args, min_seconds: float = 0.2, repeats: int = 8, seed: int = 0) -> dict:
+    """The matmul bound of ``fn(*args)``: every ``dot_general`` of its jaxpr (backward pass included when
+    ``fn`` differentiates) compiled and timed alone at its own shapes, dtypes and dimension numbers, on
+    the default device, and summed with its multiplicity. Each shape runs ``repeats`` times per call (a
+    ``lax.scan``), so that a small dot's time is not its dispatch's.
+
+    A step cannot run faster than ``seconds`` unless XLA overlaps its matmuls; ``step time / seconds`` is
+    what the rest of the step (element-wise work, reductions, copies, dispatch) costs on top. Returns
+    ``{"dots", "shapes", "seconds", "flops", "gflops_per_s", "top"}`` (``dots``: the count, ``shapes``:
+    distinct ones, ``top``: the eight costliest shapes with their count, seconds and GFLOP/s).
+    """
+    counts: dict = {}
+    _dots(jax.make_jaxpr(fn)(*args).jaxpr, 1, counts)
+    key = jax.random.key(seed)
+    per_shape = []
+    for (ls, rs, ldt, rdt, dims, pref), n in counts.items():
+        k1, k2, key = jax.random.split(key, 3)
+        a = jax.random.normal(k1, (repeats, *ls), ldt)  # distinct left operands: nothing to hoist or cache
+        b = jax.random.normal(k2, rs, rdt)
+
+        def dots(a, b, dims=dims, pref=pref):  # one dispatch for ``repeats`` dots
+            return jax.lax.scan(lambda c, x: (c, jax.lax.dot_general(x, b, dims, preferred_element_type=pref)), 0, a)[1]
+
+        f = jax.jit(dots).lower(a, b).compile()
+        t = float(np.median(time_calls(lambda f=f, a=a, b=b: f(a, b), min_seconds=min_seconds))) / repeats
+        fl = _dot_flops(ls, rs, dims, jnp.issubdtype(ldt, jnp.complexfloating))
+        shape = f"{ldt}{list(ls)} x {rdt}{list(rs)}, dims {dims}"
+        per_shape.append({"shape": shape, "count": n, "seconds": n * t, "flops": n * fl, "gflops_per_s": fl / t / 1e9})
+    seconds = sum(r["seconds"] for r in per_shape)
+    flops = sum(r["flops"] for r in per_shape)
+    return {
+        "dots": int(sum(counts.values())),
+        "shapes": len(counts),
+        "seconds": seconds,
+        "flops": flops,
+        "gflops_per_s": flops / seconds / 1e9 if seconds else None,
+        "top": sorted(per_shape, key=lambda r: -r["seconds"])[:8],
+    }
+
+
 FEEDS = ("placed", "host", "resident")
 """How ``train_throughput`` feeds its steps: ``placed`` batches put on the devices once (the step alone);
 ``host`` and ``resident`` the path :func:`jaxbeam.train.fit` takes, an :class:`jaxbeam.train.ArraySource` with
@@ -225,6 +293,7 @@ def train_throughput(
     N: int = 12,
     min_seconds: float = 2.0,
     execute: bool = True,
+    matmuls: bool = True,
     seed: int = 0,
 ) -> dict:
     """Training throughput of the preset's BERT (supervised eq. 17, Adam): one jitted step (or a ``lax.scan``
@@ -234,7 +303,8 @@ def train_throughput(
     accelerator plan for shapes this machine cannot run), and, timed over at least ``min_seconds`` after a
     warm-up call, steps/s, samples/s and achieved GFLOP/s. ``feed`` (:data:`FEEDS`): ``placed`` times the
     step alone, ``host`` / ``resident`` the engine's whole loop (:meth:`jaxbeam.train.Engine.step`) on 16
-    batches of data. Labels are RZF beams (the label does not change the cost).
+    batches of data. Labels are RZF beams (the label does not change the cost). ``matmuls`` (one device
+    only) adds the step's matmul bound (:func:`matmul_time`): its dots timed alone at their own shapes.
     """
     from jaxbeam import configs, train
     from jaxbeam.jobs.builders import bert_model, loss_for
@@ -330,15 +400,20 @@ def train_throughput(
         samples_per_s=B / seconds,
         gflops_per_s=None if flops is None else flops / seconds / 1e9,
     )
+    if matmuls and engine.num_shards == 1:
+        args = state, engine.put_batch(batches[0]), engine.resident
+        bound = matmul_time(engine.train_step.fn, *args, min_seconds=min(0.2, min_seconds / 10))
+        row["matmuls"] = bound | {"fraction_of_bound": bound["seconds"] / seconds}
     return row
 
 
 def format_train_rows(rows: Sequence[dict]) -> str:
     header = ["preset", "dtype", "devices", "batch", "steps/call", "feed", "params", "compile s", "GFLOP/step"]
-    header += ["memory MiB", "steps/s", "samples/s", "GFLOP/s", "of peak"]
+    header += ["memory MiB", "steps/s", "samples/s", "GFLOP/s", "of peak", "matmul-bound steps/s", "of bound"]
     out = []
     for r in rows:
         mem = r["memory_bytes"].get("footprint")
+        mm = r.get("matmuls")
         out.append(
             [
                 r["preset"],
@@ -355,11 +430,13 @@ def format_train_rows(rows: Sequence[dict]) -> str:
                 f"{r['samples_per_s']:,.0f}" if "samples_per_s" in r else "-",
                 "-" if r.get("gflops_per_s") is None else f"{r['gflops_per_s']:.1f}",
                 "-" if r.get("fraction_of_matmul_peak") is None else f"{100 * r['fraction_of_matmul_peak']:.0f} %",
+                "-" if not mm else f"{1 / mm['seconds']:.2f}",
+                "-" if not mm else f"{100 * mm['fraction_of_bound']:.0f} %",
             ]
         )
     env = environment()
     head = (
         f"BERT training steps (eq. 17, Adam) on {env['device_kind']} x{env['device_count']} ({env['backend']}), "
-        f"jax {env['jax']}\n"
+        f"jax {env['jax']}; matmul-bound = the step's own dots timed alone (one device)\n"
     )
     return head + markdown_table(header, out)
