@@ -12,12 +12,15 @@ embedding and output layer re-initialised (a new N, Sec. IV-C2). The rows change
 - **loss**: supervised (eq. 17) on the same number of labelled samples (the label solver's beams at (8, 15));
 - **pre-training**: none (the same fine-tuning from a random initialisation);
 - **re-initialised layers**: at (8, 12), where nothing has to be re-initialised, fine-tuning with the
-  pre-trained embedding and output layer against the same fine-tuning with them re-initialised.
+  pre-trained embedding and output layer against the same fine-tuning with them re-initialised, and with
+  them transferred at a tenth of the learning rate (does 1e-3 itself undo the pre-training?);
+- **LP-FT**: the new layers trained alone first, then everything at a lower rate (:func:`_lp_ft`).
 
 The pre-trained model's own score at (6, 12) (its pre-training quality) and at (8, 12) without fine-tuning
 (zero-shot over K) are rows too. The last rows test the fix the others point to: a BERT pre-trained for
 :data:`LONGER` times the budget's steps, scored at its own system and fine-tuned in Table V's setting, with
-every parameter and with LoRA / MoE-LoRA adapters (:data:`experiments.settings.ADAPTERS`). Eq. 31 on fresh
+every parameter, with LoRA / MoE-LoRA adapters (:data:`experiments.settings.ADAPTERS`), with labels (eq. 17)
+and with LP-FT. Eq. 31 on fresh
 labelled channels, P pooled; RZF, RZF_BAL and WMMSE on the same samples beside every row.
 """
 
@@ -36,10 +39,26 @@ SOURCE, TARGET, SAME_N = (6, 12), (8, 15), (8, 12)
 UTILITIES = ("sr", "mr")
 
 
-def _finetune(ctx: Context, pre, u, K, N, *, factor=1, lr_scale=1.0, supervised=False, scratch=False, reinit=False):
-    """One fine-tuning of BERT to ``u`` at (K, N), Table V's setting changed as the keywords say; cached."""
+def _finetune(
+    ctx: Context,
+    pre,
+    u,
+    K,
+    N,
+    *,
+    factor=1,
+    lr_scale=1.0,
+    supervised=False,
+    scratch=False,
+    reinit=False,
+    frozen=False,
+    init=None,
+):
+    """One fine-tuning of BERT to ``u`` at (K, N), Table V's setting changed as the keywords say; cached.
+    ``frozen`` trains the embedding and output layer alone; ``init`` starts from other parameters than the
+    pre-trained ones (a first stage's, at (K, N) already)."""
     b = ctx.budget
-    samples, epochs, lr = b.finetune_samples, b.finetune_epochs * factor, b.finetune_lr * lr_scale
+    samples, epochs, lr = b.finetune_samples, max(1, round(b.finetune_epochs * factor)), b.finetune_lr * lr_scale
     cfg = ctx.config(u, K, N, supervised=supervised)
     model = ctx.model("bert", K, N, cfg)
     if supervised:  # the label solver's beams on the first ``samples`` training channels at (K, N)
@@ -49,14 +68,14 @@ def _finetune(ctx: Context, pre, u, K, N, *, factor=1, lr_scale=1.0, supervised=
     else:  # the channels of Context.finetune_bert
         arrays, val = ctx.finetune_channels(K, N, samples)
     source = train.ArraySource(arrays, min(cfg.train.batch_size, samples), seed=ctx.seed)
-    init = pre[1]
+    init = pre[1] if init is None else init
     if scratch or reinit:  # finetune_bert keeps what fits; hand it fresh parts where they are to be fresh
         fresh = jax.device_get(model.init(jax.random.PRNGKey(ctx.seed + 99), arrays["H"][:1], arrays["P"][:1]))
         fresh = fresh["params"]
         init = fresh if scratch else {**jax.device_get(pre[1]), "embed": fresh["embed"], "head": fresh["head"]}
     budget = {"epochs": epochs, "learning_rate": lr, "machine_dependent": False}
     extra = {"samples": samples, "gap": {"supervised": supervised, "scratch": scratch, "reinit": reinit}}
-    ident = finetune_identity(cfg, init, budget, model, frozen_encoder=False, **extra)
+    ident = finetune_identity(cfg, init, budget, model, frozen_encoder=frozen, **extra)
     name = f"gap_bert_{u}_{K}x{N}_e{epochs}_lr{lr:g}_{'sup' if supervised else 'eq18'}-{fingerprint(ident)}"
     if ctx.progress:
         print(f"fine-tuning BERT to {u.upper()} at ({K}, {N}): {name}")
@@ -68,6 +87,7 @@ def _finetune(ctx: Context, pre, u, K, N, *, factor=1, lr_scale=1.0, supervised=
         val,
         budget=budget,
         learning_rate=lr,
+        frozen_encoder=frozen,
         seed=ctx.seed,
         model=model,
         identity=extra,
@@ -76,9 +96,19 @@ def _finetune(ctx: Context, pre, u, K, N, *, factor=1, lr_scale=1.0, supervised=
     return model, res.best_params
 
 
+def _lp_ft(ctx: Context, pre, u, K, N):
+    """Linear probing, then fine-tuning (LP-FT; Kumar et al., ICLR 2022): the re-initialised embedding and
+    output layer trained alone for half of Table V's epochs, then every parameter at a tenth of its learning
+    rate for the other half (the same steps in all). A random new layer trained jointly at a high learning
+    rate distorts the pre-trained encoder before it has learned anything; LP-FT gives it a trained start."""
+    _, probed = _finetune(ctx, pre, u, K, N, factor=0.5, frozen=True)
+    return _finetune(ctx, pre, u, K, N, factor=0.5, lr_scale=0.1, init=probed)
+
+
 LONGER = 4  # pre-training budget factor of the last rows (cpu: 20,000 steps)
-# (row, evaluated at, how the model is made: None = the pre-trained one, "table5" = Context.finetune_bert, a
-# LoRAConfig = Context.finetune_bert with that adapter, else the keywords of _finetune; pre-training factor)
+# (row, evaluated at, how the model is made: None = the pre-trained one, "table5" = Context.finetune_bert,
+# "lp-ft" = _lp_ft, a LoRAConfig = Context.finetune_bert with that adapter, else the keywords of _finetune;
+# pre-training factor)
 ROWS = (
     ("pre-trained model at its own system", "source", None, 1),
     ("zero-shot (no fine-tuning)", "same_n", None, 1),
@@ -89,9 +119,13 @@ ROWS = (
     ("pre-training: none", "target", {"scratch": True}, 1),
     ("same N: layers transferred", "same_n", {}, 1),
     ("same N: layers re-initialised", "same_n", {"reinit": True}, 1),
+    ("same N: layers transferred, learning rate / 10", "same_n", {"lr_scale": 0.1}, 1),
+    ("LP-FT: new layers alone, then all at lr / 10", "target", "lp-ft", 1),
     (f"pre-training x{LONGER}: at its own system", "source", None, LONGER),
     (f"pre-training x{LONGER}: Table V setting", "target", "table5", LONGER),
     *((f"pre-training x{LONGER}: {name}", "target", a, LONGER) for name, a in ADAPTERS.items()),
+    (f"pre-training x{LONGER}: loss supervised (eq. 17)", "target", {"supervised": True}, LONGER),
+    (f"pre-training x{LONGER}: LP-FT", "target", "lp-ft", LONGER),
 )
 
 
@@ -108,6 +142,8 @@ def body(ctx: Context) -> Report:
                 model, params = ctx.model("bert", K, N), pre[1]
             elif how == "table5":
                 model, params = ctx.finetune_bert(pre, tag, u, K, N)
+            elif how == "lp-ft":
+                model, params = _lp_ft(ctx, pre, u, K, N)
             elif isinstance(how, LoRAConfig):
                 model, params = ctx.finetune_bert(pre, tag, u, K, N, adapter=how)
             else:

@@ -156,6 +156,9 @@ def test_finetune_gap_rows_change_only_what_they_say(tmp_path):
         tuned[("reinit", True)]["head"], p0["head"]
     )
     assert not same(tuned[("scratch", True)]["encoder"], p0["encoder"])
+    # LP-FT's first stage trains the new layers alone: the encoder leaves it as pre-trained
+    probed = finetune_gap._finetune(ctx, pre, "sr", *finetune_gap.TARGET, factor=0.5, frozen=True)[1]
+    assert same(probed["encoder"], p0["encoder"]) and probed["head"]["kernel"].shape != p0["head"]["kernel"].shape
     argv = ["--preset", "smoke", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res"), "--quiet"]
     report = finetune_gap.main(argv)
     raw = check_results_files("finetune_gap", report, tmp_path / "res")["raw"]
