@@ -81,6 +81,10 @@ def test_pretrain_evaluate_finetune_and_label_mismatch(tmp_path, capsys):
     assert rows[0]["samples"] == int((load_labels(labels_dir).split_ids == 2).sum())
     assert rows[0]["wmmse"] == pytest.approx(100.0, abs=1e-3)  # SR labels are WMMSE's own beams
     assert 0 < rows[0]["bert"] < 100 and 0 < rows[0]["mrt"] < rows[0]["rzf"]
+    code, out = _run_and_status(
+        ["evaluate", str(run / "model"), "--labels", str(labels_dir), "--channel", "pathloss"], capsys
+    )
+    assert code == 2 and "label sets, which record their channel" in out.err
     # fine-tune to another antenna count: encoder loaded, embedding and head re-initialised
     ft = tmp_path / "ft"
     argv = ["finetune", str(run / "model"), "--N", "5", "--workdir", str(ft), "--epochs", "1", "--steps-per-epoch", "4"]
@@ -183,3 +187,17 @@ def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):
         assert r0["wmmse"] == r["wmmse"] and r0["sao"] != r["sao"]
     code, out = _run_and_status(["evaluate", str(run / "model"), "--infer-steps", "-1"], capsys)
     assert code == 2 and "--infer-steps" in out.err
+    # another channel source: the references' columns recomputed on those channels (path loss, exponent 3)
+    pl = tmp_path / "pathloss.json"
+    argv = ["evaluate", str(run / "model"), "--samples", "8", "--channel", "pathloss", "--channel-arg", "exponent=3"]
+    assert main(argv + ["--out", str(pl)]) == 0
+    assert "pathloss, exponent=3 channels" in capsys.readouterr().out
+    for r in json.loads(pl.read_text()):
+        H = jb.pathloss(jax.random.key(12345), (8,), r["K"], r["N"], exponent=3.0)
+        rzf = jb.sum_rate(H, jb.rzf(H, cfg.P, cfg.sigma2), cfg.sigma2)
+        np.testing.assert_allclose(r["rzf"], np.mean(rzf), rtol=1e-5)
+        assert r["wmmse"] >= r["rzf"] * 0.999 and r["sao"] > 0
+    code, out = _run_and_status(argv[:-1] + ["radius"], capsys)
+    assert code == 2 and "NAME=NUMBER" in out.err
+    code, out = _run_and_status(argv[:-1] + ["height=3"], capsys)
+    assert code == 2 and "no parameter(s) ['height']" in out.err

@@ -39,6 +39,40 @@ def positive_float(text: str) -> float:
     return v
 
 
+CHANNEL_CHOICES = ("rayleigh", "correlated", "pathloss", "sionna-uma", "sionna-umi", "sionna-rma")
+
+
+def add_channel_args(p: argparse.ArgumentParser, what: str) -> None:
+    """``--channel`` and ``--channel-arg NAME=NUMBER`` (read them with :func:`channel_args`)."""
+    p.add_argument(
+        "--channel",
+        choices=CHANNEL_CHOICES,
+        default="rayleigh",
+        help="channel source (jaxbeam.core.channels; sionna-*: 3GPP TR 38.901 through the 'sionna' extra); " + what,
+    )
+    p.add_argument(
+        "--channel-arg",
+        action="append",
+        metavar="NAME=NUMBER",
+        help="a parameter of the channel source, repeatable (correlated: rho, max_angle_deg; pathloss: radius, "
+        "min_distance, exponent, shadowing_db; sionna-*: carrier_frequency, gain_db)",
+    )
+
+
+def channel_args(args) -> dict[str, float]:
+    """The ``--channel-arg NAME=NUMBER`` items as a dict; :class:`UserError` for a malformed one."""
+    out = {}
+    for item in args.channel_arg or []:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise UserError(f"--channel-arg must be NAME=NUMBER (e.g. exponent=3.5); got {item!r}")
+    return out
+
+
 EXAMPLE_SET = "--set learning_rate=5e-4 --set num_layers=4"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jaxbeam.cli.args import UserError, load_run, nonnegative_int, positive_int
+from jaxbeam.cli.args import UserError, add_channel_args, channel_args, load_run, nonnegative_int, positive_int
 
 
 # --------------------------------------------------------------------------------------------- evaluate
@@ -21,6 +21,11 @@ def _evaluate(args) -> int:
         return _evaluate_sao(args)
     if args.infer_steps is not None:
         raise UserError("--infer-steps applies to SAO runs (paper 002) only; this is a BERT or UBERT run")
+    if args.channel != "rayleigh" or args.channel_arg:
+        raise UserError(
+            "--channel / --channel-arg apply to SAO runs only; a BERT or UBERT run is evaluated on label sets, "
+            "which record their channel source (jaxbeam label --channel ...)"
+        )
     if not args.labels:
         raise UserError("--labels is required (label data set directories) for a BERT or UBERT run")
     cfg, params = load_run(args.checkpoint)
@@ -71,7 +76,8 @@ def _is_sao(checkpoint: str) -> bool:
 
 
 def _evaluate_sao(args) -> int:
-    """An SAO run: sum rate on fresh Rayleigh channels at every (K, N) of its schedule grid vs RZF, ZF, WMMSE."""
+    """An SAO run: sum rate on fresh channels (``--channel``) at every (K, N) of its schedule grid vs RZF, ZF,
+    WMMSE."""
     from jaxbeam.jobs.sao import evaluate_grid, grid_table, load_sao
 
     if args.labels or args.csi_error_db is not None:
@@ -80,10 +86,16 @@ def _evaluate_sao(args) -> int:
         cfg, params = load_sao(args.checkpoint)
     except ValueError as e:
         raise UserError(str(e)) from None
-    rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed, steps=args.infer_steps)
+    source = channel_args(args)
+    try:
+        rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed, steps=args.infer_steps,
+                             channel=args.channel, channel_args=source)  # fmt: skip
+    except ValueError as e:  # an unknown channel parameter
+        raise UserError(f"--channel-arg: {e}") from None
     q = cfg.infer_steps if args.infer_steps is None else args.infer_steps
-    print(f"Sum rate at {cfg.snr_db:g} dB, Q_i = {q} gradient steps per layer, {args.samples} channels per (K, N), "
-          "% of WMMSE (tol 1e-5):\n")  # fmt: skip
+    where = args.channel + "".join(f", {k}={v:g}" for k, v in source.items())
+    print(f"Sum rate at {cfg.snr_db:g} dB, Q_i = {q} gradient steps per layer, {args.samples} {where} channels per "
+          "(K, N), % of WMMSE (tol 1e-5):\n")  # fmt: skip
     print(grid_table(rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))
@@ -112,6 +124,7 @@ def add_evaluate(sub) -> None:
         type=nonnegative_int,
         help="SAO runs: gradient steps per layer Q_i at inference (default: the run's infer_steps)",
     )
+    add_channel_args(p, "SAO runs: the test channels (default rayleigh, as in training)")
     p.add_argument("--out", help="write the rows as JSON here")
     p.set_defaults(func=_evaluate)
 

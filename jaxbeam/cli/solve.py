@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from jaxbeam.cli.args import UserError, positive_float, positive_int
+from jaxbeam.cli.args import UserError, add_channel_args, channel_args, positive_float, positive_int
 
 
 # ------------------------------------------------------------------------------------------------- linear
@@ -64,15 +64,7 @@ def _label(args) -> int:
         raise UserError(f"--solver for --utility {args.utility} must be one of {', '.join(SOLVERS[args.utility])}")
     from pathlib import Path
 
-    channel_args = {}
-    for item in args.channel_arg or []:
-        name, sep, value = item.partition("=")
-        try:
-            channel_args[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise UserError(f"--channel-arg must be NAME=NUMBER (e.g. exponent=3.5); got {item!r}")
+    channel_params = channel_args(args)
     finished = (Path(args.out) / "meta.json").is_file()
     try:
         labels = generate_labels(
@@ -90,7 +82,7 @@ def _label(args) -> int:
             chunk_size=args.chunk,
             progress=not args.no_progress,
             channel=args.channel,
-            channel_args=channel_args,
+            channel_args=channel_params,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -135,20 +127,7 @@ def _add_label(sub) -> None:
         help="sr: wmmse|sca|wmmse-antenna|sca-antenna, mr: exact|sca|sca-antenna, ee: sca|sca-antenna "
         "(default: wmmse for sr, exact for mr, sca for ee)",
     )
-    p.add_argument(
-        "--channel",
-        choices=["rayleigh", "correlated", "pathloss", "sionna-uma", "sionna-umi", "sionna-rma"],
-        default="rayleigh",
-        help="channel source (jaxbeam.core.channels; sionna-*: 3GPP TR 38.901 through the 'sionna' extra); recorded "
-        "with the set",
-    )
-    p.add_argument(
-        "--channel-arg",
-        action="append",
-        metavar="NAME=NUMBER",
-        help="a parameter of the channel source, repeatable (correlated: rho, max_angle_deg; pathloss: radius, "
-        "min_distance, exponent, shadowing_db; sionna-*: carrier_frequency, gain_db)",
-    )
+    add_channel_args(p, "recorded with the set")
     p.add_argument("--chunk", type=positive_int, default=4096, help="samples per chunk (unit of resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)

@@ -207,17 +207,23 @@ def evaluate_grid(
     seed: int = 0,
     batch_size: int = 256,
     steps: int | None = None,
+    channel: str = "rayleigh",
+    channel_args: dict | None = None,
 ) -> list[dict]:
     """Sum rate of the model (Q_i steps per layer: ``steps``, default ``cfg.infer_steps``), RZF (LMMSE, eq. 5),
-    ZF (K <= N) and WMMSE on the same Rayleigh channels at every ``(K, N)`` of ``configs`` (unmasked
-    ``(samples, K, N)`` inputs), with timings.
+    ZF (K <= N) and WMMSE on the same channels at every ``(K, N)`` of ``configs`` (unmasked
+    ``(samples, K, N)`` inputs), with timings. ``channel`` / ``channel_args``: the source
+    (:func:`jaxbeam.data.generate.draw_source`; Rayleigh by default, the channels the model trained on).
 
     Returns one record per configuration: mean sum rates [bit/s/Hz], % of WMMSE, and seconds (model and
     WMMSE, compile excluded: each is timed on a second call).
     """
+    from jaxbeam.data.generate import draw_source, source_params
+
+    params_of_source = source_params(channel, channel_args)
     rows = []
     for K, N in configs:
-        H = jb.rayleigh(jax.random.key(seed), (samples,), K, N)
+        H = draw_source(channel, jax.random.key(seed), samples, K, N, np.complex64, params_of_source)
         sao, t_model = model_sum_rates(cfg, params, H, steps=steps, batch_size=batch_size)
         refs, t_wmmse = reference_sum_rates(H, cfg.P, cfg.sigma2, wmmse_tol=wmmse_tol)
         rec = {"K": K, "N": N, "samples": samples, "sao": float(np.mean(sao))}
