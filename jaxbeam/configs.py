@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from jaxbeam.core.channels import CHANNELS
 from jaxbeam.core.utility import TASKS
 
 
@@ -224,7 +225,9 @@ class SAOConfig:
     window ``window`` (W) layers, each window position trained for one pass over the stages
     (T_w = |K| |N| ``stage_epochs`` epochs of ``steps_per_epoch`` batches of ``batch_size``, ``replay`` of them
     replayed from earlier stages), Adam with cosine decay ``learning_rate`` -> ``final_learning_rate`` per
-    window position; ``steps_per_call`` as :class:`TrainConfig`'s.
+    window position; ``steps_per_call`` as :class:`TrainConfig`'s. ``channel``: the channels of training and
+    validation (``"rayleigh"``, 002's, or ``"correlated"`` / ``"pathloss"`` of :mod:`jaxbeam.core.channels`
+    with their default parameters; Sionna's sources are too slow to draw per step).
     """
 
     max_users: int = 16
@@ -259,8 +262,14 @@ class SAOConfig:
     log_every: int = 10
     steps_per_call: int = 1
     seed: int = 0
+    channel: str = "rayleigh"
 
     def __post_init__(self):
+        if self.channel not in CHANNELS:
+            raise ValueError(
+                f"channel must be one of {tuple(CHANNELS)} (drawn per training step; Sionna's sources are too slow "
+                f"for that: label sets only); got {self.channel!r}"
+            )
         for name in ("K_schedule", "N_schedule"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         _positive(self, "max_users", "max_antennas", "P", "num_layers", "features", "num_heads", "mlp_features")
@@ -319,7 +328,7 @@ class SAOConfig:
         return {k: v for k, v in d.items() if not (k in SAO_LATE_DEFAULTS and v == SAO_LATE_DEFAULTS[k])}
 
 
-SAO_LATE_DEFAULTS = {"learned_step": False, "monotone": False}
+SAO_LATE_DEFAULTS = {"learned_step": False, "monotone": False, "channel": "rayleigh"}
 """SAOConfig fields added after runs were cached, at the values that reproduce those runs."""
 
 SAO_PRESETS = {

@@ -201,3 +201,11 @@ def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):
     assert code == 2 and "NAME=NUMBER" in out.err
     code, out = _run_and_status(argv[:-1] + ["height=3"], capsys)
     assert code == 2 and "no parameter(s) ['height']" in out.err
+    # trained on path-loss channels: the run records them and is evaluated on them by default
+    pl_run = tmp_path / "sao_pathloss"
+    argv = ["pretrain", "--model", "sao_lift", "--preset", "smoke", "--workdir", str(pl_run), *one]
+    assert main(argv + ["--set", "channel=pathloss"]) == 0
+    assert load_sao(pl_run / "model")[0].channel == "pathloss"
+    capsys.readouterr()
+    assert main(["evaluate", str(pl_run / "model"), "--samples", "8"]) == 0
+    assert "8 pathloss channels" in capsys.readouterr().out

@@ -255,6 +255,29 @@ def test_curriculum_follows_algorithm_1_with_replay():
     assert v["H"].shape == (6, 6, 5) and list(v["mask"].sum(1)) == [2] * 3 + [4] * 3
 
 
+def test_curriculum_draws_other_channel_sources_before_masking():
+    """``channel="pathloss"``: batch i of epoch e is ``jb.pathloss`` from the key its generator draws first,
+    masked as Rayleigh batches are; users tens of dB apart; unknown or per-step-too-slow sources refused."""
+    src = CurriculumSource(6, 5, (2, 4), (3, 5), stage_epochs=1, batch_size=16, steps_per_epoch=2, seed=4,
+                           channel="pathloss")  # fmt: skip
+    b = list(src.epoch(3))[1]
+    key = jax.random.key(int(np.random.default_rng([4, 3, 1]).integers(0, 2**31 - 1)))
+    live = b["mask"][:, :, None] & b["antenna_mask"][:, None, :]
+    np.testing.assert_allclose(b["H"][live], np.asarray(jb.pathloss(key, (16,), 6, 5))[live], rtol=1e-6)
+    assert np.all(b["H"][~live] == 0) and list(b["mask"].sum(1)) == [4] * 16
+    power = np.sum(np.abs(b["H"]) ** 2, -1)  # per user; masked users 0
+    spread = [p[m].max() / p[m].min() for p, m in zip(power, b["mask"], strict=True)]
+    assert np.median(spread) > 10  # > 10 dB between the strongest and weakest of 4 users, typically
+    v = masked_channels(6, 5, [(2, 3)], 4, channel="pathloss")
+    assert v["H"].shape == (4, 6, 5) and not np.allclose(v["H"], masked_channels(6, 5, [(2, 3)], 4)["H"])
+    with pytest.raises(ValueError, match="channel must be one of"):
+        CurriculumSource(6, 5, (2,), (3,), stage_epochs=1, batch_size=4, steps_per_epoch=1, channel="sionna-uma")
+    with pytest.raises(ValueError, match="Sionna's sources are too slow"):
+        get_sao_preset("smoke", channel="sionna-uma")
+    assert "channel" not in get_sao_preset("smoke").to_dict()  # Rayleigh runs keep their folders and cache keys
+    assert get_sao_preset("smoke", channel="pathloss").to_dict()["channel"] == "pathloss"
+
+
 def test_sliding_window_training_resumes_to_the_same_parameters(tmp_path):
     cfg = get_sao_preset("smoke")
     full = train_sao(cfg, tmp_path / "full", progress=False)

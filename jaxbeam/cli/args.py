@@ -42,12 +42,12 @@ def positive_float(text: str) -> float:
 CHANNEL_CHOICES = ("rayleigh", "correlated", "pathloss", "sionna-uma", "sionna-umi", "sionna-rma")
 
 
-def add_channel_args(p: argparse.ArgumentParser, what: str) -> None:
+def add_channel_args(p: argparse.ArgumentParser, what: str, default: str | None = "rayleigh") -> None:
     """``--channel`` and ``--channel-arg NAME=NUMBER`` (read them with :func:`channel_args`)."""
     p.add_argument(
         "--channel",
         choices=CHANNEL_CHOICES,
-        default="rayleigh",
+        default=default,
         help="channel source (jaxbeam.core.channels; sionna-*: 3GPP TR 38.901 through the 'sionna' extra); " + what,
     )
     p.add_argument(

@@ -21,7 +21,7 @@ def _evaluate(args) -> int:
         return _evaluate_sao(args)
     if args.infer_steps is not None:
         raise UserError("--infer-steps applies to SAO runs (paper 002) only; this is a BERT or UBERT run")
-    if args.channel != "rayleigh" or args.channel_arg:
+    if args.channel is not None or args.channel_arg:
         raise UserError(
             "--channel / --channel-arg apply to SAO runs only; a BERT or UBERT run is evaluated on label sets, "
             "which record their channel source (jaxbeam label --channel ...)"
@@ -86,14 +86,14 @@ def _evaluate_sao(args) -> int:
         cfg, params = load_sao(args.checkpoint)
     except ValueError as e:
         raise UserError(str(e)) from None
-    source = channel_args(args)
+    source, channel = channel_args(args), args.channel or cfg.channel
     try:
         rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed, steps=args.infer_steps,
-                             channel=args.channel, channel_args=source)  # fmt: skip
+                             channel=channel, channel_args=source)  # fmt: skip
     except ValueError as e:  # an unknown channel parameter
         raise UserError(f"--channel-arg: {e}") from None
     q = cfg.infer_steps if args.infer_steps is None else args.infer_steps
-    where = args.channel + "".join(f", {k}={v:g}" for k, v in source.items())
+    where = channel + "".join(f", {k}={v:g}" for k, v in source.items())
     print(f"Sum rate at {cfg.snr_db:g} dB, Q_i = {q} gradient steps per layer, {args.samples} {where} channels per "
           "(K, N), % of WMMSE (tol 1e-5):\n")  # fmt: skip
     print(grid_table(rows))
@@ -124,7 +124,7 @@ def add_evaluate(sub) -> None:
         type=nonnegative_int,
         help="SAO runs: gradient steps per layer Q_i at inference (default: the run's infer_steps)",
     )
-    add_channel_args(p, "SAO runs: the test channels (default rayleigh, as in training)")
+    add_channel_args(p, "SAO runs: the test channels (default: the run's training channels)", default=None)
     p.add_argument("--out", help="write the rows as JSON here")
     p.set_defaults(func=_evaluate)
 

@@ -54,7 +54,9 @@ def sao_model(cfg: SAOConfig, *, steps: int | None = None, **overrides) -> SAO:
 
 def validation_set(cfg: SAOConfig) -> dict[str, np.ndarray]:
     """``val_per_config`` masked channels of every curriculum stage (the same for every window position)."""
-    return masked_channels(cfg.max_users, cfg.max_antennas, cfg.stages, cfg.val_per_config, P=cfg.P, seed=cfg.seed + 1)
+    return masked_channels(
+        cfg.max_users, cfg.max_antennas, cfg.stages, cfg.val_per_config, P=cfg.P, seed=cfg.seed + 1, channel=cfg.channel
+    )
 
 
 @dataclasses.dataclass
@@ -100,6 +102,7 @@ def train_sao(cfg: SAOConfig, workdir: str | Path, *, progress: bool = True, max
             replay=cfg.replay,
             P=cfg.P,
             seed=cfg.seed * 1000 + w,
+            channel=cfg.channel,
         )
         if params is None:
             params = model.init(jax.random.PRNGKey(cfg.seed), *_example(source))["params"]

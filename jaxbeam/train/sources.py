@@ -259,12 +259,24 @@ class ChannelSource:
             yield {"H": H.astype(np.complex64), "P": rng.choice(self.P, B).astype(np.float32)}
 
 
-def _masked_batch(rng: np.random.Generator, Ks: np.ndarray, Ns: np.ndarray, K_max: int, N_max: int) -> dict:
-    """Rayleigh ``(B, K_max, N_max)`` channels with ``K_max - K`` users and ``N_max - N`` antennas per sample
-    masked out at random positions (002 Sec. III-C2): masked rows and columns are zero."""
+def _masked_batch(
+    rng: np.random.Generator, Ks: np.ndarray, Ns: np.ndarray, K_max: int, N_max: int, channel: str = "rayleigh"
+) -> dict:
+    """``(B, K_max, N_max)`` channels with ``K_max - K`` users and ``N_max - N`` antennas per sample masked out
+    at random positions (002 Sec. III-C2): masked rows and columns are zero. ``channel``: ``"rayleigh"``
+    (drawn by ``rng``) or another source of :data:`jaxbeam.core.channels.CHANNELS` with its default parameters
+    (drawn by :func:`jaxbeam.core.channels.draw_channels` from a key that ``rng`` draws)."""
     B = len(Ks)
-    H = rng.standard_normal((B, K_max, N_max), np.float32) + 1j * rng.standard_normal((B, K_max, N_max), np.float32)
-    H = (H / np.sqrt(np.float32(2))).astype(np.complex64)
+    if channel == "rayleigh":
+        H = rng.standard_normal((B, K_max, N_max), np.float32) + 1j * rng.standard_normal((B, K_max, N_max), np.float32)
+        H = (H / np.sqrt(np.float32(2))).astype(np.complex64)
+    else:
+        import jax
+
+        from jaxbeam.core.channels import draw_channels
+
+        key = jax.random.key(int(rng.integers(0, 2**31 - 1)))
+        H = np.asarray(draw_channels(channel, key, (B,), K_max, N_max))
     # a random subset of size K per row: the K smallest of i.i.d. uniforms
     user = np.argsort(np.argsort(rng.random((B, K_max)), axis=1), axis=1) < Ks[:, None]
     antenna = np.argsort(np.argsort(rng.random((B, N_max)), axis=1), axis=1) < Ns[:, None]
@@ -289,6 +301,8 @@ class CurriculumSource:
       replay: replayed samples per batch (of ``batch_size``).
       P: power budget [W] of every sample.
       seed: base seed.
+      channel: the channel source (``"rayleigh"``, or a source of :data:`jaxbeam.core.channels.CHANNELS` with
+        its default parameters, drawn over all ``K_max x N_max`` entries before masking).
     """
 
     def __init__(
@@ -304,7 +318,11 @@ class CurriculumSource:
         replay: int = 0,
         P: float = 1.0,
         seed: int = 0,
+        channel: str = "rayleigh",
     ):
+        from jaxbeam.core.channels import channel_params
+
+        channel_params(channel)  # ValueError for an unknown source
         for name, v in (
             ("stage_epochs", stage_epochs),
             ("batch_size", batch_size),
@@ -320,7 +338,7 @@ class CurriculumSource:
         self.K_max, self.N_max = K_max, N_max
         self.stages = [(k, n) for k in K_schedule for n in N_schedule]
         self.stage_epochs, self.batch_size, self.steps_per_epoch = stage_epochs, batch_size, steps_per_epoch
-        self.replay, self.P, self.seed = replay, float(P), seed
+        self.replay, self.P, self.seed, self.channel = replay, float(P), seed, channel
 
     @property
     def epochs(self) -> int:
@@ -337,18 +355,25 @@ class CurriculumSource:
         for i in range(start, self.steps_per_epoch):
             rng = np.random.default_rng([self.seed, epoch, i])
             idx = np.concatenate([np.full(B - R, s), rng.integers(0, max(s, 1), R)])
-            batch = _masked_batch(rng, stages[idx, 0], stages[idx, 1], self.K_max, self.N_max)
+            batch = _masked_batch(rng, stages[idx, 0], stages[idx, 1], self.K_max, self.N_max, self.channel)
             batch["P"] = np.full(B, self.P, np.float32)
             yield batch
 
 
 def masked_channels(
-    K_max: int, N_max: int, configs: Sequence[tuple[int, int]], per_config: int, *, P: float = 1.0, seed: int = 0
+    K_max: int,
+    N_max: int,
+    configs: Sequence[tuple[int, int]],
+    per_config: int,
+    *,
+    P: float = 1.0,
+    seed: int = 0,
+    channel: str = "rayleigh",
 ) -> dict[str, np.ndarray]:
     """A fixed set of masked channels: ``per_config`` samples of every ``(K, N)`` in ``configs``, with random
     masked positions (002's test set, Algorithm 1 line 21); keys as :class:`CurriculumSource` batches."""
     rng = np.random.default_rng([seed, 7])
     c = np.repeat(np.asarray(configs, np.int64).reshape(-1, 2), per_config, axis=0)
-    out = _masked_batch(rng, c[:, 0], c[:, 1], K_max, N_max)
+    out = _masked_batch(rng, c[:, 0], c[:, 1], K_max, N_max, channel)
     out["P"] = np.full(len(c), P, np.float32)
     return out
