@@ -14,7 +14,9 @@ embedding and output layer re-initialised (a new N, Sec. IV-C2). The rows change
 - **re-initialised layers**: at (8, 12), where nothing has to be re-initialised, fine-tuning with the
   pre-trained embedding and output layer against the same fine-tuning with them re-initialised, and with
   them transferred at a tenth of the learning rate (does 1e-3 itself undo the pre-training?);
-- **LP-FT**: the new layers trained alone first, then everything at a lower rate (:func:`_lp_ft`).
+- **LP-FT**: the new layers trained alone first, then everything at a lower rate (:func:`_lp_ft`);
+- **mapped layers**: at a new N, the embedding and output layer mapped from the old antennas
+  (:func:`map_antennas`) instead of re-initialised.
 
 The pre-trained model's own score at (6, 12) (its pre-training quality) and at (8, 12) without fine-tuning
 (zero-shot over K) are rows too. The last rows test the fix the others point to: a BERT pre-trained for
@@ -53,10 +55,12 @@ def _finetune(
     reinit=False,
     frozen=False,
     init=None,
+    mapped=False,
 ):
     """One fine-tuning of BERT to ``u`` at (K, N), Table V's setting changed as the keywords say; cached.
     ``frozen`` trains the embedding and output layer alone; ``init`` starts from other parameters than the
-    pre-trained ones (a first stage's, at (K, N) already)."""
+    pre-trained ones (a first stage's, at (K, N) already); ``mapped`` starts the N-dependent layers from the
+    pre-trained ones (:func:`map_antennas`) instead of re-initialising them."""
     b = ctx.budget
     samples, epochs, lr = b.finetune_samples, max(1, round(b.finetune_epochs * factor)), b.finetune_lr * lr_scale
     cfg = ctx.config(u, K, N, supervised=supervised)
@@ -69,6 +73,8 @@ def _finetune(
         arrays, val = ctx.finetune_channels(K, N, samples)
     source = train.ArraySource(arrays, min(cfg.train.batch_size, samples), seed=ctx.seed)
     init = pre[1] if init is None else init
+    if mapped:
+        init = map_antennas(init, N)
     if scratch or reinit:  # finetune_bert keeps what fits; hand it fresh parts where they are to be fresh
         fresh = jax.device_get(model.init(jax.random.PRNGKey(ctx.seed + 99), arrays["H"][:1], arrays["P"][:1]))
         fresh = fresh["params"]
@@ -96,6 +102,22 @@ def _finetune(
     return model, res.best_params
 
 
+def map_antennas(params, N_new: int):
+    """BERT parameters for ``N_new`` antennas from ones for N: antenna n's rows of the embedding (eq. 7: real
+    and imaginary parts) and columns of the output layer (eq. 14) are the pre-trained ones of antenna
+    ``n mod N``, the embedding scaled by ``sqrt(N / N_new)`` (a token's projection keeps its variance on i.i.d.
+    channels). Antennas are exchangeable there (BERT pre-trains with random antenna permutations), so every
+    new antenna starts as a trained one; the fine-tuning has to tell the copies apart."""
+    params = jax.device_get(params)
+    N = params["head"]["kernel"].shape[-1] // 2
+    old = np.arange(N_new) % N
+    idx = np.concatenate([old, N + old])  # real parts, then imaginary parts
+    embed = {**params["embed"], "fc": dict(params["embed"]["fc"])}
+    embed["fc"]["kernel"] = params["embed"]["fc"]["kernel"][idx] * np.sqrt(N / N_new)
+    head = {"kernel": params["head"]["kernel"][:, idx], "bias": params["head"]["bias"][idx]}
+    return {**params, "embed": embed, "head": head}
+
+
 def _lp_ft(ctx: Context, pre, u, K, N):
     """Linear probing, then fine-tuning (LP-FT; Kumar et al., ICLR 2022): the re-initialised embedding and
     output layer trained alone for half of Table V's epochs, then every parameter at a tenth of its learning
@@ -121,11 +143,13 @@ ROWS = (
     ("same N: layers re-initialised", "same_n", {"reinit": True}, 1),
     ("same N: layers transferred, learning rate / 10", "same_n", {"lr_scale": 0.1}, 1),
     ("LP-FT: new layers alone, then all at lr / 10", "target", "lp-ft", 1),
+    ("new N: layers mapped from the old antennas", "target", {"mapped": True}, 1),
     (f"pre-training x{LONGER}: at its own system", "source", None, LONGER),
     (f"pre-training x{LONGER}: Table V setting", "target", "table5", LONGER),
     *((f"pre-training x{LONGER}: {name}", "target", a, LONGER) for name, a in ADAPTERS.items()),
     (f"pre-training x{LONGER}: loss supervised (eq. 17)", "target", {"supervised": True}, LONGER),
     (f"pre-training x{LONGER}: LP-FT", "target", "lp-ft", LONGER),
+    (f"pre-training x{LONGER}: layers mapped, supervised", "target", {"mapped": True, "supervised": True}, LONGER),
 )
 
 

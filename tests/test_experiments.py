@@ -166,6 +166,36 @@ def test_finetune_gap_rows_change_only_what_they_say(tmp_path):
     assert all(0 < r["bert"] < 100 and r["wmmse"] == pytest.approx(100.0, abs=1e-3) for r in raw)
 
 
+def test_map_antennas_copies_each_new_antenna_from_an_old_one():
+    """finetune_gap's mapped layers: antenna n of the N' = 5 model is antenna n mod 3 of the N = 3 one (real
+    and imaginary rows of the embedding, scaled by sqrt(3 / 5); the output layer's columns as they are), the
+    encoder untouched, and the mapped parameters run a BERT at N' = 5."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxbeam as jb
+    from experiments.finetune_gap import map_antennas
+
+    bert = lambda N: jb.models.BERT(num_antennas=N, features=8, num_layers=1, num_heads=2)  # noqa: E731
+    H = jb.rayleigh(jax.random.key(0), (2,), 2, 3)
+    p = jax.device_get(bert(3).init(jax.random.key(1), H, jnp.ones(2))["params"])
+    q = map_antennas(p, 5)
+    E, E5 = p["embed"]["fc"]["kernel"], q["embed"]["fc"]["kernel"]
+    for n in range(5):
+        for part in (0, 1):  # real, imaginary
+            np.testing.assert_allclose(E5[part * 5 + n], E[part * 3 + n % 3] * np.sqrt(3 / 5), rtol=1e-6)
+            np.testing.assert_array_equal(
+                q["head"]["kernel"][:, part * 5 + n], p["head"]["kernel"][:, part * 3 + n % 3]
+            )
+            assert q["head"]["bias"][part * 5 + n] == p["head"]["bias"][part * 3 + n % 3]
+    same = lambda a, b: jax.tree.all(jax.tree.map(np.array_equal, a, b))  # noqa: E731
+    assert same(q["encoder"], p["encoder"]) and same(q["embed"]["ln"], p["embed"]["ln"])
+    H5 = jb.rayleigh(jax.random.key(2), (2,), 2, 5)
+    assert bert(5).apply({"params": q}, H5, jnp.ones(2)).shape == (2, 2, 5)
+    assert same(map_antennas(p, 3), p)  # the same N: unchanged
+
+
 def test_finetune_budget_overrides_reach_the_context_and_are_cached_apart(tmp_path):
     from experiments.common import BUDGETS, Context, budget_from_args, parse_args
 
