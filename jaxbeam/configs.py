@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jaxbeam.core.channels import CHANNELS
 from jaxbeam.core.utility import TASKS
 
 
@@ -226,8 +225,9 @@ class SAOConfig:
     (T_w = |K| |N| ``stage_epochs`` epochs of ``steps_per_epoch`` batches of ``batch_size``, ``replay`` of them
     replayed from earlier stages), Adam with cosine decay ``learning_rate`` -> ``final_learning_rate`` per
     window position; ``steps_per_call`` as :class:`TrainConfig`'s. ``channel``: the channels of training and
-    validation (``"rayleigh"``, 002's, or ``"correlated"`` / ``"pathloss"`` of :mod:`jaxbeam.core.channels`
-    with their default parameters; Sionna's sources are too slow to draw per step).
+    validation, :data:`SAO_CHANNELS` (002's Rayleigh, or :func:`jaxbeam.pathloss` with its default
+    parameters; sources whose antennas are not i.i.d., such as a correlated ULA, would not survive the
+    curriculum's random antenna masks, and Sionna's are too slow to draw per step).
     """
 
     max_users: int = 16
@@ -265,10 +265,10 @@ class SAOConfig:
     channel: str = "rayleigh"
 
     def __post_init__(self):
-        if self.channel not in CHANNELS:
+        if self.channel not in SAO_CHANNELS:
             raise ValueError(
-                f"channel must be one of {tuple(CHANNELS)} (drawn per training step; Sionna's sources are too slow "
-                f"for that: label sets only); got {self.channel!r}"
+                f"channel must be one of {SAO_CHANNELS} (i.i.d. antennas, drawn per training step; Sionna's sources "
+                f"are too slow for that: label sets only); got {self.channel!r}"
             )
         for name in ("K_schedule", "N_schedule"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
@@ -327,6 +327,9 @@ class SAOConfig:
         d = dataclasses.asdict(self)
         return {k: v for k, v in d.items() if not (k in SAO_LATE_DEFAULTS and v == SAO_LATE_DEFAULTS[k])}
 
+
+SAO_CHANNELS = ("rayleigh", "pathloss")
+"""The channel sources an SAO model trains on (:class:`SAOConfig`'s ``channel``)."""
 
 SAO_LATE_DEFAULTS = {"learned_step": False, "monotone": False, "channel": "rayleigh"}
 """SAOConfig fields added after runs were cached, at the values that reproduce those runs."""

@@ -86,7 +86,7 @@ def _evaluate_sao(args) -> int:
         cfg, params = load_sao(args.checkpoint)
     except ValueError as e:
         raise UserError(str(e)) from None
-    source, channel = channel_args(args), args.channel or cfg.channel
+    source, channel = channel_args(args), args.channel or cfg.channel  # default: the run's training channels
     try:
         rows = evaluate_grid(cfg, params, cfg.stages, samples=args.samples, seed=args.seed, steps=args.infer_steps,
                              channel=channel, channel_args=source)  # fmt: skip

@@ -210,19 +210,20 @@ def evaluate_grid(
     seed: int = 0,
     batch_size: int = 256,
     steps: int | None = None,
-    channel: str = "rayleigh",
+    channel: str | None = None,
     channel_args: dict | None = None,
 ) -> list[dict]:
     """Sum rate of the model (Q_i steps per layer: ``steps``, default ``cfg.infer_steps``), RZF (LMMSE, eq. 5),
     ZF (K <= N) and WMMSE on the same channels at every ``(K, N)`` of ``configs`` (unmasked
     ``(samples, K, N)`` inputs), with timings. ``channel`` / ``channel_args``: the source
-    (:func:`jaxbeam.data.generate.draw_source`; Rayleigh by default, the channels the model trained on).
+    (:func:`jaxbeam.data.generate.draw_source`; default: ``cfg.channel``, the one the model trained on).
 
     Returns one record per configuration: mean sum rates [bit/s/Hz], % of WMMSE, and seconds (model and
     WMMSE, compile excluded: each is timed on a second call).
     """
     from jaxbeam.data.generate import draw_source, source_params
 
+    channel = cfg.channel if channel is None else channel
     params_of_source = source_params(channel, channel_args)
     rows = []
     for K, N in configs:
