@@ -21,9 +21,9 @@ embedding and output layer re-initialised (a new N, Sec. IV-C2). The rows change
 The pre-trained model's own score at (6, 12) (its pre-training quality) and at (8, 12) without fine-tuning
 (zero-shot over K) are rows too. The last rows test the fix the others point to: a BERT pre-trained for
 :data:`LONGER` times the budget's steps, scored at its own system and fine-tuned in Table V's setting, with
-every parameter, with LoRA / MoE-LoRA adapters (:data:`experiments.settings.ADAPTERS`), with labels (eq. 17)
-and with LP-FT. Eq. 31 on fresh
-labelled channels, P pooled; RZF, RZF_BAL and WMMSE on the same samples beside every row.
+every parameter, with LoRA / MoE-LoRA adapters (:data:`experiments.settings.ADAPTERS`), with labels (eq. 17),
+with LP-FT, and with mapped layers and labels. Eq. 31 on fresh labelled channels, P pooled; RZF, RZF_BAL and
+WMMSE on the same samples beside every row.
 """
 
 from __future__ import annotations
