@@ -44,7 +44,8 @@ def body(ctx: Context) -> Report:
                     r = pool(ctx.evaluate(u, tests[u], *ubert, ubert=True, name="ubert", references=()))
                     paper = PAPER[loss][u][i] if weighting == "equal" else None
                     rows.append(
-                        [name, ubert[0].head, u.upper(), f"({K}, {N})", r["ubert"], paper] + [refs[u][k] for k in REFS]
+                        [name, ubert[0].head, u.upper(), f"({K}, {N})", r["ubert"], "-" if paper is None else paper]
+                        + [refs[u][k] for k in REFS]
                     )
                     raw.append(
                         {"loss": loss, "weighting": weighting, "head": ubert[0].head, "utility": u, "system": [K, N]}
