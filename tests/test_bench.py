@@ -25,10 +25,10 @@ def test_a_training_step_costs_about_three_forward_passes_and_holds_params_and_a
     assert one["steps_per_s"] > 0 and one["samples_per_s"] == pytest.approx(one["batch"] * one["steps_per_s"])
     chunk = train_throughput("smoke", steps_per_call=4, min_seconds=0.05, matmuls=False)
     assert chunk["flops_per_step"] == pytest.approx(one["flops_per_step"])
-    # the step's own matmuls: most of its FLOPs, and timed alone no slower than the whole step
+    # the step's own matmuls: most of its FLOPs (their timing is the benchmark's, not asserted on a shared CPU)
     mm = one["matmuls"]
     assert 0.5 * one["flops_per_step"] < mm["flops"] <= one["flops_per_step"]
-    assert 0 < mm["fraction_of_bound"] < 1.5 and mm["dots"] >= mm["shapes"] > 0
+    assert mm["fraction_of_bound"] > 0 and mm["dots"] >= mm["shapes"] > 0
     assert chunk["steps"] % 4 == 0 and chunk["steps_per_s"] > 0
     with pytest.raises(ValueError, match="steps_per_call"):
         train_throughput("smoke", steps_per_call=0)
