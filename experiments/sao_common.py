@@ -11,8 +11,9 @@ scales that to (16, 12), N = 12 over K in {4, 8, 12, 16}, K = 16 over N in {4, 8
 about the same loads K / N. ``smoke`` uses K_m = N_m = 4 and one point per sweep.
 
 Models are trained once and cached under ``<runs>/sao/<kind>_<K_m>x<N_m>-<hash>``, the hash of the
-whole :class:`jaxbeam.configs.SAOConfig` (experiments that use the same config share the model);
-:func:`jaxbeam.jobs.sao.train_sao` resumes a killed run and refuses a folder of another config.
+:class:`jaxbeam.configs.SAOConfig` they train with (experiments that use the same config share the model);
+:func:`jaxbeam.jobs.sao.train_sao` resumes a killed run and refuses a folder of another config. Q_i
+(``infer_steps``) is read at inference only, so configs that differ in it alone share one trained model.
 Every table gives the model's mean sum rate beside LMMSE (RZF with the true noise power, eq. 5, the model's
 own start), ZF (K <= N) and WMMSE (tol 1e-5) on the same held-out Rayleigh channels, and % of WMMSE.
 """
@@ -49,6 +50,9 @@ class Systems:
     samples: int
 
 
+TRAINED_INFER_STEPS = 5
+"""The Q_i recorded in a cached model's config (the value of the runs cached before Q_i left the key)."""
+
 SYSTEMS = {
     "paper": Systems((40, 28), 28, (8, 16, 24, 32, 40), 40, (8, 16, 24, 32, 40), (40, 40), 1000),
     "cpu": Systems((16, 12), 12, (4, 8, 12, 16), 16, (4, 8, 12, 16), (16, 16), 256),
@@ -73,13 +77,16 @@ class SAOContext:
         """``(config, best parameters)`` of the preset's MT-SAO-lift with ``overrides``; trained once, then
         loaded (an unfinished run resumes)."""
         cfg = self.config(**overrides)
+        # training reads Q_t, never Q_i: the model is trained (and keyed) with Q_i at TRAINED_INFER_STEPS,
+        # so configs differing in Q_i alone share it, and returned with the Q_i asked for
+        trained = dataclasses.replace(cfg, infer_steps=TRAINED_INFER_STEPS)
         kind = "sao_lift" if cfg.lift else "sao"  # the folder is named by the config: equal configs share it
-        workdir = self.runs / "sao" / f"{kind}_{cfg.max_users}x{cfg.max_antennas}-{fingerprint(cfg.to_dict())}"
+        workdir = self.runs / "sao" / f"{kind}_{cfg.max_users}x{cfg.max_antennas}-{fingerprint(trained.to_dict())}"
         if self.progress:
             print(f"MT-SAO model {tag!r}: {cfg.total_steps:,} training steps -> {workdir}", flush=True)
-        run = train_sao(cfg, workdir, progress=self.progress)
+        run = train_sao(trained, workdir, progress=self.progress)
         self.trained[tag] = {"overrides": overrides, "train_seconds": run.train_seconds, "workdir": str(workdir)}
-        return load_sao(workdir)
+        return cfg, load_sao(workdir)[1]
 
     def untrained_params(self, cfg: SAOConfig) -> dict:
         """Initial parameters of ``cfg``'s model: zero output layers, so it is LMMSE + the gradient steps."""

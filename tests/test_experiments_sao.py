@@ -69,6 +69,17 @@ def test_fig8_columns_are_the_independent_computations(dirs):
     np.testing.assert_allclose(raw[0]["sao"], float(np.mean(jb.sum_rate(H, W, cfg.sigma2))), rtol=1e-4)
 
 
+def test_configs_differing_in_q_i_alone_share_one_trained_model(dirs):
+    """Training reads Q_t, never Q_i: one cached model, returned with the Q_i asked for."""
+    runs, _ = dirs
+    ctx = SAOContext("smoke", runs, progress=False)
+    cfg_a, params_a = ctx.model("a", infer_steps=1)
+    cfg_b, params_b = ctx.model("b", infer_steps=4)
+    assert (cfg_a.infer_steps, cfg_b.infer_steps) == (1, 4)
+    assert ctx.trained["a"]["workdir"] == ctx.trained["b"]["workdir"]
+    jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+
+
 def test_table2_times_every_scheme(dirs):
     _, results = dirs
     if not (results / "sao_table2_inference_time.json").is_file():
