@@ -6,7 +6,9 @@ gradient ascent from RZF with as many steps as the model takes (T Q_i backtracki
 online optimiser without learning) on the same channels, compile excluded (median of ``--repeats`` timed calls
 after a warm-up), the speed ratio to WMMSE, and the mean sum rate each reaches.
 ``RUN`` is a run directory of ``jaxbeam pretrain --model sao_lift`` (its ``model/``) or of
-``jaxbeam quickstart --model sao_lift``. Writes a JSON file.
+``jaxbeam quickstart --model sao_lift``; ``--untrained PRESET`` times that preset's model at its initial
+weights instead (the architecture's cost, e.g. ``paper``'s at (40, 40) where no trained model exists: its sum
+rate is then LMMSE + the steps', not a trained model's). Writes a JSON file.
 
 Timings are wall-clock on a possibly shared machine; compare the ratios measured within one run.
 """
@@ -23,6 +25,7 @@ import jax
 import numpy as np
 
 import jaxbeam as jb
+from jaxbeam.configs import SAO_PRESETS, get_sao_preset
 from jaxbeam.jobs.report import markdown_table
 from jaxbeam.jobs.sao import load_sao, sao_model
 
@@ -40,7 +43,8 @@ def median_seconds(fn, repeats):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", help="SAO run directory (holding config.json and window_*/), or its parent")
+    ap.add_argument("run", nargs="?", help="SAO run directory (holding config.json and window_*/), or its parent")
+    ap.add_argument("--untrained", choices=tuple(SAO_PRESETS), help="time this preset's model at its initial weights")
     ap.add_argument("--configs", nargs="+", default=["16,16", "16,12"], help="K,N pairs")
     ap.add_argument("--batches", nargs="+", type=int, default=[100, 4096])
     ap.add_argument("--repeats", type=int, default=5)
@@ -48,8 +52,17 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/bench/sao_cost.json")
     args = ap.parse_args(argv)
 
-    run = Path(args.run)
-    cfg, params = load_sao(run if (run / "config.json").is_file() and (run / "window_0").is_dir() else run / "model")
+    if (args.run is None) == (args.untrained is None):
+        ap.error("give a trained RUN or --untrained PRESET (exactly one)")
+    if args.untrained:
+        cfg = get_sao_preset(args.untrained)
+        H0 = jb.rayleigh(jax.random.key(0), (2,), cfg.max_users, cfg.max_antennas)
+        params = sao_model(cfg).init(jax.random.PRNGKey(cfg.seed), H0, cfg.P)["params"]
+    else:
+        run = Path(args.run)
+        cfg, params = load_sao(
+            run if (run / "config.json").is_file() and (run / "window_0").is_dir() else run / "model"
+        )
     wmmse = jax.jit(lambda H: jb.wmmse(H, cfg.P, cfg.sigma2, tol=1e-5))
     rzf = jax.jit(lambda H: jb.rzf(H, cfg.P, cfg.sigma2))
     rows, records = [], []
@@ -87,7 +100,8 @@ def main(argv=None):
     header += ["RZF [samples/s]", "SAO speed / WMMSE", "SAO % of WMMSE", "GA % of WMMSE", "RZF % of WMMSE"]
     print()
     print(markdown_table(header, rows))
-    meta = {"jax": jax.__version__, "backend": jax.default_backend(), "machine": platform.processor()}
+    meta = {"jax": jax.__version__, "backend": jax.default_backend(), "device": jax.devices()[0].device_kind}
+    meta |= {"machine": platform.processor(), "untrained": args.untrained}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "config": cfg.to_dict(), "results": records}, indent=1, default=str))

@@ -1,5 +1,7 @@
 """Paper 002's MT-SAO(-lift): masks and padding, feasibility, the untrained model, gradients, curriculum, resume."""
 
+import json
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -288,3 +290,23 @@ def test_sliding_window_training_resumes_to_the_same_parameters(tmp_path):
     chex.assert_trees_all_close(resumed.params, full.params, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="sao_config.window"):
         train_sao(get_sao_preset("smoke", window=2), tmp_path / "full", progress=False)
+
+
+def test_sao_cost_benchmark_times_an_untrained_preset_and_scores_its_beams(tmp_path, capsys):
+    """``benchmarks.sao_cost --untrained``: the initial model is LMMSE + T x Q_i steps, recomputed here."""
+    from benchmarks import sao_cost
+
+    out = tmp_path / "cost.json"
+    sao_cost.main(["--untrained", "smoke", "--configs", "4,3", "--batches", "8", "--repeats", "1", "--out", str(out)])
+    payload = json.loads(out.read_text())
+    assert payload["meta"]["untrained"] == "smoke" and len(payload["results"]) == 1
+    (rec,) = payload["results"]
+    assert all(rec[f"{k}_s"] > 0 for k in ("sao", "wmmse", "rzf", "ga"))
+    cfg = get_sao_preset("smoke")
+    H = jb.rayleigh(jax.random.key(7), (8,), 4, 3)
+    W = jb.rzf(H, cfg.P, cfg.sigma2)
+    for _ in range(cfg.num_layers):
+        W = jb.refine(H, W, cfg.P, cfg.sigma2, "sr", cfg.infer_steps, project="sphere")
+    np.testing.assert_allclose(rec["sao"], float(np.mean(jb.sum_rate(H, W, cfg.sigma2))), rtol=1e-4)
+    with pytest.raises(SystemExit):
+        sao_cost.main(["--configs", "4,3"])  # neither a run nor --untrained
