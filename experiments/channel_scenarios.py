@@ -11,7 +11,9 @@ with ``channel`` / ``power``): labels by the scenario's solvers (WMMSE, the exac
 per antenna ``wmmse-antenna`` for SR and ``sca-antenna`` otherwise), BERT pre-trained per utility (eq. 17),
 UBERT on all three (eqs. 29-30); the references under the same constraint (closed forms scaled into the
 per-antenna set, WMMSE's per-antenna version). Eq. 31 on fresh labelled channels, P pooled. The MT-SAO
-model (paper 002) is not included: it draws its own Rayleigh channels in training.
+model (paper 002; SR, total power, one P) is not in this table: it draws its own channels per training step
+(``jaxbeam pretrain --model sao_lift --set channel=pathloss``) and is scored on its (K, N) grid beside RZF, ZF
+and WMMSE by ``jaxbeam evaluate RUN --channel pathloss`` (README); Sionna's sources are too slow to draw per step.
 """
 
 from __future__ import annotations
