@@ -27,7 +27,7 @@ import numpy as np
 import jaxbeam as jb
 from jaxbeam.configs import SAO_PRESETS, get_sao_preset
 from jaxbeam.jobs.report import markdown_table
-from jaxbeam.jobs.sao import load_sao, sao_model
+from jaxbeam.jobs.sao import initial_params, load_sao, sao_model
 
 
 def median_seconds(fn, repeats):
@@ -56,8 +56,7 @@ def main(argv=None):
         ap.error("give a trained RUN or --untrained PRESET (exactly one)")
     if args.untrained:
         cfg = get_sao_preset(args.untrained)
-        H0 = jb.rayleigh(jax.random.key(0), (2,), cfg.max_users, cfg.max_antennas)
-        params = sao_model(cfg).init(jax.random.PRNGKey(cfg.seed), H0, cfg.P)["params"]
+        params = initial_params(cfg)
     else:
         run = Path(args.run)
         cfg, params = load_sao(

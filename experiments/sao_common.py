@@ -34,7 +34,7 @@ from experiments.report import Report, write_report
 from jaxbeam.configs import SAOConfig, get_sao_preset
 from jaxbeam.data.format import fingerprint
 from jaxbeam.jobs.report import markdown_table
-from jaxbeam.jobs.sao import load_sao, model_sum_rates, reference_sum_rates, sao_model, train_sao
+from jaxbeam.jobs.sao import initial_params, load_sao, model_sum_rates, reference_sum_rates, train_sao
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +90,7 @@ class SAOContext:
 
     def untrained_params(self, cfg: SAOConfig) -> dict:
         """Initial parameters of ``cfg``'s model: zero output layers, so it is LMMSE + the gradient steps."""
-        H = self.channels(cfg.max_users, cfg.max_antennas, 2)
-        return sao_model(cfg).init(jax.random.PRNGKey(cfg.seed), H, cfg.P)["params"]
+        return initial_params(cfg)
 
     def channels(self, K: int, N: int, samples: int | None = None) -> jax.Array:
         """Held-out Rayleigh channels ``(samples, K, N)`` at (K, N): the same for every experiment of a seed."""

@@ -292,7 +292,7 @@ def test_sliding_window_training_resumes_to_the_same_parameters(tmp_path):
         train_sao(get_sao_preset("smoke", window=2), tmp_path / "full", progress=False)
 
 
-def test_sao_cost_benchmark_times_an_untrained_preset_and_scores_its_beams(tmp_path, capsys):
+def test_sao_cost_benchmark_times_an_untrained_preset_and_scores_its_beams(tmp_path):
     """``benchmarks.sao_cost --untrained``: the initial model is LMMSE + T x Q_i steps, recomputed here."""
     from benchmarks import sao_cost
 

@@ -239,6 +239,13 @@ def evaluate_grid(
     return rows
 
 
+def initial_params(cfg: SAOConfig) -> dict:
+    """Initial parameters of ``cfg``'s model (seed ``cfg.seed``): zero output layers, so the model is LMMSE
+    (eq. 5) followed by its T x Q_i gradient steps (eq. 8)."""
+    H = jb.rayleigh(jax.random.key(0), (2,), cfg.max_users, cfg.max_antennas)  # shapes only
+    return sao_model(cfg).init(jax.random.PRNGKey(cfg.seed), H, cfg.P)["params"]
+
+
 def load_sao(workdir: str | Path) -> tuple[SAOConfig, dict]:
     """The config and parameters of a finished :func:`train_sao` run: the best-on-validation parameters of
     its last window position (which hold every layer). Raises ``ValueError`` if ``workdir`` holds no SAO
