@@ -19,8 +19,9 @@ solves into a new folder; a folder whose stored ``meta.json`` / ``config.json`` 
 (e.g. copied by hand) stops with a ``ValueError`` naming the differing fields.
 
 Budgets: a fixed number of training steps per model (:class:`Budget` ``steps``: 5,000 on ``cpu``, ~1.5 min
-for BERT on a 2-core CPU at ~55 steps/s; UBERT three times that), the same on every machine; ``--minutes``
-trains on a clock instead, and the results files then say that they depend on the machine.
+for BERT on a 2-core CPU at ~55 steps/s; UBERT three times the steps at ~35 steps/s, ~7 min), the same on
+every machine; ``--minutes`` trains on a clock instead, and the results files then say that they depend on
+the machine.
 
 Conventions shared by all experiments (where the paper is silent, DESIGN.md and this list decide):
 

@@ -10,7 +10,7 @@ import pytest
 import jaxbeam as jb
 from jaxbeam.cli import main
 from jaxbeam.data.format import load_labels
-from jaxbeam.jobs import quickstart
+from jaxbeam.jobs import quickstart, runs
 from jaxbeam.jobs.sao import load_sao, model_sum_rates
 
 
@@ -160,6 +160,16 @@ def test_a_clock_budget_is_labelled_machine_dependent(tmp_path):
     assert "MACHINE-DEPENDENT" not in (tmp_path / "quickstart.md").read_text()
     code = main(["quickstart", "--steps", "5", "--minutes", "1", "--workdir", str(tmp_path / "x")])
     assert code == 2
+
+
+def test_the_stated_duration_of_a_step_budget_uses_the_models_own_rate():
+    """UBERT's step costs more than BERT's: its budget's stated minutes use its own assumed rate."""
+    steps = runs.budget_record(steps=15_000)
+    assert runs.cpu_rate(jb.models.UBERT(features=8, num_layers=1, num_heads=2)) == runs.UBERT_CPU_STEPS_PER_SECOND
+    assert runs.cpu_rate(jb.models.BERT(12, features=8, num_layers=1, num_heads=2)) == runs.CPU_STEPS_PER_SECOND
+    assert runs.describe_budget(steps, 35.0) == "15,000 steps (~7.1 min on a 2-core CPU at ~35 steps/s)"
+    assert runs.describe_budget(steps) == "15,000 steps (~4.5 min on a 2-core CPU at ~55 steps/s)"
+    assert runs.describe_budget(runs.budget_record(epochs=40)) == "40 epochs"
 
 
 def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):

@@ -8,8 +8,8 @@ a PNG bar chart into the run directory. Every step is cached by what determines 
 identity, models by config, labels and budget): a second run only re-evaluates.
 
 Budget: a fixed number of training steps per model (:data:`STEPS_PER_MODEL`: 16,000 on ``cpu``, about
-5 min on a 2-core CPU at ~55 steps/s; UBERT gets that times the number of tasks), so the same command gives
-the same numbers on any machine. ``minutes_per_model`` (``--minutes``) trains on a clock instead; its
+5 min on a 2-core CPU at ~55 steps/s; UBERT gets that times the number of tasks, at ~35 steps/s), so the
+same command gives the same numbers on any machine. ``minutes_per_model`` (``--minutes``) trains on a clock instead; its
 results depend on the machine and say so in the table header and in ``quickstart.json``.
 """
 
@@ -30,7 +30,7 @@ from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
 from jaxbeam.jobs.labels import labels_for
 from jaxbeam.jobs.pretrain import pretrain, pretrain_ubert
 from jaxbeam.jobs.report import markdown_table
-from jaxbeam.jobs.runs import budget_record, describe_budget
+from jaxbeam.jobs.runs import UBERT_CPU_STEPS_PER_SECOND, budget_record, describe_budget
 
 METHODS = ("bert", *REFERENCES)
 STEPS_PER_MODEL = {"cpu": 16_000, "smoke": 40}
@@ -85,7 +85,8 @@ def _run_ubert(opts: QuickstartOptions, root: Path) -> list[dict]:
     budget = opts.budget(len(TASKS))
     workdir = _run_dir(root, "ubert", cfg, budget, sets)
     if opts.progress:
-        print(f"pre-training UBERT on {', '.join(u.upper() for u in TASKS)} ({describe_budget(budget)}) -> {workdir}")
+        what = describe_budget(budget, UBERT_CPU_STEPS_PER_SECOND)
+        print(f"pre-training UBERT on {', '.join(u.upper() for u in TASKS)} ({what}) -> {workdir}")
     params = pretrain_ubert(cfg, sets, workdir, **_kw(budget), progress=opts.progress)
     model, rows = ubert_model(cfg), []
     for u in opts.utilities:

@@ -26,10 +26,15 @@ import numpy as np
 from jaxbeam import train
 from jaxbeam.configs import Config
 from jaxbeam.data.format import check_identity, fingerprint, label_identity
+from jaxbeam.models.ubert import UBERT
 
 CPU_STEPS_PER_SECOND = 55.0
-"""Assumed training rate [steps/s] of the cpu-preset BERT and UBERT on a 2-core CPU (measured 50-68 on an idle
-machine); used only to state how long a step budget takes, never to size one."""
+"""Assumed training rate [steps/s] of the cpu-preset BERT on a 2-core CPU (measured 50-68 on an idle machine);
+used only to state how long a step budget takes, never to size one."""
+
+UBERT_CPU_STEPS_PER_SECOND = 35.0
+"""The same for the cpu-preset UBERT: its step (three tasks' losses) runs at 0.63-0.67 of BERT's
+(:func:`steps_per_second` on both, one process, Rayleigh (6, 12) labels)."""
 
 
 def params_digest(params) -> str:
@@ -60,7 +65,8 @@ def budget_record(*, steps: int | None = None, minutes: float | None = None, epo
 
 
 def describe_budget(budget: dict, rate: float = CPU_STEPS_PER_SECOND) -> str:
-    """``"16,000 steps (~4.8 min on a 2-core CPU)"``, ``"a 5 min clock (machine-dependent)"`` or ``"40 epochs"``."""
+    """``"16,000 steps (~4.8 min on a 2-core CPU)"``, ``"a 5 min clock (machine-dependent)"`` or ``"40 epochs"``;
+    ``rate``: the assumed steps/s (:data:`UBERT_CPU_STEPS_PER_SECOND` for UBERT)."""
     if "minutes" in budget:
         return f"a {budget['minutes']:g} min clock budget (results depend on the machine)"
     if "steps" in budget:
@@ -124,14 +130,19 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def cpu_rate(model) -> float:
+    """The assumed 2-core CPU training rate [steps/s] of ``model`` (UBERT's or BERT's), for messages only."""
+    return UBERT_CPU_STEPS_PER_SECOND if isinstance(model, UBERT) else CPU_STEPS_PER_SECOND
+
+
 def epochs_for(workdir, tc_epochs, budget, model, loss_fn, source, progress) -> int:
     """Epochs of a run from its budget: ``ceil(steps / steps_per_epoch)``, the preset's, or (clock) a probe's."""
     if "steps" in budget:
         epochs = max(1, math.ceil(budget["steps"] / source.steps_per_epoch))
         if progress:
             print(
-                f"  training {describe_budget(budget)}: {epochs} epochs x {source.steps_per_epoch} steps "
-                f"= {epochs * source.steps_per_epoch:,} steps"
+                f"  training {describe_budget(budget, cpu_rate(model))}: {epochs} epochs x "
+                f"{source.steps_per_epoch} steps = {epochs * source.steps_per_epoch:,} steps"
             )
         return epochs
     if "minutes" in budget:
