@@ -89,6 +89,9 @@ class Context:
             args.update(channel=self.channel, channel_args=self.channel_args)
         if self.power == "antenna":  # P / N per antenna: WMMSE's per-antenna version for SR, SCA otherwise
             args["solver"] = "wmmse-antenna" if utility == "sr" else "sca-antenna"
+            if test:  # every % divides by these: solved to convergence (generate.SOLVERS), one chunk per P
+                args["solver"] += "-strict"
+                args["chunk_size"] = n
         return args
 
     def label_identity(self, *args, **kw) -> dict:

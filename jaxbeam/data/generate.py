@@ -59,12 +59,19 @@ from jaxbeam.data.format import (
 DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
 """Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
 SOLVERS = {
-    "sr": ("wmmse", "sca", "wmmse-antenna", "sca-antenna"),
-    "mr": ("exact", "sca", "sca-antenna"),
-    "ee": ("sca", "sca-antenna"),
+    "sr": ("wmmse", "sca", "wmmse-antenna", "sca-antenna", "wmmse-antenna-strict"),
+    "mr": ("exact", "sca", "sca-antenna", "sca-antenna-strict"),
+    "ee": ("sca", "sca-antenna", "sca-antenna-strict"),
 }
 """``*-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna` with its own stop, or
-:func:`jaxbeam.sca` with ``power="antenna"``) instead of the total budget ``P``."""
+:func:`jaxbeam.sca` with ``power="antenna"``) instead of the total budget ``P``. ``*-antenna-strict``: the same
+run on to convergence (:data:`STRICT`), never below the plain run on any sample, several times slower: on
+path-loss and UMa channels at (6, 12) the plain per-antenna labels end 1.8 % (SR), 2.7-5.7 % (EE) and 8 % (MR)
+below them on average (up to 66 % on a sample), the total-power solvers within 0.01 %."""
+
+STRICT = {"tol": 1e-9, "max_iter": 5000, "window": 10, "patience": 20}
+"""Stopping rule of the ``*-strict`` solvers: relative change ``tol`` over ``window`` (WMMSE) or ``patience``
+(SCA) iterations, at most ``max_iter`` iterations."""
 LABEL_VERSION = 2
 """Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
 
@@ -110,8 +117,22 @@ def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
         return solvers.maxmin_exact(H, P, sigma2)
     if solver == "wmmse-antenna":  # P / N per antenna; its own stopping rule (tol 1e-4 stops it early)
         return solvers.wmmse_antenna(H, P[..., None] / H.shape[-1], sigma2)
-    power = "antenna" if solver == "sca-antenna" else "total"
-    return solvers.sca(H, P, sigma2, utility, Pc, tol, power=power)
+    if solver == "wmmse-antenna-strict":  # monotone: run on, it only gains
+        st = STRICT
+        return solvers.wmmse_antenna(
+            H, P[..., None] / H.shape[-1], sigma2, tol=st["tol"], window=st["window"], max_iter=st["max_iter"]
+        )
+    power = "antenna" if solver.startswith("sca-antenna") else "total"
+    W = solvers.sca(H, P, sigma2, utility, Pc, tol, power=power)
+    if solver != "sca-antenna-strict":
+        return W
+    # on from the plain run's beams; SCA's steps are not monotone, so keep the better of the two per sample
+    st = STRICT
+    W2 = solvers.sca(
+        H, P, sigma2, utility, Pc, st["tol"], init=W, max_iter=st["max_iter"], patience=st["patience"], power=power
+    )
+    better = utility_fn(utility, H, W2, sigma2, Pc) >= utility_fn(utility, H, W, sigma2, Pc)
+    return jnp.where(better[..., None, None], W2, W)
 
 
 def label_config(
