@@ -51,6 +51,9 @@ def test_scenarios_are_cached_apart_and_rayleigh_keeps_its_keys(tmp_path):
     }  # fmt: skip
     assert keys[("rayleigh", "total")] == base.pretrained_dir("bert", "sr", 6, 12) and len(set(keys.values())) == 4
     assert base.variant(power="antenna").label_args("mr", 6, 12)["solver"] == "sca-antenna"
+    test = base.variant(power="antenna").label_args("sr", 6, 12, test=True)  # the % denominators: to convergence
+    assert (test["solver"], test["chunk_size"]) == ("wmmse-antenna-strict", test["samples"])
+    assert "chunk_size" not in base.label_args("sr", 6, 12, test=True)  # total power: as before
     with pytest.raises(ValueError, match="channel must be one of"):
         Context("cpu", tmp_path, channel="rayleigh2")
     with pytest.raises(ValueError, match="power must be 'total' or 'antenna'"):

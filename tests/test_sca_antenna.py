@@ -55,3 +55,23 @@ def test_total_is_the_default_and_a_bad_constraint_is_named(H):
         jb.sca(H[:4], P, S2, "sr", power="column")
     W = jb.sca(H[:4], P, S2, "sr", power="antenna", init=jnp.ones((4, K, N), jnp.complex64))
     assert np.all(_col_power(W) <= P / N * (1 + 1e-5))  # a start outside the set is projected into it
+
+
+@pytest.mark.parametrize(
+    ("utility", "solver"),
+    [("sr", "wmmse-antenna"), ("mr", "sca-antenna"), pytest.param("ee", "sca-antenna", marks=pytest.mark.slow)],
+)  # EE: MR's code path (~1 min busy)
+def test_strict_label_solvers_run_on_and_never_end_below_the_plain_ones(utility, solver):
+    """``*-antenna-strict`` (the experiments' per-antenna test labels): feasible, >= the plain label on every
+    sample, and above it on average on path-loss channels, where the plain stop ends early (generate.SOLVERS)."""
+    from jaxbeam.data.generate import label_solver
+
+    Hp = jb.pathloss(jax.random.key(3), (12,), K, N)
+    Pw = jnp.full((12,), 2.0)
+    plain, strict = (
+        jax.jit(lambda H, s=s: label_solver(utility, s, H, Pw, S2, 0.5, 1e-4))(Hp) for s in (solver, f"{solver}-strict")
+    )
+    assert np.all(_col_power(strict) <= 2.0 / N * (1 + 1e-5))
+    u0, u1 = (np.asarray(jb.utility(utility, Hp, W, S2, 0.5)) for W in (plain, strict))
+    assert np.all(u1 >= u0 * (1 - 1e-5)), (u1 - u0).min()
+    assert np.mean(u1) > np.mean(u0) * 1.001

@@ -101,12 +101,12 @@ def _add_label(sub) -> None:
         description=(
             "Solve SAMPLES channels per power level (i.i.d. Rayleigh, or another --channel source) with the label "
             "solver of the utility (SR: WMMSE, MR: exact max-min, EE: SCA; --solver wmmse-antenna or sca-antenna: "
-            "under per-antenna budgets P / N) and write OUT/{H,W,P,U,split}.npy + meta.json (loads with "
-            "numpy.load or jaxbeam.data.format.load_labels; meta.json holds every file's sha256). Chunks are sharded "
-            "over all local devices and saved with a checksum as they finish: run the same command again after "
-            "an interruption (even a kill) to resume; a corrupted chunk is re-solved with a warning, and on a "
-            "finished set the command does nothing. Other settings on the same OUT stop with an error naming "
-            "what differs."
+            "under per-antenna budgets P / N, with -strict: run on to convergence, slower) and write "
+            "OUT/{H,W,P,U,split}.npy + meta.json (loads with numpy.load or jaxbeam.data.format.load_labels; meta.json"
+            " holds every file's sha256). Chunks are sharded over all local devices and saved with a checksum as they"
+            " finish: run the same command again after an interruption (even a kill) to resume; a corrupted chunk is "
+            "re-solved with a warning, and on a finished set the command does nothing. Other settings on the same OUT"
+            " stop with an error naming what differs."
         ),
         epilog="example: jaxbeam label --utility sr --K 6 --N 12 --P 1 2 3 --samples 80000 --seed 0 --out data/sr_6_12",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -124,8 +124,8 @@ def _add_label(sub) -> None:
     p.add_argument(
         "--solver",
         default=None,
-        help="sr: wmmse|sca|wmmse-antenna|sca-antenna, mr: exact|sca|sca-antenna, ee: sca|sca-antenna "
-        "(default: wmmse for sr, exact for mr, sca for ee)",
+        help="sr: wmmse|sca|wmmse-antenna|sca-antenna|wmmse-antenna-strict, mr: exact|sca|sca-antenna|"
+        "sca-antenna-strict, ee: sca|sca-antenna|sca-antenna-strict (default: wmmse for sr, exact for mr, sca for ee)",
     )
     add_channel_args(p, "recorded with the set")
     p.add_argument("--chunk", type=positive_int, default=4096, help="samples per chunk (unit of resume)")
