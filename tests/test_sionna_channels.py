@@ -63,18 +63,23 @@ def _decile_offsets(orientation: str) -> np.ndarray:
     return np.array(offsets)
 
 
-@pytest.mark.slow  # 34 s of Sionna on a busy 2-core CPU (two 10,000-drop draws); CI time is tight
 def test_mean_path_loss_per_distance_is_38901s_within_1_db():
-    """#19's target: upright users (no polarisation mismatch) see the formula's path loss within 1 dB in every
-    distance decile; with the drop's random orientations the mean gain sits ~2.2 dB lower at every distance,
-    ``10 log10((1 + 1 / XPR) / 2)`` for UMa NLoS's XPR of 7 dB (module docstring)."""
+    """#19's target, in CI (one 10,000-drop draw, ~17 s): upright users (no polarisation mismatch) see the
+    formula's path loss within 1 dB in every distance decile."""
     _needs_sionna()
     aligned = _decile_offsets("aligned")
     assert np.all(np.abs(aligned) < 1.0), aligned
-    rand = _decile_offsets("random")
-    assert rand.max() - rand.min() < 1.0 and -3.0 < rand.mean() < -1.5, rand
     with pytest.raises(ValueError, match="ut_orientation must be"):
         sc.sionna_channels("uma", 1, 2, 2, 2, ut_orientation="up")
+
+
+@pytest.mark.slow  # a second 10,000-drop draw; CI time is tight
+def test_random_orientations_sit_the_polarisation_mismatch_lower():
+    """With the drop's random orientations the mean gain sits ~2.2 dB lower at every distance,
+    ``10 log10((1 + 1 / XPR) / 2)`` for UMa NLoS's XPR of 7 dB (module docstring)."""
+    _needs_sionna()
+    rand = _decile_offsets("random")
+    assert rand.max() - rand.min() < 1.0 and -3.0 < rand.mean() < -1.5, rand
 
 
 def test_label_sets_from_a_sionna_scenario(tmp_path):
