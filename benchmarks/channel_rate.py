@@ -1,11 +1,11 @@
-"""Channel generation rate per source: ``python -m benchmarks.channel_rate [--smoke]``.
+"""Channel generation rate per source: ``python -m benchmarks.channel_rate [--smoke] [--sources NAME ...]``.
 
 Samples/s of every label source (:data:`jaxbeam.data.generate.SOURCES`) at (K, N) (default (6, 12) and
 (8, 16)) for one batch size: the functional core's ``rayleigh``, ``correlated`` and ``pathloss`` (jitted, on
-the default JAX device, compile excluded) and Sionna's TR 38.901 ``sionna-uma``, ``-umi``, ``-rma`` (PyTorch
-on the CPU, the ``sionna`` extra; skipped with a note without it), each drawn through
-:func:`jaxbeam.data.generate.draw_source`, the path the label generator takes (Sionna: its topology drop,
-the 38.901 large- and small-scale parameters, the path sum and the conversion to a JAX array). Median of
+the default JAX device, compile excluded) and Sionna's TR 38.901 ``sionna-uma``, ``-umi``, ``-rma``, ``-cdl``
+(PyTorch on the CPU, the ``sionna`` extra; skipped with a note without it), each drawn through
+:func:`jaxbeam.data.generate.draw_source`, the path the label generator takes (Sionna: its topology drop or
+CDL links, the 38.901 large- and small-scale parameters, the path sum and the conversion to a JAX array). Median of
 ``--repeats`` timed draws after a warm-up, with fresh keys per draw. Writes a JSON file.
 
 Timings are wall-clock on a possibly shared machine; compare the ratios measured within one run.
@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=4096, help="channels per draw (JAX sources)")
     ap.add_argument("--sionna-batch", type=int, default=256, help="channels per draw (Sionna sources)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sources", nargs="+", choices=SOURCES, help="these sources only (default: all)")
     ap.add_argument("--smoke", action="store_true", help="(2, 4), small batches, one repeat")
     ap.add_argument("--out", default="runs/bench/channel_rate.json")
     args = ap.parse_args(argv)
@@ -64,6 +65,8 @@ def main(argv=None) -> int:
         sources, missing = list(SOURCES), None
     except ImportError as e:
         sources, missing = [s for s in SOURCES if not s.startswith("sionna")], str(e)
+    if args.sources:
+        sources = [s for s in sources if s in args.sources]
     rows, records = [], []
     for pair in args.configs:
         K, N = (int(v) for v in pair.split(","))

@@ -1,4 +1,4 @@
-"""3GPP channels through Sionna (#19): jaxbeam's convention, determinism, a missing extra, distance slope.
+"""3GPP channels through Sionna (#19): jaxbeam's convention, determinism, a missing extra, distance slope, CDL.
 
 Needs the optional extra (``pip install 'jaxbeam[sionna]'``): without it these tests skip, except under
 ``CI=true``, where ``.ci/run`` installs it and a missing Sionna fails them.
@@ -82,6 +82,34 @@ def test_random_orientations_sit_the_polarisation_mismatch_lower():
     assert rand.max() - rand.min() < 1.0 and -3.0 < rand.mean() < -1.5, rand
 
 
+def _pooled_covariance(H):
+    X = H.reshape(-1, H.shape[-1]).astype(np.complex128)
+    return X.conj().T @ X / len(X)
+
+
+def test_cdl_gives_one_unit_power_link_per_user_at_its_own_direction():
+    """CDL-C with omni elements: unit energy per antenna (38.901's normalised power-delay profile), Rayleigh-like
+    |h|^2 (variance / mean^2 ~ 1 for a sum of many rays); seeded; the users' yaw spread decorrelates the array
+    (one common direction: neighbouring antennas correlate ~0.45, users over +-60 deg: ~0.15)."""
+    _needs_sionna()
+    H = sc.sionna_cdl(1, 250, 4, 8)
+    assert H.shape == (250, 4, 8) and H.dtype == np.complex64
+    p = np.abs(H.astype(np.complex128)) ** 2
+    assert abs(p.mean() - 1.0) < 0.1 and 0.8 < p.var() / p.mean() ** 2 < 1.2, (p.mean(), p.var())
+    np.testing.assert_array_equal(H[:8], sc.sionna_cdl(1, 250, 4, 8)[:8])
+    assert not np.allclose(H[:8], sc.sionna_cdl(2, 250, 4, 8)[:8])
+    common = _pooled_covariance(sc.sionna_cdl(2, 250, 4, 8, max_angle_deg=0.0))
+    spread = _pooled_covariance(sc.sionna_cdl(2, 250, 4, 8))
+    assert abs(common[0, 1]) / common[0, 0].real > 2 * abs(spread[0, 1]) / spread[0, 0].real
+    for kw, arg in (
+        ({"model": "F"}, "model"),
+        ({"max_angle_deg": 200.0}, "max_angle_deg"),
+        ({"delay_spread": 0}, "delay"),
+    ):
+        with pytest.raises(ValueError, match=arg):
+            sc.sionna_cdl(0, 2, 2, 4, **kw)
+
+
 def test_label_sets_from_a_sionna_scenario(tmp_path):
     _needs_sionna()
     from jaxbeam.data.generate import generate_labels
@@ -94,3 +122,9 @@ def test_label_sets_from_a_sionna_scenario(tmp_path):
     np.testing.assert_array_equal(labels.H, again.H)  # seeded from the chunk's key
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['rho'\]"):
         generate_labels(tmp_path / "c", **args, channel="sionna-uma", channel_args={"rho": 0.5})
+    cdl = generate_labels(tmp_path / "d", **args, channel="sionna-cdl", channel_args={"max_angle_deg": 30.0})
+    assert cdl.meta["channel"] == {"name": "sionna-cdl", "carrier_frequency": 3.5e9, "delay_spread": 3e-7,
+                                   "max_angle_deg": 30.0}  # fmt: skip
+    assert cdl.H.shape == (6, 2, 4) and np.all(cdl.U > 0)
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['gain_db'\]"):
+        generate_labels(tmp_path / "e", **args, channel="sionna-cdl", channel_args={"gain_db": 100.0})

@@ -39,7 +39,7 @@ def positive_float(text: str) -> float:
     return v
 
 
-CHANNEL_CHOICES = ("rayleigh", "correlated", "pathloss", "sionna-uma", "sionna-umi", "sionna-rma")
+CHANNEL_CHOICES = ("rayleigh", "correlated", "pathloss", "sionna-uma", "sionna-umi", "sionna-rma", "sionna-cdl")
 
 
 def add_channel_args(p: argparse.ArgumentParser, what: str, default: str | None = "rayleigh") -> None:
@@ -55,7 +55,8 @@ def add_channel_args(p: argparse.ArgumentParser, what: str, default: str | None 
         action="append",
         metavar="NAME=NUMBER",
         help="a parameter of the channel source, repeatable (correlated: rho, max_angle_deg; pathloss: radius, "
-        "min_distance, exponent, shadowing_db; sionna-*: carrier_frequency, gain_db)",
+        "min_distance, exponent, shadowing_db; sionna-uma/umi/rma: carrier_frequency, gain_db; sionna-cdl (CDL-C, "
+        "one link per user): carrier_frequency, delay_spread, max_angle_deg)",
     )
 
 

@@ -76,8 +76,14 @@ LABEL_VERSION = 2
 """Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
 
 
-SIONNA_SOURCES = {"sionna-uma": "uma", "sionna-umi": "umi", "sionna-rma": "rma"}
-SIONNA_DEFAULTS = {"carrier_frequency": 3.5e9, "gain_db": 120.0}
+SIONNA_SOURCES = {"sionna-uma": "uma", "sionna-umi": "umi", "sionna-rma": "rma", "sionna-cdl": "cdl"}
+_SCENARIO_DEFAULTS = {"carrier_frequency": 3.5e9, "gain_db": 120.0}
+SIONNA_DEFAULTS = {
+    **{name: _SCENARIO_DEFAULTS for name in ("sionna-uma", "sionna-umi", "sionna-rma")},
+    "sionna-cdl": {"carrier_frequency": 3.5e9, "delay_spread": 300e-9, "max_angle_deg": 60.0},
+}
+"""Parameters (with their defaults) of each Sionna source; ``sionna-cdl`` is CDL-C (other profiles:
+:func:`jaxbeam.data.sionna_channels.sionna_cdl`)."""
 SOURCES = (*CHANNELS, *SIONNA_SOURCES)
 """Channel sources of label sets: the functional core's (:data:`jaxbeam.core.channels.CHANNELS`) and Sionna's 3GPP
 scenarios (:mod:`jaxbeam.data.sionna_channels`, the ``sionna`` extra)."""
@@ -90,22 +96,26 @@ def source_params(channel: str, args: dict | None) -> dict:
         raise ValueError(f"channel must be one of {SOURCES}; got {channel!r}")
     if channel in CHANNELS:
         return channel_params(channel, **(args or {}))
-    unknown = set(args or {}) - set(SIONNA_DEFAULTS)
+    defaults = SIONNA_DEFAULTS[channel]
+    unknown = set(args or {}) - set(defaults)
     if unknown:
         raise ValueError(
-            f"channel {channel!r} has no parameter(s) {sorted(unknown)}; its parameters: {sorted(SIONNA_DEFAULTS)}"
+            f"channel {channel!r} has no parameter(s) {sorted(unknown)}; its parameters: {sorted(defaults)}"
         )
-    return {**SIONNA_DEFAULTS, **(args or {})}
+    return {**defaults, **(args or {})}
 
 
 def draw_source(channel: str, key, n: int, K: int, N: int, dtype, params: dict) -> jax.Array:
     """``n`` channels ``(n, K, N)`` of label source ``channel`` from ``key`` (Sionna: seeded by the key's bits)."""
     if channel in CHANNELS:
         return draw_channels(channel, key, (n,), K, N, dtype=dtype, **params)
-    from jaxbeam.data.sionna_channels import sionna_channels
+    from jaxbeam.data.sionna_channels import sionna_cdl, sionna_channels
 
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-    H = sionna_channels(SIONNA_SOURCES[channel], seed, n, K, N, **params)
+    if channel == "sionna-cdl":
+        H = sionna_cdl(seed, n, K, N, **params)
+    else:
+        H = sionna_channels(SIONNA_SOURCES[channel], seed, n, K, N, **params)
     return jnp.asarray(H, dtype)
 
 

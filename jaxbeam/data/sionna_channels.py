@@ -18,6 +18,12 @@ orientation) and the path loss is the formula's to within 1 dB; ``"random"`` (de
 ``10^(gain_db / 20)`` (default 120 dB), so ``P / sigma2`` is the SNR per antenna of a user with 120 dB path
 loss (a cell-edge user of UMa at 3.5 GHz: 100-150 dB over the sector).
 
+**CDL** (:func:`sionna_cdl`, source ``sionna-cdl``): 38.901's clustered delay lines are single-link models with
+fixed cluster angles, so K users from one profile would share their departure angles. Each user here is an
+independent CDL link (its own rays' random phases and couplings) whose BS array is turned by a yaw uniform in
+``+-max_angle_deg`` (the user's direction in the sector); the power-delay profile has unit energy, so with
+omni elements ``E|H[k, n]|^2 = 1`` per antenna, as for ``rayleigh``, and ``P / sigma2`` is the SNR per antenna.
+
 Sionna runs on PyTorch on the CPU here, outside any jitted function; it is seeded per call
 (``sionna.phy.config.seed``) from the jax key, so the same key gives the same channels. Converted once per
 call through numpy.
@@ -30,18 +36,39 @@ import numpy as np
 SCENARIOS = ("uma", "umi", "rma")
 
 
+CDL_MODELS = ("A", "B", "C", "D", "E")
+
+
 def _sionna():
     try:
         import sionna.phy  # noqa: F401
         from sionna.phy import config
         from sionna.phy.channel import gen_single_sector_topology
-        from sionna.phy.channel.tr38901 import PanelArray, RMa, UMa, UMi
+        from sionna.phy.channel.tr38901 import CDL, PanelArray, RMa, UMa, UMi
     except ImportError as e:
         raise ImportError(
             "the Sionna channel sources need the optional extra: pip install 'jaxbeam[sionna]' "
             f"(sionna-no-rt and PyTorch); importing it failed: {e}"
         ) from None
-    return config, gen_single_sector_topology, {"uma": UMa, "umi": UMi, "rma": RMa}, PanelArray
+    return config, gen_single_sector_topology, {"uma": UMa, "umi": UMi, "rma": RMa, "cdl": CDL}, PanelArray
+
+
+def _ula(PanelArray, n: int, pattern: str, carrier_frequency: float):
+    """A 1 x ``n`` half-wavelength ULA of vertically polarised elements."""
+    return PanelArray(
+        num_rows_per_panel=1,
+        num_cols_per_panel=int(n),
+        polarization="single",
+        polarization_type="V",
+        antenna_pattern=pattern,
+        carrier_frequency=carrier_frequency,
+    )
+
+
+def _check_sizes(batch, K, N):
+    for name, v in (("batch", batch), ("K", K), ("N", N)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
 
 
 def sionna_channels(
@@ -77,9 +104,7 @@ def sionna_channels(
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}; got {scenario!r}")
-    for name, v in (("batch", batch), ("K", K), ("N", N)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    _check_sizes(batch, K, N)
     if bs_pattern not in ("38.901", "omni"):
         raise ValueError(f"bs_pattern must be '38.901' or 'omni'; got {bs_pattern!r}")
     if ut_orientation not in ("random", "aligned"):
@@ -88,22 +113,8 @@ def sionna_channels(
     import torch
 
     config.seed = int(seed)
-    bs = PanelArray(
-        num_rows_per_panel=1,
-        num_cols_per_panel=int(N),
-        polarization="single",
-        polarization_type="V",
-        antenna_pattern=bs_pattern,
-        carrier_frequency=carrier_frequency,
-    )
-    ut = PanelArray(
-        num_rows_per_panel=1,
-        num_cols_per_panel=1,
-        polarization="single",
-        polarization_type="V",
-        antenna_pattern="omni",
-        carrier_frequency=carrier_frequency,
-    )
+    bs = _ula(PanelArray, N, bs_pattern, carrier_frequency)
+    ut = _ula(PanelArray, 1, "omni", carrier_frequency)
     model = models[scenario](
         carrier_frequency=carrier_frequency,
         ut_array=ut,
@@ -128,3 +139,60 @@ def sionna_channels(
         info = {"distance_3d": np.linalg.norm(ut_loc - bs_loc, axis=-1), "ut_height": ut_loc[..., 2]}
         return H, info
     return H
+
+
+def sionna_cdl(
+    seed: int,
+    batch: int,
+    K: int,
+    N: int,
+    *,
+    model: str = "C",
+    delay_spread: float = 300e-9,
+    carrier_frequency: float = 3.5e9,
+    max_angle_deg: float = 60.0,
+    bs_pattern: str = "omni",
+) -> np.ndarray:
+    """Narrowband downlink channels of TR 38.901 CDL links, one per user (module docstring, "CDL"): complex64
+    ``(batch, K, N)``, ``E|H[k, n]|^2 = 1`` with omni elements.
+
+    Args:
+      seed: Sionna's seed for this draw (int); the users' yaws come from the same seed.
+      batch, K, N: samples, users, BS antennas (a 1 x N ULA, half-wavelength spacing).
+      model: the CDL profile, ``"A"``-``"C"`` (NLoS) or ``"D"``, ``"E"`` (LoS).
+      delay_spread: RMS delay spread [s] (> 0; it scales the delays, not the narrowband channel's statistics).
+      carrier_frequency: [Hz].
+      max_angle_deg: users' directions uniform in ``+-max_angle_deg`` [deg] (0 to 180).
+      bs_pattern: the BS element pattern, ``"omni"`` or ``"38.901"`` (sector antenna, 8 dBi peak).
+    """
+    _check_sizes(batch, K, N)
+    if model not in CDL_MODELS:
+        raise ValueError(f"model must be one of {CDL_MODELS}; got {model!r}")
+    if not 0.0 <= float(max_angle_deg) <= 180.0:
+        raise ValueError(f"max_angle_deg must be in [0, 180]; got {max_angle_deg!r}")
+    if not float(delay_spread) > 0:
+        raise ValueError(f"delay_spread must be > 0; got {delay_spread!r}")
+    if bs_pattern not in ("38.901", "omni"):
+        raise ValueError(f"bs_pattern must be '38.901' or 'omni'; got {bs_pattern!r}")
+    config, _, models, PanelArray = _sionna()
+    import torch
+
+    config.seed = int(seed)
+    links = int(batch) * int(K)
+    yaw = np.random.default_rng(int(seed)).uniform(-1.0, 1.0, links) * np.deg2rad(float(max_angle_deg))
+    orientation = torch.zeros(links, 3, dtype=torch.float32)
+    orientation[:, 0] = torch.from_numpy(yaw.astype(np.float32))
+    cdl = models["cdl"](
+        model,
+        float(delay_spread),
+        float(carrier_frequency),
+        ut_array=_ula(PanelArray, 1, "omni", carrier_frequency),
+        bs_array=_ula(PanelArray, N, bs_pattern, carrier_frequency),
+        direction="downlink",
+        bs_orientation=orientation,
+        device="cpu",
+    )
+    with torch.no_grad():
+        a, _ = cdl(batch_size=links, num_time_steps=1, sampling_frequency=1.0)
+    g = a.sum(dim=-2)[:, 0, 0, 0, :, 0]  # (links, N): paths summed, the first time sample
+    return np.conj(g.numpy()).astype(np.complex64).reshape(int(batch), int(K), int(N))
