@@ -142,3 +142,30 @@ def test_per_antenna_references_are_feasible_and_scored_against_the_labels():
         assert r["wmmse"] == pytest.approx(100.0, abs=1e-3) and r["rzf"] < 100.0 and r["zf"] < 100.0
     with pytest.raises(ValueError, match="power must be 'total' or 'antenna'"):
         reference_beams("rzf", H, P, 0.1, power="column")
+
+
+def test_one_power_argument_selects_the_per_antenna_budget():
+    """``power="antenna"`` on the total-power API is the per-antenna function with ``P / N`` each (a numpy
+    split of P per sample), feasible per antenna; ``"total"`` stays the default; a bad value names ``power``."""
+    H = jb.rayleigh(jax.random.key(4), (5,), 3, 4)
+    P = jnp.array([1.0, 2.0, 0.5, 3.0, 1.5])
+    P_n = np.repeat(np.asarray(P)[:, None] / 4, 4, axis=1)
+    W = jb.rzf(H, P, 0.1) * 3.0
+    pairs = {
+        "project_power": (jb.project_power(W, P, power="antenna"), jb.project_antenna_power(W, P_n)),
+        "gpa": (jb.gpa(W, P, power="antenna"), jb.gpa_antenna(W, P_n)),
+        "mrt": (jb.mrt(H, P, power="antenna"), jb.scale_antenna_power(jb.mrt(H, P), P_n)),
+        "zf": (jb.zf(H, P, power="antenna"), jb.scale_antenna_power(jb.zf(H, P), P_n)),
+        "rzf": (jb.rzf(H, P, 0.1, power="antenna"), jb.scale_antenna_power(jb.rzf(H, P, 0.1), P_n)),
+        "wmmse": (jb.wmmse(H, P, 0.1, power="antenna"), jb.wmmse_antenna(H, P_n, 0.1)),
+    }
+    for name, (got, want) in pairs.items():
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6, err_msg=name)
+        assert np.all(_col_power(got) <= P_n * (1 + 1e-5)), name
+    np.testing.assert_array_equal(np.asarray(jb.rzf(H, P, 0.1, power="total")), np.asarray(jb.rzf(H, P, 0.1)))
+    np.testing.assert_array_equal(np.asarray(jb.gpa(W, P, power="total")), np.asarray(jb.gpa(W, P)))
+    for call in (lambda: jb.rzf(H, P, 0.1, power="column"), lambda: jb.wmmse(H, P, power="per-antenna")):
+        with pytest.raises(ValueError, match="power must be one of"):
+            call()
+    with pytest.raises(ValueError, match="P"):
+        jb.gpa(W, -1.0, power="antenna")

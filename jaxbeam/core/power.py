@@ -39,6 +39,26 @@ def _safe_P(P):
     return jnp.where(ok, P, 0.0), jnp.where(ok, P, 1.0)
 
 
+POWER_CONSTRAINTS = ("total", "antenna")
+"""The power constraints a ``power=`` argument selects: one budget ``||W||_F^2 <= P`` (default) or ``P / N``
+per antenna, ``sum_k |W[k, n]|^2 <= P / N`` for every antenna n."""
+
+
+def check_power_constraint(power: str) -> str:
+    if power not in POWER_CONSTRAINTS:
+        raise ValueError(f"power must be one of {POWER_CONSTRAINTS}; got {power!r}")
+    return power
+
+
+def split_budget(X, P, name: str = "W") -> jax.Array:
+    """``P / N`` for every antenna, ``(..., N)``, from the total budget ``P`` (checked as ``P``) of the
+    complex ``(..., K, N)`` array ``X`` (checked as ``name``)."""
+    X = _checks.complex_kn(name, X)
+    batch, N = X.shape[:-2], X.shape[-1]
+    P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(X.real.dtype)
+    return jnp.broadcast_to(P[..., None] / N, (*batch, N))
+
+
 def _norm_floor(c, p, floor):
     r"""``sqrt(max(c^2 p, floor))`` without forming ``c^2 p`` when it could overflow (``c >= 1``) or
     ``floor / c^2`` when that could (``c < 1``); exact for a constant ``c``, finite gradient in ``p``."""
@@ -47,8 +67,8 @@ def _norm_floor(c, p, floor):
     return jnp.where(c >= 1, hi * jnp.sqrt(jnp.maximum(p, floor / hi**2)), jnp.sqrt(jnp.maximum(lo**2 * p, floor)))
 
 
-@public()
-def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+@public(static=("power",))
+def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None, power: str = "total") -> jax.Array:
     r"""Generalizable power adapter (GPA), eq. 15, applied per sample.
 
     .. math::
@@ -63,10 +83,14 @@ def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arr
       W: complex ``(..., K, N)`` unconstrained beamformers (the FC output of eq. 14).
       P: power budget [W] (> 0), scalar or per sample ``(...,)``; a traced ``P <= 0`` gives zero beams.
       mask: optional bool ``(..., K)``; absent users' beams are zeroed first.
+      power: ``"total"`` (default) or ``"antenna"``: eq. 15 per antenna with ``P / N`` each
+        (:func:`gpa_antenna`).
 
     Returns:
       complex ``(..., K, N)`` feasible beamformers.
     """
+    if check_power_constraint(power) == "antenna":
+        return gpa_antenna(W, split_budget(W, P), mask=mask)
     W, c, p = _masked_scaled(W, mask)
     P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)
     P, _ = _safe_P(P)
@@ -74,8 +98,8 @@ def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arr
     return W * scale[..., None, None].astype(W.dtype)
 
 
-@public()
-def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+@public(static=("power",))
+def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None, power: str = "total") -> jax.Array:
     r"""Euclidean projection onto the power ball ``{W : ||W||_F^2 <= P}`` (constraint 3b), per sample.
 
     .. math:: \Pi(W) = W \sqrt{P / \max(\|W\|_F^2, P)}
@@ -87,10 +111,14 @@ def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) 
       W: complex ``(..., K, N)``.
       P: power budget [W] (> 0), scalar or per sample ``(...,)``; a traced ``P <= 0`` gives zero beams.
       mask: optional bool ``(..., K)``; absent users' beams are zeroed first.
+      power: ``"total"`` (default) or ``"antenna"``: the projection onto ``P / N`` per antenna
+        (:func:`project_antenna_power`).
 
     Returns:
       complex ``(..., K, N)``.
     """
+    if check_power_constraint(power) == "antenna":
+        return project_antenna_power(W, split_budget(W, P), mask=mask)
     W, c, p = _masked_scaled(W, mask)
     P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)
     P, P_div = _safe_P(P)

@@ -33,7 +33,7 @@ from jax.typing import ArrayLike
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
 from jaxbeam.core.linalg import bmm, gains, hpd_solve
-from jaxbeam.core.power import maxmin_power
+from jaxbeam.core.power import check_power_constraint, maxmin_power, scale_antenna_power, split_budget
 from jaxbeam.core.utility import TASKS, utility
 
 
@@ -75,24 +75,33 @@ def _regularized_inverse(H, alpha, mask, *, return_min_pivot=False):
     return hpd_solve(A, H, return_min_pivot=return_min_pivot)
 
 
-@public()
-def mrt(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+def _constrained(W, H, P, mask, power):
+    """``W`` as is (total power) or scaled into ``P / N`` per antenna (:func:`scale_antenna_power`)."""
+    if check_power_constraint(power) == "antenna":
+        return scale_antenna_power(W, split_budget(H, P, "H"), mask=mask)
+    return W
+
+
+@public(static=("power",))
+def mrt(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None, power: str = "total") -> jax.Array:
     r"""Maximum ratio transmission: ``w_k = sqrt(P/K) h_k / ||h_k||``.
 
     Args:
       H: complex ``(..., K, N)`` channels.
       P: power budget [W], scalar or per sample ``(...,)``.
       mask: optional bool ``(..., K)``; absent users get zero beams and no power.
+      power: see :func:`rzf`.
 
     Returns:
-      complex ``(..., K, N)`` with ``||W||_F^2 = P``.
+      complex ``(..., K, N)`` with ``||W||_F^2 = P`` (total power).
     """
+    H0 = H
     H, _, P, mask = _prepare(H, P, mask)
-    return _equal_power(H, P, mask)
+    return _constrained(_equal_power(H, P, mask), H0, P, mask, power)
 
 
-@public()
-def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
+@public(static=("power",))
+def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None, power: str = "total") -> jax.Array:
     r"""Zero forcing: ``W \propto (H H^H)^{-1} H``, so ``h_k^H w_i = 0`` for ``i != k``.
 
     Exists only for ``K <= N`` (``H H^H`` must be invertible); raises ``ValueError`` otherwise. Computed
@@ -108,9 +117,10 @@ def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arra
       H: complex ``(..., K, N)`` channels, ``K <= N``.
       P: power budget [W], scalar or per sample ``(...,)``.
       mask: optional bool ``(..., K)``.
+      power: see :func:`rzf`.
 
     Returns:
-      complex ``(..., K, N)`` with ``||W||_F^2 = P``.
+      complex ``(..., K, N)`` with ``||W||_F^2 = P`` (total power).
     """
     H0 = _checks.complex_kn("H", H)
     K, N = H0.shape[-2:]
@@ -126,11 +136,13 @@ def zf(H: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Arra
     # regulariser large enough that round-off along the null space is not amplified
     singular = rel_pivot < jnp.sqrt(eps)
     D2 = _regularized_inverse(H, jnp.sqrt(eps) * tr / K, mask)
-    return _equal_power(jnp.where(singular[..., None, None], D2, D), P, mask)
+    return _constrained(_equal_power(jnp.where(singular[..., None, None], D2, D), P, mask), H0, P, mask, power)
 
 
-@public()
-def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None) -> jax.Array:
+@public(static=("power",))
+def rzf(
+    H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike | None = None, power: str = "total"
+) -> jax.Array:
     r"""Regularized ZF / LMMSE beams of reference 002, eq. 5, with noise ``sigma2``.
 
     .. math::
@@ -148,9 +160,13 @@ def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike 
         which is the formula above when all ``sigma_k`` are equal.
       mask: optional bool ``(..., K)``; ``K`` above counts present users only.
 
+      power: ``"total"`` (default) or ``"antenna"``: the beams scaled as a whole until the fullest antenna
+        meets ``P / N`` (the "scaled RZF" of per-antenna budgets, :func:`jaxbeam.scale_antenna_power`).
+
     Returns:
-      complex ``(..., K, N)`` with ``||W||_F^2 = P``; zero beams where a traced ``P`` is not > 0.
+      complex ``(..., K, N)`` with ``||W||_F^2 = P`` (total power); zero beams where a traced ``P`` is not > 0.
     """
+    H0 = H
     H, c, P, mask = _prepare(H, P, mask)
     K = H.shape[-2]
     s2 = jnp.broadcast_to(_checks.noise("sigma2", sigma2, H.shape[:-2], K).astype(P.dtype), H.shape[:-1])
@@ -170,7 +186,7 @@ def rzf(H: ArrayLike, P: ArrayLike, sigma2: ArrayLike = 0.1, *, mask: ArrayLike 
     eps = jnp.finfo(P.dtype).eps
     tr = jnp.sum(Hn.real**2 + Hn.imag**2, axis=(-2, -1))
     alpha = jnp.clip(alpha, eps * tr, tr / eps)
-    return _equal_power(_regularized_inverse(Hn, alpha, mask), P, mask)
+    return _constrained(_equal_power(_regularized_inverse(Hn, alpha, mask), P, mask), H0, P, mask, power)
 
 
 @public()

@@ -19,6 +19,9 @@ decreases, and every iterate is feasible to round-off.
 Start: the better, per sample, of RZF and total-power WMMSE (budget ``sum_n P_n``) scaled down until their
 fullest antenna meets its budget (:func:`jaxbeam.scale_antenna_power`), so the result is never below
 either on any sample.
+
+The public ``jb.wmmse`` is :func:`wmmse` below: the total-power solver of :mod:`jaxbeam.solvers.wmmse`, or with
+``power="antenna"`` this one with ``P / N`` per antenna.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
-from jaxbeam.core.power import scale_antenna_power
+from jaxbeam.core.power import check_power_constraint, scale_antenna_power, split_budget
 from jaxbeam.core.precoders import rzf
 from jaxbeam.solvers import _common as C
-from jaxbeam.solvers.wmmse import wmmse
+from jaxbeam.solvers.wmmse import wmmse as wmmse_total
 
 
 def _weighted_rate(Hn, W, weights):
@@ -121,7 +124,7 @@ def wmmse_antenna(
 
     starts = [
         scale_antenna_power(rzf(H, P_tot, sigma2, mask=mask), P_n, mask=mask),
-        scale_antenna_power(wmmse(H, P_tot, sigma2, weights, 1e-4, mask=mask), P_n, mask=mask),
+        scale_antenna_power(wmmse_total(H, P_tot, sigma2, weights, 1e-4, mask=mask), P_n, mask=mask),
     ]
     rates = [_weighted_rate(Hn, W, weights) for W in starts]
     W0 = jnp.where((rates[1] > rates[0])[..., None, None], starts[1], starts[0])
@@ -153,3 +156,40 @@ def wmmse_antenna(
     if return_info:
         return W, {"utility": s["U"], "iterations": s["iterations"], "converged": s["converged"]}
     return W
+
+
+def _wmmse(
+    H: ArrayLike,
+    P: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    weights: ArrayLike | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    mask: ArrayLike | None = None,
+    *,
+    multiplier: str = "closed",
+    stop: str = "rates",
+    window: int = 3,
+    power: str = "total",
+    return_info: bool = False,
+):
+    if check_power_constraint(power) == "antenna":
+        P_n = split_budget(H, P, "H")
+        return wmmse_antenna(H, P_n, sigma2, weights, max_iter=max_iter, mask=mask, return_info=return_info)
+    return wmmse_total(
+        H, P, sigma2, weights, tol, max_iter, mask, multiplier=multiplier, stop=stop, window=window,
+        return_info=return_info,
+    )  # fmt: skip
+
+
+_wmmse.__name__ = _wmmse.__qualname__ = "wmmse"
+_wmmse.__doc__ = (
+    (wmmse_total.__doc__ or "").rstrip()
+    + """
+
+    ``power="antenna"``: the budget ``P / N`` per antenna instead (:func:`wmmse_antenna`, with its own stopping
+    rule: ``tol``, ``multiplier``, ``stop`` and ``window`` apply to the total-power solver only; ``return_info``
+    then gives ``{"utility", "iterations", "converged"}``).
+"""
+)
+wmmse = public(static=("tol", "max_iter", "multiplier", "stop", "window", "power", "return_info"))(_wmmse)
