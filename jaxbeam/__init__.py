@@ -12,6 +12,7 @@ from jaxbeam import models  # noqa: F401  (jb.models.BERT, DESIGN.md)
 from jaxbeam._version import __version__  # noqa: F401  (jb.__version__)
 from jaxbeam.core.channels import correlated, csi_error, pathloss, rayleigh
 from jaxbeam.core.power import (
+    feasible,
     gpa,
     gpa_antenna,
     maxmin_power,
@@ -42,6 +43,7 @@ __all__ = [
     "correlated",
     "csi_error",
     "energy_efficiency",
+    "feasible",
     "gains",
     "gpa",
     "gpa_antenna",

@@ -169,3 +169,25 @@ def test_one_power_argument_selects_the_per_antenna_budget():
             call()
     with pytest.raises(ValueError, match="P"):
         jb.gpa(W, -1.0, power="antenna")
+
+
+def test_feasible_against_numpy_and_evaluation_refuses_infeasible_beams():
+    """``jb.feasible`` against a numpy loop for both constraints; eq. 31 scoring refuses beams (labels too)
+    that exceed the constraint they are scored under."""
+    from jaxbeam.data.format import LabelSet
+    from jaxbeam.jobs.evaluate import performance_rows
+
+    H = jb.rayleigh(jax.random.key(7), (6,), 3, 4)
+    P = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0], np.float32)
+    W = np.asarray(jb.rzf(H, P, 0.1)) * np.array([1.0, 1.1, 0.5, 1.0, 0.9, 1.3])[:, None, None]
+    col = np.sum(np.abs(W.astype(np.complex128)) ** 2, axis=-2)
+    np.testing.assert_array_equal(np.asarray(jb.feasible(W, P)), col.sum(-1) <= P * (1 + 1e-5))
+    want = np.all(col <= P[:, None] / 4 * (1 + 1e-5), axis=-1)
+    np.testing.assert_array_equal(np.asarray(jb.feasible(W, P, power="antenna")), want)
+    assert not want.all() and want.any()  # the case distinguishes
+    ok = np.asarray(jb.rzf(H, P, 0.1))
+    labels = LabelSet(H=np.asarray(H), W=ok, P=P, U=np.asarray(jb.sum_rate(H, ok, 0.1)),
+                      split_ids=np.zeros(6, np.int8), meta={"utility": "sr"})  # fmt: skip
+    assert performance_rows("sr", labels, 0.1, 0.5, references=("rzf",))[0]["rzf"] == pytest.approx(100.0, abs=1e-3)
+    with pytest.raises(ValueError, match="label beams exceed the antenna power budget"):
+        performance_rows("sr", labels, 0.1, 0.5, references=("rzf",), power="antenna")

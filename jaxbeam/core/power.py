@@ -59,6 +59,28 @@ def split_budget(X, P, name: str = "W") -> jax.Array:
     return jnp.broadcast_to(P[..., None] / N, (*batch, N))
 
 
+@public(static=("power",))
+def feasible(
+    W: ArrayLike, P: ArrayLike, *, power: str = "total", rtol: ArrayLike = 1e-5, mask: ArrayLike | None = None
+) -> jax.Array:
+    """Whether each sample's beams meet the power constraint (3b) to a relative tolerance: bool ``(...,)``.
+
+    ``"total"``: ``||W||_F^2 <= P (1 + rtol)``; ``"antenna"``: ``sum_k |W[k, n]|^2 <= P / N (1 + rtol)`` for every
+    antenna ``n``. ``W`` complex ``(..., K, N)``, ``P`` [W] scalar or per sample ``(...,)``; ``mask`` as for
+    :func:`gpa` (absent users' beams do not count).
+    """
+    check_power_constraint(power)
+    W = _checks.complex_kn("W", W)
+    mask = _checks.user_mask(mask, W.shape[:-2], W.shape[-2])
+    if mask is not None:
+        W = jnp.where(mask[..., None], W, 0)
+    P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(W.real.dtype)
+    col = jnp.sum(W.real**2 + W.imag**2, axis=-2)  # (..., N)
+    if power == "antenna":
+        return jnp.all(col <= (P[..., None] / W.shape[-1]) * (1 + rtol), axis=-1)
+    return jnp.sum(col, axis=-1) <= P * (1 + rtol)
+
+
 def _norm_floor(c, p, floor):
     r"""``sqrt(max(c^2 p, floor))`` without forming ``c^2 p`` when it could overflow (``c >= 1``) or
     ``floor / c^2`` when that could (``c < 1``); exact for a constant ``c``, finite gradient in ``p``."""

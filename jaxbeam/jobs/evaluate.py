@@ -81,6 +81,14 @@ def performance_rows(
         W = reference_beams(name, H_seen, P, sigma2, power=power)
         if W is not None:
             beams[name] = W
+    # every scored beam, the labels' too, must meet the constraint it is scored under (1e-4 relative)
+    for name, W in {"label": jnp.asarray(labels.W), **beams}.items():
+        bad = ~np.asarray(jb.feasible(W, P, power=power, rtol=1e-4))
+        if bad.any():
+            raise ValueError(
+                f"{name} beams exceed the {power} power budget on {int(bad.sum())} of {len(bad)} samples "
+                f"(first: sample {int(np.argmax(bad))}); a model or label set made under another constraint?"
+            )
     rows = []
     for p in sorted(set(np.asarray(labels.P).tolist())):
         sel = np.asarray(labels.P) == p
