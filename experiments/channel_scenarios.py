@@ -9,7 +9,7 @@ through Sionna, one sector, the ``sionna`` extra; gains scaled by 120 dB), each 
 ``P / N`` per antenna. Per scenario everything is made as for Rayleigh (:class:`experiments.common.Context`
 with ``channel`` / ``power``): labels by the scenario's solvers (WMMSE, the exact max-min optimum, SCA;
 per antenna ``wmmse-antenna`` for SR and ``sca-antenna`` otherwise, the test sets by their ``-strict`` versions,
-run to convergence: the plain stop ends 1.8-8 % low there), BERT pre-trained per utility (eq. 17),
+run to convergence, as the plain stop ends a few % low there), BERT pre-trained per utility (eq. 17),
 UBERT on all three (eqs. 29-30); the references under the same constraint (closed forms scaled into the
 per-antenna set, WMMSE's per-antenna version). Eq. 31 on fresh labelled channels, P pooled. The MT-SAO
 model (paper 002; SR, total power, one P) is not in this table: it draws its own channels per training step

@@ -159,7 +159,6 @@ def rzf(
         noise-normalised channels ``h_k / sigma_k`` (the optimal structure with ``lambda_k = P / (K sigma_k^2)``),
         which is the formula above when all ``sigma_k`` are equal.
       mask: optional bool ``(..., K)``; ``K`` above counts present users only.
-
       power: ``"total"`` (default) or ``"antenna"``: the beams scaled as a whole until the fullest antenna
         meets ``P / N`` (the "scaled RZF" of per-antenna budgets, :func:`jaxbeam.scale_antenna_power`).
 

@@ -65,9 +65,8 @@ SOLVERS = {
 }
 """``*-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna` with its own stop, or
 :func:`jaxbeam.sca` with ``power="antenna"``) instead of the total budget ``P``. ``*-antenna-strict``: the same
-run on to convergence (:data:`STRICT`), never below the plain run on any sample, several times slower: on
-path-loss and UMa channels at (6, 12) the plain per-antenna labels end 1.8 % (SR), 2.7-5.7 % (EE) and 8 % (MR)
-below them on average (up to 66 % on a sample), the total-power solvers within 0.01 %."""
+run on to convergence (:data:`STRICT`), never below the plain run on any sample, several times slower; the
+plain stop ends a few % low on near-far channels (README, "Beyond i.i.d. Rayleigh")."""
 
 STRICT = {"tol": 1e-9, "max_iter": 5000, "window": 10, "patience": 20}
 """Stopping rule of the ``*-strict`` solvers: relative change ``tol`` over ``window`` (WMMSE) or ``patience``
