@@ -256,6 +256,8 @@ class Context:
             task_embedding=variant != "no_task",
             head=head or m.ubert_head,
             sigma2=cfg.system.sigma2,
+            domain=m.domain,
+            power=m.power,  # a per-antenna scenario's UBERT ends in the per-antenna set (it was left out: #19)
         )
 
     def finetune_bert(

@@ -54,6 +54,8 @@ def test_scenarios_are_cached_apart_and_rayleigh_keeps_its_keys(tmp_path):
     test = base.variant(power="antenna").label_args("sr", 6, 12, test=True)  # the % denominators: to convergence
     assert (test["solver"], test["chunk_size"]) == ("wmmse-antenna-strict", test["samples"])
     assert "chunk_size" not in base.label_args("sr", 6, 12, test=True)  # total power: as before
+    per_antenna = base.variant(power="antenna")  # its UBERT ends in the per-antenna set (it did not: #19)
+    assert per_antenna.ubert(per_antenna.config("sr", 6, 12)).power == "antenna" and base.ubert().power == "total"
     with pytest.raises(ValueError, match="channel must be one of"):
         Context("cpu", tmp_path, channel="rayleigh2")
     with pytest.raises(ValueError, match="power must be 'total' or 'antenna'"):
