@@ -44,12 +44,6 @@ POWER_CONSTRAINTS = ("total", "antenna")
 per antenna, ``sum_k |W[k, n]|^2 <= P / N`` for every antenna n."""
 
 
-def check_power_constraint(power: str) -> str:
-    if power not in POWER_CONSTRAINTS:
-        raise ValueError(f"power must be one of {POWER_CONSTRAINTS}; got {power!r}")
-    return power
-
-
 def split_budget(X, P, name: str = "W") -> jax.Array:
     """``P / N`` for every antenna, ``(..., N)``, from the total budget ``P`` (checked as ``P``) of the
     complex ``(..., K, N)`` array ``X`` (checked as ``name``)."""
@@ -69,7 +63,7 @@ def feasible(
     antenna ``n``. ``W`` complex ``(..., K, N)``, ``P`` [W] scalar or per sample ``(...,)``; ``mask`` as for
     :func:`gpa` (absent users' beams do not count).
     """
-    check_power_constraint(power)
+    _checks.name_in("power", power, POWER_CONSTRAINTS)
     W = _checks.complex_kn("W", W)
     mask = _checks.user_mask(mask, W.shape[:-2], W.shape[-2])
     if mask is not None:
@@ -111,7 +105,7 @@ def gpa(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None, power: str
     Returns:
       complex ``(..., K, N)`` feasible beamformers.
     """
-    if check_power_constraint(power) == "antenna":
+    if _checks.name_in("power", power, POWER_CONSTRAINTS) == "antenna":
         return gpa_antenna(W, split_budget(W, P), mask=mask)
     W, c, p = _masked_scaled(W, mask)
     P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)
@@ -139,7 +133,7 @@ def project_power(W: ArrayLike, P: ArrayLike, *, mask: ArrayLike | None = None, 
     Returns:
       complex ``(..., K, N)``.
     """
-    if check_power_constraint(power) == "antenna":
+    if _checks.name_in("power", power, POWER_CONSTRAINTS) == "antenna":
         return project_antenna_power(W, split_budget(W, P), mask=mask)
     W, c, p = _masked_scaled(W, mask)
     P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(p.dtype)

@@ -33,7 +33,7 @@ from jax.typing import ArrayLike
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
 from jaxbeam.core.linalg import bmm, gains, hpd_solve
-from jaxbeam.core.power import check_power_constraint, maxmin_power, scale_antenna_power, split_budget
+from jaxbeam.core.power import POWER_CONSTRAINTS, maxmin_power, scale_antenna_power, split_budget
 from jaxbeam.core.utility import TASKS, utility
 
 
@@ -77,7 +77,7 @@ def _regularized_inverse(H, alpha, mask, *, return_min_pivot=False):
 
 def _constrained(W, H, P, mask, power):
     """``W`` as is (total power) or scaled into ``P / N`` per antenna (:func:`scale_antenna_power`)."""
-    if check_power_constraint(power) == "antenna":
+    if _checks.name_in("power", power, POWER_CONSTRAINTS) == "antenna":
         return scale_antenna_power(W, split_budget(H, P, "H"), mask=mask)
     return W
 

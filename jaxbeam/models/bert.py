@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxbeam.core import _checks
-from jaxbeam.core.power import gpa, gpa_antenna
+from jaxbeam.core.power import POWER_CONSTRAINTS, gpa, gpa_antenna
 from jaxbeam.core.tokenize import angle_domain, spatial_domain, user_tokens
 from jaxbeam.models.encoder import Encoder, attention_mask
 
@@ -43,7 +43,6 @@ from jaxbeam.models.encoder import Encoder, attention_mask
 # and 98.8 % with this one (experiments/bert_pretrain_cpu.py --utility ee --minutes 10).
 OUTPUT_INIT_SCALE = 1e-3
 DOMAINS = ("spatial", "angle")  # the channel view of the tokens (paper 003 eq. 18)
-POWER_CONSTRAINTS = ("total", "antenna")  # ||W||_F^2 <= P, or sum_k |W[k, n]|^2 <= P / N for every antenna n
 
 
 def output_init(scale: float = OUTPUT_INIT_SCALE):

@@ -54,14 +54,13 @@ from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
-from jaxbeam.core.power import maxmin_power, scale_antenna_power
+from jaxbeam.core.power import POWER_CONSTRAINTS, maxmin_power, scale_antenna_power
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
 from jaxbeam.solvers._wmmse_kernel import rzf_coef
 from jaxbeam.solvers.wmmse import wmmse
 
 UTILITIES = ("sr", "mr", "ee")
-POWERS = ("total", "antenna")  # ||W||_F^2 <= P, or sum_k |W[k, n]|^2 <= P / N for every antenna n
 _EE_LEVELS = 50  # EE start: WMMSE at the power levels P j / 50, j = 1..50
 _LN2 = 0.6931471805599453
 
@@ -273,7 +272,7 @@ def sca(
     """
     if utility not in UTILITIES:
         raise ValueError(f"utility must be one of {UTILITIES}; got {utility!r}")
-    _checks.name_in("power", power, POWERS)
+    _checks.name_in("power", power, POWER_CONSTRAINTS)
     per_antenna = power == "antenna"
     tol = check_tol(tol)
     inner_steps = check_count(inner_steps, "inner_steps", 1)

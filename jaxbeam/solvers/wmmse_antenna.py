@@ -32,7 +32,7 @@ from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
-from jaxbeam.core.power import check_power_constraint, scale_antenna_power, split_budget
+from jaxbeam.core.power import POWER_CONSTRAINTS, scale_antenna_power, split_budget
 from jaxbeam.core.precoders import rzf
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers.wmmse import wmmse as wmmse_total
@@ -173,7 +173,7 @@ def _wmmse(
     power: str = "total",
     return_info: bool = False,
 ):
-    if check_power_constraint(power) == "antenna":
+    if _checks.name_in("power", power, POWER_CONSTRAINTS) == "antenna":
         P_n = split_budget(H, P, "H")
         return wmmse_antenna(H, P_n, sigma2, weights, max_iter=max_iter, mask=mask, return_info=return_info)
     return wmmse_total(
