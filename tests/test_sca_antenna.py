@@ -69,7 +69,8 @@ def test_strict_label_solvers_run_on_and_never_end_below_the_plain_ones(utility,
     Hp = jb.pathloss(jax.random.key(3), (12,), K, N)
     Pw = jnp.full((12,), 2.0)
     plain, strict = (
-        jax.jit(lambda H, s=s: label_solver(utility, s, H, Pw, S2, 0.5, 1e-4))(Hp) for s in (solver, f"{solver}-strict")
+        jax.jit(lambda H, s=s: label_solver(utility, s, H, Pw, S2, 0.5, 1e-4)[0])(Hp)
+        for s in (solver, f"{solver}-strict")
     )
     assert np.all(_col_power(strict) <= 2.0 / N * (1 + 1e-5))
     u0, u1 = (np.asarray(jb.utility(utility, Hp, W, S2, 0.5)) for W in (plain, strict))

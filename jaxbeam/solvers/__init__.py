@@ -10,8 +10,8 @@ float64.
 from jaxbeam.solvers.maxmin import maxmin_exact
 from jaxbeam.solvers.refine import refine
 from jaxbeam.solvers.sca import UTILITIES, SCAState, sca
-from jaxbeam.solvers.wmmse import WMMSEState, wmmse_beams, wmmse_init, wmmse_step
-from jaxbeam.solvers.wmmse_antenna import wmmse, wmmse_antenna
+from jaxbeam.solvers.wmmse import WMMSEState, wmmse, wmmse_beams, wmmse_init, wmmse_step
+from jaxbeam.solvers.wmmse_antenna import wmmse_antenna
 
 __all__ = [
     "UTILITIES",

@@ -1,4 +1,4 @@
-r"""The batch-minor kernel of :mod:`jaxbeam.solvers.wmmse`: one MMSE beam update (the receivers, MSE
+r"""The batch-minor kernel of :mod:`jaxbeam.solvers._wmmse_total`: one MMSE beam update (the receivers, MSE
 weights and the power multiplier, ``"closed"`` or ``"search"``) on ``(K, K, B)`` arrays with the flattened
 batch on the fastest axis, and RZF's coefficients as the start. See that module for the equations."""
 

@@ -58,7 +58,7 @@ from jaxbeam.core.power import POWER_CONSTRAINTS, maxmin_power, scale_antenna_po
 from jaxbeam.solvers import _common as C
 from jaxbeam.solvers._common import check_count, check_tol
 from jaxbeam.solvers._wmmse_kernel import rzf_coef
-from jaxbeam.solvers.wmmse import wmmse
+from jaxbeam.solvers._wmmse_total import wmmse_total as wmmse
 
 UTILITIES = ("sr", "mr", "ee")
 _EE_LEVELS = 50  # EE start: WMMSE at the power levels P j / 50, j = 1..50
@@ -248,7 +248,7 @@ def sca(
       P: power budget [W] (> 0), scalar or per sample ``(...,)``.
       sigma2: noise power [W] (> 0), broadcastable against the per-user shape ``(..., K)``.
       utility: ``"sr"``, ``"mr"`` or ``"ee"``.
-      Pc: circuit power [W] (EE only), scalar or per sample.
+      Pc: circuit power [W] (>= 0; used by EE only, checked for every utility), scalar or per sample.
       tol: relative improvement below which an outer iteration counts as a stall, in (0, 1).
       mask: optional bool ``(..., K)``; absent users get zero beams and do not count.
       init: optional complex ``(..., K, N)`` start beams (projected onto the feasible set); default: WMMSE
@@ -287,7 +287,8 @@ def sca(
             raise ValueError(f"{name} must be a finite float >= {lo} (and > 0); got {v!r}")
     Hn, P, mask_f, _ = C.prepare(H, P, sigma2, mask)
     batch = P.shape
-    Pc = jnp.broadcast_to(_checks.real_param("Pc", Pc, batch).astype(P.dtype), batch)
+    Pc = _checks.real_param("Pc", Pc, batch, low=0.0, strict=False, what="circuit power in W")
+    Pc = jnp.broadcast_to(Pc.astype(P.dtype), batch)
     if init is None:
         W0 = _initial_beams(utility, Hn, P, jnp.ones((), P.dtype), mask_f, Pc, 1e-4, wmmse_iters, ee_levels)
         if per_antenna:
