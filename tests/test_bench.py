@@ -75,3 +75,26 @@ def test_matmul_time_counts_every_dot_of_a_differentiated_scan_with_its_flops():
     mm = matmul_time(dots_only, a, b, c, min_seconds=0.01)
     assert mm["dots"] == 3
     assert mm["flops"] == pytest.approx(compiled_flops(jax.jit(dots_only).lower(a, b, c).compile()), rel=1e-6)
+
+
+def test_sionna_snr_quick_run_writes_both_reports(tmp_path):
+    """``python -m benchmarks.sionna_snr --quick`` (~10 s; needs the ``sionna`` extra, required under CI): every
+    scenario's SNR before and after, the same channels shifted by the change of gain, both files written."""
+    import os
+
+    if os.environ.get("CI", "").lower() == "true":
+        import sionna.phy  # noqa: F401
+    else:
+        pytest.importorskip("sionna.phy")
+    from benchmarks.sionna_snr import OLD_GAIN_DB, main
+    from jaxbeam.data.sionna_channels import REFERENCE_GAIN_DB, SCENARIOS
+
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "sionna_snr.json").read_text())
+    assert {"date", "commit", "machine", "command"} <= set(payload)
+    assert [r["scenario"] for r in payload["rows"]] == list(SCENARIOS)
+    for r in payload["rows"]:
+        shift = REFERENCE_GAIN_DB[r["scenario"]] - OLD_GAIN_DB
+        assert r["after"]["p50"] - r["before"]["p50"] == pytest.approx(shift, abs=1e-6)
+    md = (tmp_path / "sionna_snr.md").read_text()
+    assert all(f"{s.upper()} |  after" in md for s in SCENARIOS) and payload["commit"] in md

@@ -116,3 +116,22 @@ def test_channel_sources_and_per_antenna_labels(full, tmp_path, capsys):
     assert "--channel-arg must be NAME=NUMBER" in capsys.readouterr().err
     assert cli.main(argv[:-1] + ["theta=1", "--out", str(tmp_path / "d")]) == 2
     assert "has no parameter(s) ['theta']" in capsys.readouterr().err
+
+
+def test_constraint_comes_from_the_solver_table_and_convergence_is_recorded(full, tmp_path):
+    """Strict per-antenna sets say per-antenna (the constraint was read from the name's ending, so
+    ``*-antenna-strict`` sets were recorded as total-power ones), and every set records its converged share."""
+    from jaxbeam.data.generate import SOLVER_POWER, SOLVERS
+
+    assert set(SOLVER_POWER) == {s for ss in SOLVERS.values() for s in ss}
+    _, ref = full
+    assert ref.meta["converged"]["samples"] == 80 and ref.meta["converged"]["share"] == 1.0
+    assert set(ref.meta["converged"]["per_level"]) == {"1.0", "2.0"}
+    args = {**ARGS, "samples": 8}
+    strict = generate_labels(tmp_path / "s", **args, chunk_size=8, progress=False, solver="wmmse-antenna-strict")
+    assert strict.meta["constraint"] == "per-antenna, P / N each"
+    assert strict.meta["converged"]["share"] == 1.0  # the strict stop is reached on every sample
+    col = np.sum(np.abs(strict.W.astype(np.complex128)) ** 2, axis=-2)
+    assert np.all(col <= (strict.P / 4)[:, None] * (1 + 1e-5))
+    capped = generate_labels(tmp_path / "c", **args, chunk_size=8, progress=False, solver="sca", tol=1e-9)
+    assert 0.0 <= capped.meta["converged"]["share"] <= 1.0

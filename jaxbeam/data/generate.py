@@ -58,6 +58,19 @@ from jaxbeam.data.format import (
 
 DEFAULT_SOLVER = {"sr": "wmmse", "mr": "exact", "ee": "sca"}
 """Label solver per utility: WMMSE (SR), the exact max-min optimum (MR), projected-gradient SCA (EE)."""
+SOLVER_POWER = {
+    "wmmse": "total",
+    "exact": "total",
+    "sca": "total",
+    "wmmse-antenna": "antenna",
+    "wmmse-antenna-strict": "antenna",
+    "sca-antenna": "antenna",
+    "sca-antenna-strict": "antenna",
+}
+"""The power constraint of each label solver (the one table that says it): ``"total"`` (``||W||_F^2 <= P``) or
+``"antenna"`` (``P / N`` on every antenna)."""
+CONSTRAINT_TEXT = {"total": "total, ||W||_F^2 <= P", "antenna": "per-antenna, P / N each"}
+"""``meta["constraint"]`` of a label set, by :data:`SOLVER_POWER`."""
 SOLVERS = {
     "sr": ("wmmse", "sca", "wmmse-antenna", "sca-antenna", "wmmse-antenna-strict"),
     "mr": ("exact", "sca", "sca-antenna", "sca-antenna-strict"),
@@ -66,17 +79,21 @@ SOLVERS = {
 """``*-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna` with its own stop, or
 :func:`jaxbeam.sca` with ``power="antenna"``) instead of the total budget ``P``. ``*-antenna-strict``: the same
 run on to convergence (:data:`STRICT`), never below the plain run on any sample, several times slower; the
-plain stop ends a few % low on near-far channels (README, "Beyond i.i.d. Rayleigh")."""
+plain stop ends a few % low on near-far channels."""
+MAXMIN_GAP = 1e-4
+"""The exact max-min solver counts a sample as converged when its certified SINR bracket is within this
+relative gap (``sinr_upper <= sinr (1 + gap)``)."""
 
 STRICT = {"tol": 1e-9, "max_iter": 5000, "window": 10, "patience": 20}
 """Stopping rule of the ``*-strict`` solvers: relative change ``tol`` over ``window`` (WMMSE) or ``patience``
 (SCA) iterations, at most ``max_iter`` iterations."""
-LABEL_VERSION = 2
-"""Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels)."""
+LABEL_VERSION = 3
+"""Version of the label solvers' results; part of every label set's identity (1: SCA-MR default labels;
+2: per-antenna WMMSE by projected gradient; 3: per-antenna WMMSE by ADMM + SQUAREM, chunks record convergence)."""
 
 
 SIONNA_SOURCES = {"sionna-uma": "uma", "sionna-umi": "umi", "sionna-rma": "rma", "sionna-cdl": "cdl"}
-_SCENARIO_DEFAULTS = {"carrier_frequency": 3.5e9, "gain_db": 120.0}
+_SCENARIO_DEFAULTS = {"carrier_frequency": 3.5e9, "gain_db": None}  # None: the scenario's cell-edge reference
 SIONNA_DEFAULTS = {
     **{name: _SCENARIO_DEFAULTS for name in ("sionna-uma", "sionna-umi", "sionna-rma")},
     "sionna-cdl": {"carrier_frequency": 3.5e9, "delay_spread": 300e-9, "max_angle_deg": 60.0},
@@ -96,6 +113,10 @@ def source_params(channel: str, args: dict | None) -> dict:
     if channel in CHANNELS:
         return channel_params(channel, **(args or {}))
     defaults = SIONNA_DEFAULTS[channel]
+    if channel != "sionna-cdl":  # each scenario's own cell-edge normalisation, recorded in the identity
+        from jaxbeam.data.sionna_channels import REFERENCE_GAIN_DB
+
+        defaults = {**defaults, "gain_db": REFERENCE_GAIN_DB[SIONNA_SOURCES[channel]]}
     unknown = set(args or {}) - set(defaults)
     if unknown:
         raise ValueError(
@@ -119,29 +140,37 @@ def draw_source(channel: str, key, n: int, K: int, N: int, dtype, params: dict) 
 
 
 def label_solver(utility: str, solver: str, H, P, sigma2, Pc, tol):
-    """The label beams of one batch: ``W`` complex ``(B, K, N)`` (pure; jit it)."""
+    """The label beams of one batch and whether each sample met its solver's stop: ``W`` complex ``(B, K, N)``,
+    ``converged`` bool ``(B,)`` (pure; jit it). The exact max-min solver converged where its certified bracket
+    is within :data:`MAXMIN_GAP`."""
     if solver == "wmmse":
-        return solvers.wmmse(H, P, sigma2, tol=tol)
+        W, info = solvers.wmmse(H, P, sigma2, tol=tol, return_info=True)
+        return W, info["converged"]
     if solver == "exact":
-        return solvers.maxmin_exact(H, P, sigma2)
+        W, info = solvers.maxmin_exact(H, P, sigma2, return_info=True)
+        return W, info["sinr_upper"] <= info["sinr"] * (1 + MAXMIN_GAP)
     if solver == "wmmse-antenna":  # P / N per antenna; its own stopping rule (tol 1e-4 stops it early)
-        return solvers.wmmse_antenna(H, P[..., None] / H.shape[-1], sigma2)
+        W, info = solvers.wmmse_antenna(H, P[..., None] / H.shape[-1], sigma2, return_info=True)
+        return W, info["converged"]
     if solver == "wmmse-antenna-strict":  # monotone: run on, it only gains
         st = STRICT
-        return solvers.wmmse_antenna(
-            H, P[..., None] / H.shape[-1], sigma2, tol=st["tol"], window=st["window"], max_iter=st["max_iter"]
-        )
-    power = "antenna" if solver.startswith("sca-antenna") else "total"
-    W = solvers.sca(H, P, sigma2, utility, Pc, tol, power=power)
+        W, info = solvers.wmmse_antenna(
+            H, P[..., None] / H.shape[-1], sigma2, tol=st["tol"], window=st["window"], max_iter=st["max_iter"],
+            return_info=True,
+        )  # fmt: skip
+        return W, info["converged"]
+    power = SOLVER_POWER[solver]
+    W, info = solvers.sca(H, P, sigma2, utility, Pc, tol, power=power, return_info=True)
     if solver != "sca-antenna-strict":
-        return W
+        return W, info["converged"]
     # on from the plain run's beams; SCA's steps are not monotone, so keep the better of the two per sample
     st = STRICT
-    W2 = solvers.sca(
-        H, P, sigma2, utility, Pc, st["tol"], init=W, max_iter=st["max_iter"], patience=st["patience"], power=power
-    )
+    W2, info2 = solvers.sca(
+        H, P, sigma2, utility, Pc, st["tol"], init=W, max_iter=st["max_iter"], patience=st["patience"], power=power,
+        return_info=True,
+    )  # fmt: skip
     better = utility_fn(utility, H, W2, sigma2, Pc) >= utility_fn(utility, H, W, sigma2, Pc)
-    return jnp.where(better[..., None, None], W2, W)
+    return jnp.where(better[..., None, None], W2, W), info2["converged"]
 
 
 def label_config(
@@ -219,10 +248,10 @@ def _chunk_problem(path: Path, n: int, K: int, N: int) -> str | None:
         return "checksum mismatch (truncated or corrupted)"
     try:
         with np.load(path) as z:
-            shapes = {k: z[k].shape for k in ("H", "W", "U")}
+            shapes = {k: z[k].shape for k in ("H", "W", "U", "converged")}
     except Exception as e:  # noqa: BLE001 (any unreadable archive: zipfile.BadZipFile, EOFError, KeyError, ...)
         return f"unreadable ({type(e).__name__})"
-    if shapes != {"H": (n, K, N), "W": (n, K, N), "U": (n,)}:
+    if shapes != {"H": (n, K, N), "W": (n, K, N), "U": (n,), "converged": (n,)}:
         return f"unexpected shapes {shapes}"
     return None
 
@@ -244,10 +273,10 @@ def _solve_chunk_fn(utility, solver, tol, mesh):
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
     def solve(H, P, sigma2, Pc):
-        W = label_solver(utility, solver, H, P, sigma2, Pc, tol)
-        return W, utility_fn(utility, H, W, sigma2, Pc)
+        W, converged = label_solver(utility, solver, H, P, sigma2, Pc, tol)
+        return W, utility_fn(utility, H, W, sigma2, Pc), converged
 
-    return jax.jit(solve, in_shardings=(data, data, repl, repl), out_shardings=(data, data))
+    return jax.jit(solve, in_shardings=(data, data, repl, repl), out_shardings=(data, data, data))
 
 
 def _finished(out: Path, config: dict) -> LabelSet | None:
@@ -392,8 +421,9 @@ def generate_labels(
             H = draw_source(channel, k, chunk_size, K, N, dtype, params)
             H = jnp.concatenate([H, jnp.broadcast_to(H[:1], (padded - chunk_size,) + H.shape[1:])])
             P = jnp.full((padded,), P_levels[lv], H.real.dtype)
-            W, U = solve(H, P, jnp.asarray(sigma2, P.dtype), jnp.asarray(Pc, P.dtype))
+            W, U, conv = solve(H, P, jnp.asarray(sigma2, P.dtype), jnp.asarray(Pc, P.dtype))
             arrays = {"H": np.asarray(H[:n]), "W": np.asarray(W[:n]), "U": np.asarray(U[:n])}
+            arrays["converged"] = np.asarray(conv[:n])
             path = chunks / _chunk_name(lv, j)
             tmp = chunks / f".{path.name}.tmp"
             with open(tmp, "wb") as f:
@@ -409,19 +439,26 @@ def generate_labels(
         if bar is not None:
             bar.close()
 
-    Hs, Ws, Us, Ps = [], [], [], []
+    Hs, Ws, Us, Ps, Cs = [], [], [], [], []
     for lv, j in plan:
         with np.load(chunks / _chunk_name(lv, j)) as z:
             Hs.append(z["H"])
             Ws.append(z["W"])
             Us.append(z["U"])
+            Cs.append(z["converged"])
         Ps.append(np.full(size(j), P_levels[lv], np.float32))
     U = np.concatenate(Us).astype(np.float32)
     P_all = np.concatenate(Ps)
+    conv = np.concatenate(Cs).astype(bool)
     meta = {
         **config,
         "samples": int(total),
-        "constraint": "per-antenna, P / N each" if solver.endswith("-antenna") else "total, ||W||_F^2 <= P",
+        "constraint": CONSTRAINT_TEXT[SOLVER_POWER[solver]],
+        "converged": {
+            "samples": int(conv.sum()),
+            "share": float(conv.mean()),
+            "per_level": {str(p): float(conv[P_all == np.float32(p)].mean()) for p in P_levels},
+        },
         "mean_utility": {str(p): float(U[P_all == np.float32(p)].mean()) for p in P_levels},
         "mean_utility_all": float(U.mean()),
         "package_version": __version__,
@@ -441,4 +478,13 @@ def generate_labels(
     return load_labels(out)
 
 
-__all__ = ["DEFAULT_SOLVER", "LABEL_VERSION", "SOLVERS", "generate_labels", "SOURCES", "label_config", "label_solver"]
+__all__ = [
+    "DEFAULT_SOLVER",
+    "LABEL_VERSION",
+    "SOLVERS",
+    "SOLVER_POWER",
+    "generate_labels",
+    "SOURCES",
+    "label_config",
+    "label_solver",
+]
