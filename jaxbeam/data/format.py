@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxbeam.data.streams import stream
+
 FORMAT = "jaxbeam-labels/1"
 SPLITS = {"train": 0, "val": 1, "test": 2}
 _ARRAYS = ("H", "W", "P", "U", "split")
@@ -142,7 +144,7 @@ def split_ids(n: int, seed: int) -> np.ndarray:
     """
     n_train, n_val = round(0.8 * n), round(0.1 * n)
     ids = np.full(n, 2, np.int8)
-    order = np.random.default_rng([seed, 0x5B117]).permutation(n)
+    order = stream("split", seed).permutation(n)
     ids[order[:n_train]] = 0
     ids[order[n_train : n_train + n_val]] = 1
     return ids

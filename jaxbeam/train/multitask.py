@@ -16,7 +16,7 @@ mixed) for :func:`jaxbeam.train.fit`, with ``steps_per_epoch`` and ``epoch(e, st
 
 Determinism: the index table of epoch ``e`` comes from ``fold_in(key(seed), e)`` (random sampling:
 batch ``i`` from ``fold_in(fold_in(key(seed), e), i)``), and the optional ``transform`` gets
-``numpy.random.default_rng((seed, e, i, 1))``; so batch ``i`` of epoch ``e`` depends only on
+``stream("augment", seed, e, i)`` (:mod:`jaxbeam.data.streams`); so batch ``i`` of epoch ``e`` depends only on
 ``(seed, e, i)`` and a resumed run sees exactly the batches of an uninterrupted one.
 
 **Same channels or not.** The task data sets are independent inputs; nothing here requires them to
@@ -44,6 +44,7 @@ import numpy as np
 
 from jaxbeam.core.utility import TASKS
 from jaxbeam.data.format import LabelSet
+from jaxbeam.data.streams import stream
 from jaxbeam.train import task_sampling
 from jaxbeam.train.sources import resident_batches, symmetry_augment
 
@@ -178,7 +179,7 @@ class MultiTaskSource:
       seed: sampling seed; batch ``i`` of epoch ``e`` depends only on ``(seed, e, i)``.
       sampling: ``"uniform"`` (Algorithm 1) or ``"random"`` (independent uniform task per sample).
       transform: optional ``transform(batch, rng) -> batch`` per batch (e.g.
-        :func:`jaxbeam.train.symmetry_augment`), ``rng = numpy.random.default_rng((seed, e, i, 1))``.
+        :func:`jaxbeam.train.symmetry_augment`), ``rng = stream("augment", seed, e, i)``.
       on_device: keep the three (padded) data sets on the devices, concatenated in task order
         (:attr:`resident`, placed once by the engine), and yield ``{"index", "task"}`` int32 ``(B,)``; the
         batch is gathered inside the jitted step (:attr:`prepare`), the same samples in the same order as on
@@ -279,7 +280,7 @@ class MultiTaskSource:
             if self.on_device:
                 batch = {"index": (self._offsets[task] + index).astype(np.int32), "task": task.astype(np.int32)}
                 if self.transform is not None:
-                    rng = np.random.default_rng([self.seed, epoch, i, 1])
+                    rng = stream("augment", self.seed, epoch, i)
                     batch["aug_key"] = rng.integers(0, 2**32, (len(task), 2), dtype=np.uint32)
                 yield batch
                 continue
@@ -293,5 +294,5 @@ class MultiTaskSource:
                 batch[name] = out
             batch["task"] = task.astype(np.int32)
             if self.transform is not None:
-                batch = self.transform(batch, np.random.default_rng([self.seed, epoch, i, 1]))
+                batch = self.transform(batch, stream("augment", self.seed, epoch, i))
             yield batch

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from jaxbeam.data.format import LabelSet
+from jaxbeam.data.streams import stream
 
 
 def label_arrays(labels: LabelSet, *, with_labels: bool = True) -> dict[str, np.ndarray]:
@@ -38,7 +39,8 @@ class ArraySource:
       seed: shuffling seed (the permutation of epoch ``e`` is seeded with ``(seed, e)``).
       shuffle: False keeps the stored order.
       transform: optional ``transform(batch, rng) -> batch`` applied to every batch with
-        ``rng = numpy.random.default_rng((seed, epoch, i, 1))`` (deterministic, so resume stays exact),
+        ``rng = stream("augment", seed, epoch, i)`` (:mod:`jaxbeam.data.streams`; deterministic, so resume stays
+        exact),
         e.g. :func:`symmetry_augment`.
       on_device: keep the data set on the devices (:attr:`resident`, placed once by the engine, replicated)
         and yield ``{"index": int32 (B,)}`` (4 bytes per sample cross to the device instead of the samples);
@@ -81,7 +83,7 @@ class ArraySource:
     def _order(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
             return np.arange(len(self))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self))
+        return stream("order", self.seed, epoch).permutation(len(self))
 
     def epoch(self, epoch: int, *, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """Batches ``start, start + 1, ..`` of epoch ``epoch``."""
@@ -91,13 +93,13 @@ class ArraySource:
             if self.on_device:
                 batch = {"index": idx.astype(np.int32)}
                 if self.transform is not None:
-                    rng = np.random.default_rng([self.seed, epoch, i, 1])
+                    rng = stream("augment", self.seed, epoch, i)
                     batch["aug_key"] = rng.integers(0, 2**32, (len(idx), 2), dtype=np.uint32)
                 yield batch
                 continue
             batch = {k: np.asarray(v[idx]) for k, v in self.arrays.items()}
             if self.transform is not None:
-                batch = self.transform(batch, np.random.default_rng([self.seed, epoch, i, 1]))
+                batch = self.transform(batch, stream("augment", self.seed, epoch, i))
             yield batch
 
 
@@ -219,7 +221,7 @@ class ChannelSource:
       P: power budgets [W]; each sample's budget is drawn uniformly from them.
       batch_size: global batch size.
       steps_per_epoch: batches per epoch (an epoch is the unit of validation and checkpointing).
-      seed: batch ``i`` of epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e, i))``.
+      seed: batch ``i`` of epoch ``e`` is drawn from ``stream("batch", seed, e, i)`` (:mod:`jaxbeam.data.streams`).
       on_device: yield ``{"H_key", "P"}`` instead of ``{"H", "P"}``: 8 bytes of key per sample cross to the
         device instead of ``8 K N`` bytes of channel, and the engine draws the channels inside the jitted
         step (:attr:`prepare`, :func:`device_channels`); other channels than the host draw's, as
@@ -248,7 +250,7 @@ class ChannelSource:
     def epoch(self, epoch: int, *, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         B, K, N = self.batch_size, self.K, self.N
         for i in range(start, self.steps_per_epoch):
-            rng = np.random.default_rng([self.seed, epoch, i])
+            rng = stream("batch", self.seed, epoch, i)
             if self.on_device:
                 keys = rng.integers(0, 2**32, (B, 2), dtype=np.uint32)
                 yield {"H_key": keys, "P": rng.choice(self.P, B).astype(np.float32)}
@@ -291,7 +293,8 @@ class CurriculumSource:
     (users outer, antennas inner, easiest first; after the last stage it stays there). Every batch holds
     ``batch_size - replay`` samples of stage ``s`` and ``replay`` samples of stages drawn uniformly from
     ``0 .. s - 1`` (sample replay; none at stage 0), each with random masked users and antennas.
-    Batch ``i`` of epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e, i))`` (resume-exact).
+    Batch ``i`` of epoch ``e`` is drawn from ``stream("batch", seed, e, i)`` (:mod:`jaxbeam.data.streams`;
+    resume-exact).
 
     Args:
       K_max, N_max: the model's K_m, N_m (shape of every batch).
@@ -353,7 +356,7 @@ class CurriculumSource:
         B, R = self.batch_size, self.replay if s > 0 else 0
         stages = np.asarray(self.stages)
         for i in range(start, self.steps_per_epoch):
-            rng = np.random.default_rng([self.seed, epoch, i])
+            rng = stream("batch", self.seed, epoch, i)
             idx = np.concatenate([np.full(B - R, s), rng.integers(0, max(s, 1), R)])
             batch = _masked_batch(rng, stages[idx, 0], stages[idx, 1], self.K_max, self.N_max, self.channel)
             batch["P"] = np.full(B, self.P, np.float32)
@@ -372,7 +375,7 @@ def masked_channels(
 ) -> dict[str, np.ndarray]:
     """A fixed set of masked channels: ``per_config`` samples of every ``(K, N)`` in ``configs``, with random
     masked positions (002's test set, Algorithm 1 line 21); keys as :class:`CurriculumSource` batches."""
-    rng = np.random.default_rng([seed, 7])
+    rng = stream("fixed_set", seed)
     c = np.repeat(np.asarray(configs, np.int64).reshape(-1, 2), per_config, axis=0)
     out = _masked_batch(rng, c[:, 0], c[:, 1], K_max, N_max, channel)
     out["P"] = np.full(len(c), P, np.float32)
