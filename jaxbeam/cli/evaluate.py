@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jaxbeam.cli.args import UserError, add_channel_args, channel_args, load_run, nonnegative_int, positive_int
+from jaxbeam.cli.args import UserError, add_channel_args, channel_args, nonnegative_int, positive_int, run_loader
 
 
 # --------------------------------------------------------------------------------------------- evaluate
@@ -15,7 +15,6 @@ def _evaluate(args) -> int:
     from jaxbeam.jobs.builders import bert_model, ubert_model
     from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
     from jaxbeam.jobs.report import markdown_table
-    from jaxbeam.train import load_config
 
     if _is_sao(args.checkpoint):
         return _evaluate_sao(args)
@@ -28,8 +27,7 @@ def _evaluate(args) -> int:
         )
     if not args.labels:
         raise UserError("--labels is required (label data set directories) for a BERT or UBERT run")
-    cfg, params = load_run(args.checkpoint)
-    ubert = load_config(Path(args.checkpoint)).get("model_kind") == "ubert"  # any K and N, one model per task
+    cfg, ubert, params_for = run_loader(args.checkpoint)  # UBERT: any K and N, one model per task
     name = "ubert" if ubert else "bert"
     rows = []
     for path in args.labels:
@@ -47,7 +45,7 @@ def _evaluate(args) -> int:
             cfg.system.sigma2,
             cfg.system.Pc,
             model=ubert_model(cfg) if ubert else bert_model(cfg),
-            params=params,
+            params=params_for(TASKS.index(utility) if ubert else None),
             csi_error_db=args.csi_error_db,
             task=TASKS.index(utility) if ubert else None,
             model_name=name,

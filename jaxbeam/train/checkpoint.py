@@ -11,9 +11,14 @@ Layout of a run directory::
 One checkpoint per step holds everything a resume needs (latest state *and* best parameters), so there
 is no pair of checkpoints that a kill could leave out of step with each other. Orbax writes a step into a
 temporary directory and renames it when complete; temporary directories left by a kill are removed when
-the next run opens the directory. The two newest steps are kept. A restore checks every array against
-the CRC-32 stored with it; a step that cannot be read or does not match is reported, deleted, and the
-previous step is used; if no step is readable, :class:`CheckpointError` names the directory.
+the next run opens the directory. The two newest steps are kept.
+
+Every reader (a resume, :meth:`Checkpointer.restore`; :func:`load_params`, and through it ``jaxbeam evaluate``,
+``jaxbeam finetune`` and the job loaders) opens a run through :func:`_newest_readable`: the newest step whose
+files read back and whose arrays match the CRC-32s stored with them; a newer step that fails is named in a
+warning (and deleted by a resume), and when no step is readable :class:`CheckpointError` names the directory.
+A step's files are read back synchronously before orbax opens it, so a truncated or missing file is caught
+there: orbax's concurrent reads, abandoned at their first error, would leave tracebacks on stderr.
 
 Saves are asynchronous; :meth:`Checkpointer.wait` (called by :meth:`Checkpointer.close`) blocks until
 they are on disk. In multi-process runs every process must call :meth:`Checkpointer.save` and
@@ -22,9 +27,14 @@ they are on disk. In multi-process runs every process must call :meth:`Checkpoin
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import inspect
 import json
+import logging
 import os
 import shutil
+import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -33,6 +43,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import tensorstore as ts
 
 CHECKPOINTS = "checkpoints"
 KEEP = 2
@@ -44,9 +55,14 @@ class CheckpointError(RuntimeError):
 
 def _manager(path: Path, *, read_only: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=KEEP, create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only
+        max_to_keep=None if read_only else KEEP,
+        save_interval_steps=0 if read_only else 1,
+        create=not read_only,
+        read_only=read_only,
+        cleanup_tmp_directories=not read_only,
     )
-    return ocp.CheckpointManager(path, options=options)
+    with _quiet():  # orbax logs a warning for every read-only manager
+        return ocp.CheckpointManager(path, options=options)
 
 
 def _abstract(x):
@@ -133,34 +149,7 @@ class Checkpointer:
           CheckpointError: there are checkpoints but none is readable.
         """
         self.wait()
-        steps = self.steps()
-        if not steps:
-            return None
-        abstract = jax.tree.map(_abstract, target)
-        failures = []
-        for step in reversed(steps):
-            try:
-                out = self._mngr.restore(
-                    step,
-                    args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-                )
-                _verify(out["arrays"], out["meta"], self.directory / str(step))
-            except Exception as e:  # noqa: BLE001 (any failure to read a step means: try the previous one)
-                failures.append((step, e))
-                continue
-            for bad, e in failures:
-                warnings.warn(
-                    f"checkpoint {self.directory / str(bad)} is unreadable ({_first_line(e)}); deleted, resuming "
-                    f"from step {step}",
-                    stacklevel=2,
-                )
-                self._delete(bad)
-            return step, out["arrays"], dict(out["meta"])
-        step, e = failures[0]
-        raise CheckpointError(
-            f"no readable checkpoint under {self.directory}: newest {self.directory / str(step)} "
-            f"({_first_line(e)}); delete the run directory to start afresh"
-        ) from e
+        return _newest_readable(self._mngr, self.directory, target, delete=self._delete)
 
     def _delete(self, step: int) -> None:
         self.wait()
@@ -175,6 +164,106 @@ class Checkpointer:
     def close(self) -> None:
         self.wait()
         self._mngr.close()
+
+
+_NOISE = (
+    ("asyncio", ("Task exception was never retrieved", "Future exception was never retrieved")),
+    ("absl", ("Given directory is read only",)),
+)
+
+
+class _DropNoise(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep what orbax's abandoned concurrent reads leave behind off stderr: asyncio's "exception was never
+    retrieved" records, "Event loop is closed" raised in tensorstore's callbacks and the errors of collected
+    coroutines (each a traceback; the failure itself is reported once, by the caller). Call ``gc.collect()``
+    inside after a failure: abandoned tasks report when they are collected."""
+    filters = [(logging.getLogger(name), _DropNoise(prefixes)) for name, prefixes in _NOISE]
+    for logger, f in filters:
+        logger.addFilter(f)
+    hook = sys.unraisablehook
+
+    def unraisable(u):
+        closed = isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed"
+        if not (closed or inspect.iscoroutine(u.object)):
+            hook(u)
+
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        for logger, f in filters:
+            logger.removeFilter(f)
+
+
+def _read_back(arrays: Path) -> None:
+    """Read every value of a step's OCDBT array store back, synchronously, 64 at a time: a truncated or
+    missing file raises here (``ValueError``) before orbax opens the step."""
+    if not (arrays / "manifest.ocdbt").is_file():
+        return  # not an OCDBT store: orbax's own reads decide
+    kv = ts.KvStore.open({"driver": "ocdbt", "base": {"driver": "file", "path": f"{arrays}/"}}).result()
+    keys = kv.list().result()
+    for i in range(0, len(keys), 64):
+        for read in [kv.read(k) for k in keys[i : i + 64]]:
+            read.result()
+
+
+def _newest_readable(
+    mngr: ocp.CheckpointManager, directory: Path, target: Any = None, *, delete=None
+) -> tuple[int, Any, dict] | None:
+    """The newest step under ``directory`` whose files read back and whose arrays match their CRC-32s, as
+    ``(step, arrays, meta)``; None if there is no step. The one reader of checkpoints.
+
+    Args:
+      mngr: the orbax manager of ``directory``.
+      target: restore into this structure (and shardings); None: as saved, as numpy arrays.
+      delete: called with each unreadable step newer than the one returned (a resume deletes them); each is
+        named in a warning.
+
+    Raises:
+      CheckpointError: there are steps but none is readable (naming ``directory`` and the newest's error).
+    """
+    steps = sorted(mngr.all_steps())
+    if not steps:
+        return None
+    item = None if target is None else jax.tree.map(_abstract, target)
+    failures = []
+    with _quiet():
+        for step in reversed(steps):
+            where = directory / str(step)
+            try:
+                _read_back(where / "arrays")
+                out = mngr.restore(
+                    step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(item), meta=ocp.args.JsonRestore())
+                )
+                arrays = out["arrays"] if target is not None else jax.tree.map(np.asarray, out["arrays"])
+                _verify(arrays, out["meta"], where)
+                break
+            except Exception as e:  # noqa: BLE001 (any failure to read a step means: try the previous one)
+                failures.append((step, e))
+                gc.collect()
+        else:
+            step, e = failures[0]
+            hint = "; delete the run directory to start afresh" if delete is not None else ""
+            raise CheckpointError(
+                f"no readable checkpoint under {directory}: newest {directory / str(step)} ({_first_line(e)}){hint}"
+            ) from e
+    for bad, e in failures:
+        then = f"deleted, resuming from step {step}" if delete is not None else f"loaded step {step}"
+        warnings.warn(f"checkpoint {directory / str(bad)} is unreadable ({_first_line(e)}); {then}", stacklevel=3)
+        if delete is not None:
+            delete(bad)
+    return step, arrays, dict(out["meta"])
 
 
 def _verify(arrays: Any, meta: dict, where: Path) -> None:
@@ -196,7 +285,12 @@ def _legacy_params(workdir: Path, which: str) -> Any:
         step = mngr.latest_step()
         if step is None:
             raise FileNotFoundError(f"no {which!r} checkpoint under {workdir}")
-        item = mngr.restore(step, args=ocp.args.StandardRestore())
+        with _quiet():
+            try:
+                item = mngr.restore(step, args=ocp.args.StandardRestore())
+            except Exception:
+                gc.collect()
+                raise
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001
@@ -227,33 +321,13 @@ def load_params(workdir: str | os.PathLike, *, which: str = "best") -> Any:
         raise FileNotFoundError(f"no checkpoint under {workdir}")
     mngr = _manager(directory, read_only=True)
     try:
-        steps = sorted(mngr.all_steps())
-        if not steps:
-            raise FileNotFoundError(f"no checkpoint under {workdir}")
-        first = None
-        for step in reversed(steps):
-            try:
-                out = mngr.restore(
-                    step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
-                )
-                arrays = jax.tree.map(np.asarray, out["arrays"])
-                _verify(arrays, out["meta"], directory / str(step))
-            except Exception as e:  # noqa: BLE001
-                first = first or (step, e)
-                continue
-            if first is not None:
-                warnings.warn(
-                    f"checkpoint {directory / str(first[0])} is unreadable ({_first_line(first[1])}); "
-                    f"loaded step {step}",
-                    stacklevel=2,
-                )
-            return arrays["best_params"] if which == "best" else arrays["state"]["params"]
-        step, e = first
-        raise CheckpointError(
-            f"no readable checkpoint under {directory}: newest {directory / str(step)} ({_first_line(e)})"
-        ) from e
+        found = _newest_readable(mngr, directory)
     finally:
         mngr.close()
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint under {workdir}")
+    arrays = found[1]
+    return arrays["best_params"] if which == "best" else arrays["state"]["params"]
 
 
 def load_config(workdir: str | os.PathLike) -> dict:
