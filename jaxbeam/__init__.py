@@ -34,7 +34,17 @@ from jaxbeam.core.utility import (
     transmit_power,
     utility,
 )
-from jaxbeam.solvers import maxmin_exact, refine, sca, wmmse, wmmse_antenna, wmmse_init, wmmse_step
+from jaxbeam.solvers import (
+    maxmin_exact,
+    power_search,
+    refine,
+    sca,
+    wmmse,
+    wmmse_antenna,
+    wmmse_fixed,
+    wmmse_init,
+    wmmse_step,
+)
 
 __all__ = [
     "TASKS",
@@ -67,8 +77,10 @@ __all__ = [
     "transmit_power",
     "user_tokens",
     "utility",
+    "power_search",
     "wmmse",
     "wmmse_antenna",
+    "wmmse_fixed",
     "wmmse_init",
     "wmmse_step",
     "zf",

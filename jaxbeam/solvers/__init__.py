@@ -8,9 +8,10 @@ float64.
 """
 
 from jaxbeam.solvers.maxmin import maxmin_exact
+from jaxbeam.solvers.power_search import power_search
 from jaxbeam.solvers.refine import refine
 from jaxbeam.solvers.sca import UTILITIES, SCAState, sca
-from jaxbeam.solvers.wmmse import WMMSEState, wmmse, wmmse_beams, wmmse_init, wmmse_step
+from jaxbeam.solvers.wmmse import WMMSEState, wmmse, wmmse_beams, wmmse_fixed, wmmse_init, wmmse_step
 from jaxbeam.solvers.wmmse_antenna import wmmse_antenna
 
 __all__ = [
@@ -18,11 +19,13 @@ __all__ = [
     "SCAState",
     "WMMSEState",
     "maxmin_exact",
+    "power_search",
     "refine",
     "sca",
     "wmmse",
     "wmmse_antenna",
     "wmmse_beams",
+    "wmmse_fixed",
     "wmmse_init",
     "wmmse_step",
 ]

@@ -12,7 +12,7 @@ from jax.typing import ArrayLike
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
 from jaxbeam.core.power import POWER_CONSTRAINTS, split_budget
-from jaxbeam.solvers._wmmse_total import WMMSEState, wmmse_beams, wmmse_init, wmmse_step, wmmse_total
+from jaxbeam.solvers._wmmse_total import WMMSEState, wmmse_beams, wmmse_fixed, wmmse_init, wmmse_step, wmmse_total
 from jaxbeam.solvers.wmmse_antenna import wmmse_antenna
 
 DEFAULTS = {"total": {"tol": 1e-4, "window": 3}, "antenna": {"tol": 1e-6, "window": 5}}
@@ -98,4 +98,4 @@ def wmmse(
     )  # fmt: skip
 
 
-__all__ = ["WMMSEState", "wmmse", "wmmse_beams", "wmmse_init", "wmmse_step"]
+__all__ = ["WMMSEState", "wmmse", "wmmse_beams", "wmmse_fixed", "wmmse_init", "wmmse_step"]

@@ -1,0 +1,102 @@
+r"""Energy efficiency by a power search on a closed-form direction: the cheap classical EE baseline.
+
+The EE optimum spends less than the budget: below some power, more power buys less rate than it costs. So the
+strong cheap baseline for EE is not a full-power precoder but the best of a grid of powers on a cheap
+direction,
+
+.. math::
+    W^\star = W_{j^\star}, \quad j^\star = \arg\max_{0 \le j < L} \mathrm{EE}(W_j), \quad
+    W_j = \mathrm{dir}(H, P r^j), \quad \|W_j\|_F^2 = P r^j ,
+
+with ``dir`` RZF (at each power its own regularisation ``K sigma2 / (P r^j)``), ZF, MRT or WMMSE-k
+(:func:`jaxbeam.wmmse_fixed`), ``L`` levels a factor ``r`` apart (default 13 levels 1.5 dB apart: ``P`` down to
+``P / 64``). All levels are evaluated in one batched call; the search is a grid, not an adaptive 1-D search, so
+its cost is fixed and its result is the exact maximum over the grid.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxbeam.core import _checks
+from jaxbeam.core._jit import public
+from jaxbeam.core.precoders import mrt, rzf, zf
+from jaxbeam.core.utility import TASKS
+from jaxbeam.core.utility import utility as utility_fn
+from jaxbeam.solvers._common import check_count
+from jaxbeam.solvers._wmmse_total import wmmse_fixed
+
+DIRECTIONS = ("rzf", "zf", "mrt", "wmmse")
+"""Directions of :func:`power_search` (``"wmmse"``: WMMSE-k, ``wmmse_iterations`` from RZF)."""
+
+
+def _direction(name: str, H, P, sigma2, mask, k: int):
+    if name == "rzf":
+        return rzf(H, P, sigma2, mask=mask)
+    if name == "zf":
+        return zf(H, P, mask=mask)
+    if name == "mrt":
+        return mrt(H, P, mask=mask)
+    return wmmse_fixed(H, P, sigma2, k, mask=mask)
+
+
+@public(static=("utility", "direction", "levels", "ratio", "wmmse_iterations", "return_power"))
+def power_search(
+    H: ArrayLike,
+    P: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    Pc: ArrayLike = 0.5,
+    *,
+    utility: str = "ee",
+    direction: str = "rzf",
+    levels: int = 13,
+    ratio: float = 2**-0.5,
+    wmmse_iterations: int = 0,
+    mask: ArrayLike | None = None,
+    return_power: bool = False,
+):
+    """The best of ``levels`` transmit powers ``P ratio^j`` on a closed-form direction (module docstring), batched.
+
+    Args:
+      H: complex ``(..., K, N)`` channels.
+      P: power budget [W] (> 0), scalar or per sample ``(...,)``.
+      sigma2: noise power [W]; Pc: circuit power [W] (EE, eq. 3a; >= 0).
+      utility: the utility maximised over the grid (``"ee"``; ``"sr"`` / ``"mr"`` are allowed, and pick full
+        power for any direction here, since their utility rises with power).
+      direction: one of :data:`DIRECTIONS`.
+      levels: grid size L (int >= 1); level 0 is the full budget.
+      ratio: power ratio between neighbouring levels, in (0, 1) (default ``2^-1/2``, 1.5 dB).
+      wmmse_iterations: k of ``direction="wmmse"`` (int >= 0).
+      mask: optional bool ``(..., K)``.
+      return_power: also return the chosen power [W] ``(...,)``.
+
+    Returns:
+      complex ``(..., K, N)`` beams with ``||W||_F^2 = P ratio^j*`` (and the power if asked).
+    """
+    _checks.name_in("utility", utility, TASKS)
+    _checks.name_in("direction", direction, DIRECTIONS)
+    levels = check_count(levels, "levels", 1)
+    k = check_count(wmmse_iterations, "wmmse_iterations", 0)
+    if not (isinstance(ratio, float | int) and 0.0 < float(ratio) < 1.0):
+        raise ValueError(f"ratio must be a number in (0, 1); got {ratio!r}")
+    H = _checks.complex_kn("H", H)
+    batch = H.shape[:-2]
+    P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(H.real.dtype)
+    P = jnp.broadcast_to(P, batch)
+    scales = jnp.asarray(float(ratio), H.real.dtype) ** jnp.arange(levels, dtype=H.real.dtype)
+
+    def one(scale):
+        W = _direction(direction, H, P * scale, sigma2, mask, k)
+        return W, utility_fn(utility, H, W, sigma2, Pc, mask=mask)
+
+    Ws, Us = jax.lax.map(one, scales)  # (L, ..., K, N), (L, ...): one level at a time, memory of one batch
+    best = jnp.argmax(jnp.where(jnp.isnan(Us), -jnp.inf, Us), axis=0)
+    W = jnp.take_along_axis(Ws, best[None, ..., None, None], axis=0)[0]
+    if return_power:
+        return W, P * scales[best]
+    return W
+
+
+__all__ = ["DIRECTIONS", "power_search"]
