@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-from pathlib import Path
 
 
 class UserError(Exception):
@@ -174,46 +172,22 @@ def direct_overrides(args):
 
 
 def run_loader(checkpoint: str):
-    """``(cfg, ubert, params_for)`` of a BERT or UBERT training run directory, or a :class:`UserError`.
+    """``(cfg, ubert, params_for)`` of a BERT or UBERT run directory (:func:`jaxbeam.jobs.load.run_params`), its
+    errors as :class:`UserError`."""
+    from jaxbeam.jobs.load import run_params
 
-    ``params_for(task)`` gives the best parameters with an adapter fine-tuning's adapters merged in (eq. 22). A
-    MoE-LoRA run that records no task (UBERT's, trained on every task) mixes its experts by the given task's
-    gate, one merge per task id; ``params_for(None)`` is then a :class:`UserError`.
-    """
-    from jaxbeam import configs
-    from jaxbeam.train import load_config, load_params
-
-    path = Path(checkpoint)
-    if not (path / "config.json").is_file():
-        raise UserError(f"{checkpoint} is not a training run directory (no config.json)")
-    d = load_config(path)
-    cfg = configs.Config.from_dict({k: d[k] for k in ("name", "system", "model", "train")})
-    ubert = d.get("model_kind") == "ubert"
     try:
-        params = load_params(path, which="best")
-    except FileNotFoundError as e:
+        cfg, ubert, params_for = run_params(checkpoint)
+    except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
-    adapter = d.get("adapter")
-    if adapter is None:
-        return cfg, ubert, lambda task=None: params
-    from jaxbeam.jobs.pretrain import merged_params
 
-    if not adapter.get("experts") or adapter.get("task") is not None:  # one merge serves every task
-        merged = merged_params(params, adapter)
-        return cfg, ubert, lambda task=None: merged
-    if not ubert:
-        raise UserError(f"{checkpoint} is a BERT MoE-LoRA run that records no task; its experts cannot be mixed")
+    def params(task=None):
+        try:
+            return params_for(task)
+        except ValueError as e:
+            raise UserError(str(e)) from None
 
-    @functools.cache
-    def per_task(task: int | None = None):
-        if task is None:
-            raise UserError(
-                f"{checkpoint} is a UBERT MoE-LoRA run: its experts mix per task, so it has no single "
-                "set of parameters; evaluate it per task (jaxbeam evaluate) or fine-tune its base run"
-            )
-        return merged_params(params, {**adapter, "task": int(task)})
-
-    return cfg, ubert, per_task
+    return cfg, ubert, params
 
 
 def load_run(checkpoint: str):
