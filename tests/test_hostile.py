@@ -18,6 +18,7 @@ many cases ran and how many ended in each outcome.
 from __future__ import annotations
 
 import collections
+import re
 
 import jax
 import jax.numpy as jnp
@@ -495,3 +496,157 @@ def test_zz_counts(capsys):
     if RAN >= expected:
         assert COUNTS["total"] >= 200, COUNTS
         assert COUNTS["error"] > 50 and COUNTS["ok"] > 50, COUNTS
+
+
+# ------------------------------------------------------------------ issue "Trust, second pass", item 12
+# Fixed lists rather than Hypothesis: each case builds a small model, and every case should run every time.
+def _models():
+    from jaxbeam.models import BERT, CNN, GAT, GCN, GPT, MLP, UBERT
+
+    return {
+        "BERT": lambda **kw: BERT(**{"num_antennas": N, "features": 4, "num_layers": 1, "num_heads": 2, **kw}),
+        "UBERT": lambda **kw: UBERT(**{"features": 4, "num_layers": 1, "num_heads": 2, **kw}),
+        "GPT": lambda **kw: GPT(**{"num_antennas": N, "features": 4, "num_layers": 1, "num_heads": 2, **kw}),
+        "GAT": lambda **kw: GAT(**{"num_antennas": N, "features": 4, "num_layers": 1, "num_heads": 2, **kw}),
+        "GCN": lambda **kw: GCN(**{"num_antennas": N, "features": 4, "num_layers": 1, **kw}),
+        "MLP": lambda **kw: MLP(**{"num_users": K, "num_antennas": N, "features": 4, "num_layers": 1, **kw}),
+        "CNN": lambda **kw: CNN(**{"num_users": K, "num_antennas": N, "features": 4, "num_layers": 1, **kw}),
+    }
+
+
+def _call_args(name, H=H0):
+    return (H, 1.0, 0) if name == "UBERT" else (H, 1.0)
+
+
+SIZE_CASES = [
+    (m, attr, v)
+    for m, attrs in {
+        "BERT": ("num_antennas", "features", "num_layers", "num_heads", "mlp_ratio"),
+        "UBERT": ("features", "num_layers", "num_heads", "mlp_ratio", "head_hidden", "balance_iters"),
+        "GPT": ("num_antennas", "features", "num_layers", "num_heads", "mlp_ratio"),
+        "GAT": ("num_antennas", "features", "num_layers", "num_heads"),
+        "GCN": ("num_antennas", "features", "num_layers"),
+        "MLP": ("num_users", "num_antennas", "features", "num_layers"),
+        "CNN": ("num_users", "features", "num_layers", "channels", "kernel_size"),
+    }.items()
+    for attr in attrs
+    for v in ((-1, 2.0) if attr in ("num_layers", "head_hidden") else (0, -4, 2.0, True))
+]
+
+
+@pytest.mark.parametrize("model,attr,value", SIZE_CASES, ids=[f"{m}-{a}={v!r}" for m, a, v in SIZE_CASES])
+def test_hostile_model_sizes(model, attr, value):
+    """A width, layer or head count that is not an int in range names the attribute (``features=0`` was a
+    ``ZeroDivisionError`` of an initialiser; ``num_layers=-1`` a model without layers)."""
+    m = _models()[model](**{attr: value})
+    _expect_error(lambda: m.init(jax.random.key(0), *_call_args(model)), attr, "model sizes")
+
+
+@pytest.mark.parametrize("model", ["BERT", "UBERT", "GPT", "GAT", "GCN", "MLP", "CNN"])
+def test_hostile_model_channel_scale(model):
+    """``H x 1e30`` names ``H`` and its scale (it was "W must be finite"), or gives finite feasible beams;
+    ``H x 1e-30`` gives finite feasible beams."""
+    m = _models()[model]()
+    v = m.init(jax.random.key(0), *_call_args(model))
+    for c in (np.float32(1e-30), np.float32(1e30)):
+        H = H0 * c
+        try:
+            W = np.asarray(m.apply(v, *_call_args(model, H)))
+        except ValueError as e:
+            assert c > 1 and re.search(r"\bH\b.*e\+30", str(e)), e
+            assert "W must be finite" not in str(e), e
+            _record("error", "model scale")
+            continue
+        _finite(W)
+        assert np.all(np.sum(np.abs(W) ** 2, axis=(-2, -1)) <= 1 + 1e-4)
+        _record("ok", "model scale")
+
+
+VARIABLE_CASES = [
+    ("BERT", {"num_antennas": 2}, "num_antennas = 2"),  # made for N = 2, applied at N = 3
+    ("BERT", {"features": 8}, "features = 8"),
+    ("BERT", {"num_layers": 2}, "num_layers = 2"),  # extra encoder blocks were silently ignored
+    ("BERT", {"num_heads": 1}, "num_heads = 1"),
+    ("BERT", {"mlp_ratio": 2}, "mlp_ratio = 2"),
+    ("UBERT", {"features": 8}, "features = 8"),
+    ("UBERT", {"num_layers": 2}, "num_layers = 2"),
+    ("UBERT", {"head": "element"}, "head = 'element'"),
+    ("UBERT", {"task_embedding": False}, "task_embedding = False"),
+    ("GPT", {"num_antennas": 2}, "num_antennas = 2"),
+    ("GAT", {"num_antennas": 2}, "num_antennas = 2"),
+    ("GAT", {"num_heads": 1}, "num_heads = 1"),
+    ("GCN", {"num_antennas": 2}, "num_antennas = 2"),
+    ("GCN", {"num_layers": 3}, "num_layers = 3"),
+    ("MLP", {"num_antennas": 2}, "num_users * num_antennas = 4"),
+    ("CNN", {"channels": 4}, "channels = 4"),
+]
+
+
+@pytest.mark.parametrize("model,made,says", VARIABLE_CASES, ids=[f"{m}-{s}" for m, _, s in VARIABLE_CASES])
+def test_hostile_variables_of_another_model(model, made, says):
+    """Variables made for other attribute values name the attribute and the value they were made for (was
+    Flax's ``ScopeParamShapeError`` naming a kernel, or no error at all)."""
+    other = _models()[model](**made)
+    H_made = H0[..., : made["num_antennas"]] if "num_antennas" in made else H0
+    v = other.init(jax.random.key(0), *_call_args(model, H_made))
+    m = _models()[model]()
+    with pytest.raises(ValueError, match="variables were made for") as info:
+        m.apply(v, *_call_args(model))
+    assert says in str(info.value), info.value
+    _record("error", "variables")
+
+
+def _non_numeric_cases():
+    from jaxbeam.models import BERT
+
+    bert = BERT(N, 4, 1, 2)
+    v = bert.init(jax.random.key(0), H0, 1.0)
+    u, key = np.array([1.0, 2.0]), jax.random.key(0)
+    cases = {
+        "performance-u_model": (lambda x: jb.performance(x, u), "u_model"),  # the issue's case
+        "performance-u_reference": (lambda x: jb.performance(u, x), "u_reference"),
+        "sum_rate-H": (lambda x: jb.sum_rate(x, W0, 0.1), "H"),
+        "sinr-W": (lambda x: jb.sinr(H0, x, 0.1), "W"),
+        "rates-sigma2": (lambda x: jb.rates(H0, W0, x), "sigma2"),
+        "energy_efficiency-Pc": (lambda x: jb.energy_efficiency(H0, W0, 0.1, x), "Pc"),
+        "gpa-P": (lambda x: jb.gpa(W0, x), "P"),
+        "mrt-mask": (lambda x: jb.mrt(H0, 1.0, mask=x), "mask"),
+        "gpa_antenna-P_n": (lambda x: jb.gpa_antenna(W0, x), "P_n"),
+        "feasible-rtol": (lambda x: jb.feasible(W0, 1.0, rtol=x), "rtol"),
+        "angle_domain-antenna_mask": (lambda x: jb.angle_domain(H0, x), "antenna_mask"),
+        "rayleigh-key": (lambda x: jb.rayleigh(x, (B,), K, N), "key"),
+        "csi_error-key": (lambda x: jb.csi_error(x, H0, -20.0), "key"),
+        "csi_error-mu_db": (lambda x: jb.csi_error(key, H0, x), "mu_db"),
+        "wmmse-P": (lambda x: jb.wmmse(H0, x), "P"),
+        "sca-Pc": (lambda x: jb.sca(H0, 1.0, 0.1, "ee", x), "Pc"),
+        "multitask_loss-task": (lambda x: multitask_loss(W0, W0, x), "task"),
+        "BERT-H": (lambda x: bert.apply(v, x, 1.0), "H"),
+        "BERT-P": (lambda x: bert.apply(v, H0, x), "P"),
+    }
+    return cases
+
+
+NON_NUMERIC = {"str": "abc", "None": None, "dict": {"a": 1.0}, "str_list": ["a", "b", "c"]}
+
+
+@pytest.mark.parametrize("bad", sorted(NON_NUMERIC))
+def test_hostile_non_numeric_arguments(bad):
+    """A string, None, a dict or a list of strings where an array belongs names the argument (was JAX's
+    ``TypeError`` about a "valid JAX type", or a traced-dict message)."""
+    for case, (call, arg) in _non_numeric_cases().items():
+        if bad == "None" and arg in ("mask", "antenna_mask"):
+            continue  # None is "no mask"
+        with pytest.raises((ValueError, TypeError)) as info:
+            call(NON_NUMERIC[bad])
+        assert re.search(rf"\b{arg}\b", str(info.value)), f"{case}: the error should name {arg!r}: {info.value}"
+        assert "JitTracer" not in str(info.value) and "valid JAX" not in str(info.value).split(";")[0], info.value
+        _record("error", "non-numeric")
+
+
+@pytest.mark.parametrize("utility", ["sr", "mr", "ee"])
+@pytest.mark.parametrize("Pc", [-1.0, float("nan"), float("inf"), np.array([0.5, -0.5, 0.5], np.float32)])
+def test_hostile_circuit_power_of_sca_and_utility(utility, Pc):
+    """``jb.sca(..., Pc=-1)`` was accepted (README: ``Pc < 0`` is rejected); ``jb.utility`` checks ``Pc`` for every
+    name too. Both name ``Pc``."""
+    _expect_error(lambda: jb.sca(H0, 1.0, 0.1, utility, Pc, max_iter=1), "Pc", "circuit power")
+    _expect_error(lambda: jb.utility(utility, H0, W0, 0.1, Pc), "Pc", "circuit power")

@@ -56,6 +56,35 @@ def _host(x) -> np.ndarray | None:
     return np.asarray(x)
 
 
+def _short(x) -> str:
+    """``repr(x)``, cut to 60 characters."""
+    r = repr(x)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def as_array(name: str, x, expected: str) -> jnp.ndarray:
+    """``jnp.asarray(x)``, or a :class:`DTypeError` naming ``name`` and ``expected`` for what is not numeric
+    array data (a string, None, a dict, a list of strings, an object array): JAX's own error names neither."""
+    if (
+        x is None
+        or isinstance(x, str | bytes)
+        or (isinstance(x, np.ndarray | np.generic) and x.dtype.kind not in "biufc")
+        or (isinstance(x, list | tuple) and any(isinstance(e, str | bytes) for e in jax.tree.leaves(x)))
+    ):
+        raise DTypeError(f"{name} must be {expected}; got {_short(x)}")
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DTypeError(f"{name} must be {expected}; got {type(x).__name__} {_short(x)} ({e})") from None
+
+
+def count(name: str, value, low: int = 1, what: str = "") -> int:
+    """A static integer setting (a width, a layer or head count) ``>= low``, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}{' (' + what + ')' if what else ''}; got {_short(value)}")
+    return int(value)
+
+
 def _first_bad(bad: np.ndarray) -> str:
     idx = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.ndim else ()
     return f"{bad.sum()} of {bad.size} entries, the first at index {idx}"
@@ -131,7 +160,7 @@ def complex_kn(name: str, x: ArrayLike) -> jnp.ndarray:
     An empty batch (e.g. ``(0, K, N)``) is fine.
     """
     x_in = x
-    x = jnp.asarray(x)
+    x = as_array(name, x, "a complex array of shape (..., K, N)")
     if not jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise DTypeError(
             f"{name} must be a complex array of shape (..., K, N); got {_describe(x)}. "
@@ -161,7 +190,7 @@ def same_shape(name_a: str, a, name_b: str, b) -> None:
 
 def _flags(mask, batch_shape: tuple, n: int, name: str, axis: str, what: str) -> jnp.ndarray:
     """``mask`` as booleans ``(..., n)`` broadcastable to ``batch_shape + (n,)`` (else TypeError, ValueError)."""
-    mask = jnp.asarray(mask)
+    mask = as_array(name, mask, f"a boolean array of shape (..., {axis}={n})")
     if mask.dtype != jnp.bool_:
         raise DTypeError(f"{name} must be a boolean array of shape (..., {axis}={n}); got {_describe(mask)}")
     if mask.ndim < 1 or mask.shape[-1] != n:
@@ -199,7 +228,7 @@ def antenna_budget(name: str, x, batch_shape: tuple, N: int) -> jnp.ndarray:
 
 
 def _real(name: str, x) -> jnp.ndarray:
-    x = jnp.asarray(x)
+    x = as_array(name, x, "a real number or array")
     if jnp.issubdtype(x.dtype, jnp.complexfloating) or x.dtype == jnp.bool_:
         raise DTypeError(f"{name} must be real; got {_describe(x)}")
     return x
@@ -280,7 +309,7 @@ def task_ids(name: str, task, batch_shape: tuple | None = None) -> jnp.ndarray:
     Data-set and command-line entry points call this on the ids they read (``task_ids("task", ids)``).
     """
     t_in = task
-    task = jnp.asarray(task)
+    task = as_array(name, task, f"integer task ids in [0, {len(TASKS)}) (indices of jb.TASKS = {TASKS})")
     if not jnp.issubdtype(task.dtype, jnp.integer):
         raise DTypeError(
             f"{name} must be integer task ids in [0, {len(TASKS)}) (indices of jb.TASKS = {TASKS}); "

@@ -74,6 +74,13 @@ def _hashable(value):
     return value
 
 
+def _is_array_data(value) -> bool:
+    """An array or number of a numeric (or key) dtype: not a string, an object array, a dict or None."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.dtype.kind in "biufc"
+    return isinstance(value, _ARRAY_TYPES)
+
+
 def _as_array_leaf(value):
     """A plain list or tuple of numbers becomes a numpy array (not a pytree of scalars to trace one by one)."""
     if type(value) in (list, tuple):
@@ -93,8 +100,9 @@ def public(static: tuple[str, ...] = ()) -> Callable:
     """Decorator: run the function under one ``jax.jit`` when called with concrete arguments (module doc).
 
     ``static`` names the arguments that select code rather than carry data (names, counts, tolerances,
-    flags, shapes); every other argument is traced. A call whose arguments are not all arrays or numbers
-    (say a string where an array belongs) runs the plain function, which reports the error.
+    flags, shapes); every other argument is traced. A call whose arguments are not all arrays or numbers of a
+    numeric dtype (say a string, a list of strings or a dict where an array belongs) runs the plain function,
+    which reports the error.
     """
 
     def decorate(fn: Callable) -> Callable:
@@ -150,7 +158,7 @@ def public(static: tuple[str, ...] = ()) -> Callable:
                 return fn(*args, **kwargs)
             dynamic = {k: _as_array_leaf(v) for k, v in arguments.items()}
             flat, treedef = jax.tree.flatten(dynamic)
-            if not all(isinstance(leaf, _ARRAY_TYPES) for leaf in flat) or any(
+            if not all(v is None or _is_array_data(v) for v in dynamic.values()) or any(
                 isinstance(leaf, jax.core.Tracer) for leaf in flat
             ):
                 return fn(*args, **kwargs)  # traced (a caller's transformation) or not array data

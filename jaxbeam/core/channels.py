@@ -23,6 +23,20 @@ def _is_int(v) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
 
 
+def _key(key) -> jax.Array:
+    """``key`` if it is a ``jax.random`` key (a typed key array, or the raw ``uint32`` data of
+    ``jax.random.PRNGKey``), else a :class:`~jaxbeam.core._checks.DTypeError` naming ``key``."""
+    ok = isinstance(key, jax.Array | np.ndarray) and (
+        jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == np.uint32 and key.ndim >= 1)
+    )
+    if not ok:
+        raise _checks.DTypeError(
+            f"key must be a jax.random key (jax.random.key(seed), or the uint32 data of jax.random.PRNGKey(seed)); "
+            f"got {_checks._short(key) if not hasattr(key, 'dtype') else _checks._describe(key)}"
+        )
+    return key
+
+
 def _complex_dtype(dtype) -> jnp.dtype:
     try:
         dtype = jnp.dtype(dtype) if dtype is not None else jnp.zeros((), jnp.complex64).dtype
@@ -76,6 +90,7 @@ def rayleigh(key: jax.Array, batch_shape: Sequence[int] | int, K: int, N: int, *
     Returns:
       complex ``(*batch_shape, K, N)``, unit average power per entry.
     """
+    key = _key(key)
     batch_shape, K, N = _shape_args(batch_shape, K, N)
     # jax.random.normal with a complex dtype draws CN(0, 1): real and imaginary parts each of variance 1/2.
     return jax.random.normal(key, (*batch_shape, K, N), dtype=_complex_dtype(dtype))
@@ -98,9 +113,11 @@ def csi_error(key: jax.Array, H: ArrayLike, mu_db: ArrayLike) -> jax.Array:
     Returns:
       complex ``(..., K, N)`` erroneous channel estimates, same dtype as ``H``.
     """
+    key = _key(key)
     H = _checks.complex_kn("H", H)
-    _checks.values("mu_db", mu_db)
+    mu_in = mu_db
     mu_db = _checks.real_param("mu_db", mu_db, H.shape[:-2]).astype(H.real.dtype)
+    _checks.values("mu_db", mu_in)
     mu = 10.0 ** (mu_db / 10.0)
     z = jax.random.normal(key, H.shape, dtype=H.dtype)
     z_norm = jnp.linalg.norm(z, axis=-1, keepdims=True)
@@ -122,27 +139,26 @@ def correlated(
     dtype=jnp.complex64,
 ) -> jax.Array:
     r"""Spatially correlated Rayleigh channels of a half-wavelength ULA: exponential correlation per user,
-        steered to the user's direction (Loyka 2001; the "exponential model" with a per-user phase).
+    steered to the user's direction (Loyka 2001; the "exponential model" with a per-user phase).
 
-        .. math:: h_k = D_k L g_k, \quad R_0[m, n] =
-    ho^{|m - n|} = L L^T, \quad
-                  D_k = \mathrm{diag}(e^{j \pi n \sin	heta_k}), \quad g_k \sim \mathcal{CN}(0, I_N),
+    .. math:: h_k = D_k L g_k, \quad R_0[m, n] = \rho^{|m - n|} = L L^T, \quad
+              D_k = \mathrm{diag}(e^{j \pi n \sin\theta_k}), \quad g_k \sim \mathcal{CN}(0, I_N),
 
-        so ``E[h_k h_k^H] = R_k`` with ``R_k[m, n] =
-    ho^{|m-n|} e^{j \pi (m - n) \sin	heta_k}``: unit power per
-        entry, correlation ``rho`` between neighbouring antennas, and the users' covariances differ by their
-        angle ``theta_k ~ U(-max_angle, max_angle)`` (drawn per sample and user). ``rho = 0`` is i.i.d. Rayleigh.
+    so ``E[h_k h_k^H] = R_k`` with ``R_k[m, n] = \rho^{|m-n|} e^{j \pi (m - n) \sin\theta_k}``: unit power per
+    entry, correlation ``rho`` between neighbouring antennas, and the users' covariances differ by their
+    angle ``theta_k ~ U(-max_angle, max_angle)`` (drawn per sample and user). ``rho = 0`` is i.i.d. Rayleigh.
 
-        Args:
-          key: a ``jax.random`` key.
-          batch_shape, K, N, dtype: as :func:`rayleigh`.
-          rho: neighbouring-antenna correlation in ``[0, 1)``.
-          max_angle_deg: the users' angles of departure are uniform in ``[-max_angle_deg, max_angle_deg]``; in
+    Args:
+      key: a ``jax.random`` key.
+      batch_shape, K, N, dtype: as :func:`rayleigh`.
+      rho: neighbouring-antenna correlation in ``[0, 1)``.
+      max_angle_deg: the users' angles of departure are uniform in ``[-max_angle_deg, max_angle_deg]``; in
         ``[0, 90]``.
 
-        Returns:
-          complex ``(*batch_shape, K, N)``.
+    Returns:
+      complex ``(*batch_shape, K, N)``.
     """
+    key = _key(key)
     batch_shape, K, N = _shape_args(batch_shape, K, N)
     rho = _number("rho", rho, 0.0, 1.0, closed=(True, False))
     max_angle = np.deg2rad(_number("max_angle_deg", max_angle_deg, 0.0, 90.0, closed=(True, True)))
@@ -172,7 +188,7 @@ def pathloss(
 ) -> jax.Array:
     r"""Rayleigh channels with path loss and log-normal shadowing: users dropped uniformly (by area) in a cell.
 
-    .. math:: h_k = \sqrt{eta_k}\, g_k, \quad eta_k = (d_k / r)^{-\eta}\, 10^{s_k / 10},
+    .. math:: h_k = \sqrt{\beta_k}\, g_k, \quad \beta_k = (d_k / r)^{-\eta}\, 10^{s_k / 10},
               \quad s_k \sim \mathcal{N}(0, \sigma_{sh}^2), \quad g_k \sim \mathcal{CN}(0, I_N),
 
     with ``d_k`` the distance of user k, uniform over the annulus ``min_distance <= d <= r``. **SNR
@@ -192,6 +208,7 @@ def pathloss(
     Returns:
       complex ``(*batch_shape, K, N)``.
     """
+    key = _key(key)
     batch_shape, K, N = _shape_args(batch_shape, K, N)
     d0 = _number("min_distance", min_distance, 0.0)
     r = _number("radius", radius, d0)

@@ -55,23 +55,39 @@ def split_budget(X, P, name: str = "W") -> jax.Array:
 
 @public(static=("power",))
 def feasible(
-    W: ArrayLike, P: ArrayLike, *, power: str = "total", rtol: ArrayLike = 1e-5, mask: ArrayLike | None = None
+    W: ArrayLike,
+    P: ArrayLike,
+    *,
+    power: str = "total",
+    rtol: ArrayLike = 1e-5,
+    mask: ArrayLike | None = None,
+    antenna_mask: ArrayLike | None = None,
 ) -> jax.Array:
     """Whether each sample's beams meet the power constraint (3b) to a relative tolerance: bool ``(...,)``.
 
     ``"total"``: ``||W||_F^2 <= P (1 + rtol)``; ``"antenna"``: ``sum_k |W[k, n]|^2 <= P / N (1 + rtol)`` for every
-    antenna ``n``. ``W`` complex ``(..., K, N)``, ``P`` [W] scalar or per sample ``(...,)``; ``mask`` as for
-    :func:`gpa` (absent users' beams do not count).
+    antenna ``n``, with ``N`` the number of *present* antennas of the sample (``sum(antenna_mask)``, the budget
+    UBERT's per-antenna GPA gives padded batches). ``W`` complex ``(..., K, N)``, ``P`` [W] scalar or per sample
+    ``(...,)``, ``rtol`` real ``>= 0``; ``mask`` as for :func:`gpa` (absent users' beams do not count);
+    ``antenna_mask`` optional bool ``(..., N)``, True for present antennas (absent antennas' entries do not count,
+    as absent users' beams do not).
     """
     _checks.name_in("power", power, POWER_CONSTRAINTS)
     W = _checks.complex_kn("W", W)
-    mask = _checks.user_mask(mask, W.shape[:-2], W.shape[-2])
+    batch, N = W.shape[:-2], W.shape[-1]
+    mask = _checks.user_mask(mask, batch, W.shape[-2])
     if mask is not None:
         W = jnp.where(mask[..., None], W, 0)
-    P = _checks.real_param("P", P, W.shape[:-2], low=0.0, what="power budget in W").astype(W.real.dtype)
+    antenna_mask = _checks.antenna_mask(antenna_mask, batch, N)
+    if antenna_mask is not None:
+        W = jnp.where(antenna_mask[..., None, :], W, 0)
+    P = _checks.real_param("P", P, batch, low=0.0, what="power budget in W").astype(W.real.dtype)
+    rtol = _checks.real_param("rtol", rtol, batch, low=0.0, strict=False, what="relative tolerance")
+    rtol = rtol.astype(W.real.dtype)
     col = jnp.sum(W.real**2 + W.imag**2, axis=-2)  # (..., N)
     if power == "antenna":
-        return jnp.all(col <= (P[..., None] / W.shape[-1]) * (1 + rtol), axis=-1)
+        n = N if antenna_mask is None else jnp.maximum(jnp.sum(antenna_mask, axis=-1), 1)
+        return jnp.all(col <= (P / n * (1 + rtol))[..., None], axis=-1)
     return jnp.sum(col, axis=-1) <= P * (1 + rtol)
 
 
@@ -183,7 +199,7 @@ def project_antenna_power(W: ArrayLike, P_n: ArrayLike, *, mask: ArrayLike | Non
 def gpa_antenna(W: ArrayLike, P_n: ArrayLike, *, mask: ArrayLike | None = None) -> jax.Array:
     r"""The GPA of eq. 15 per antenna: each column of ``W`` is treated as eq. 15 treats the whole matrix,
 
-    .. math:: \mathrm{GPA}_n(W)[:, n] = rac{\sqrt{P_n}}{\sqrt{\max(\|W[:, n]\|^2, 1)}} W[:, n],
+    .. math:: \mathrm{GPA}_n(W)[:, n] = \frac{\sqrt{P_n}}{\sqrt{\max(\|W[:, n]\|^2, 1)}} W[:, n],
 
     so a model's raw output lands in the per-antenna power set (``sum_k |W[k, n]|^2 <= P_n``), and an antenna
     can use less than its budget. Differentiable, finite gradient at ``W = 0``.

@@ -42,25 +42,36 @@ def antenna_tokens(H: ArrayLike) -> jax.Array:
 def dft_matrix(N: int, antenna_mask: ArrayLike | None = None, dtype=jnp.complex64) -> jax.Array:
     r"""The unitary N-point DFT matrix ``F[n, m] = exp(-2 pi j n m / N) / sqrt(N)`` of paper 003 eq. 18.
 
+    With ``antenna_mask``, each sample gets the DFT of its own present antennas: with ``n_p = sum(antenna_mask)``
+    and ``r(n)`` the rank of present antenna ``n`` among the present ones (0, 1, ... in array order, a cumulative
+    sum of the mask),
+
+    .. math:: F[n, m] = e^{-2 \pi j\, r(n)\, r(m) / n_p} / \sqrt{n_p} \ (n, m \text{ present}), \quad 0 \text{ else},
+
+    unitary on the present antennas (``F^H F = diag(antenna_mask)``) for any mask, a prefix or one with holes;
+    for a prefix it is the ``n_p``-point DFT in the top-left block. The ranks are computed from the mask's
+    values, so the same holds under ``jit`` with a traced mask.
+
     Args:
       N: the number of antennas (a static int).
-      antenna_mask: optional bool ``(..., N)``, present antennas first (trailing padding, as UBERT's
-        batches): each sample then gets the DFT of its own size ``n = sum(antenna_mask)`` in the top-left
-        ``n x n`` block and zeros elsewhere.
+      antenna_mask: optional bool ``(..., N)``, True for present antennas (any pattern).
       dtype: a complex dtype.
 
     Returns:
       complex ``(N, N)``, or ``(..., N, N)`` with ``antenna_mask``.
     """
-    idx = jnp.arange(N)
     if antenna_mask is None:
         n = jnp.asarray(N)
+        idx = jnp.arange(N)
+        rows, cols = idx[:, None], idx[None, :]
         valid = jnp.ones((N, N), bool)
     else:
         n = jnp.maximum(jnp.sum(antenna_mask, axis=-1), 1)[..., None, None]
+        rank = jnp.cumsum(antenna_mask, axis=-1) - 1  # r(n): 0, 1, ... over the present antennas
+        rows, cols = rank[..., :, None], rank[..., None, :]
         valid = antenna_mask[..., :, None] & antenna_mask[..., None, :]
-    # the phase index n m mod N in integers, so the angle stays in [0, 2 pi) in float32 for any N
-    angle = (-2 * jnp.pi / n) * ((idx[:, None] * idx[None, :]) % n)
+    # the phase index r(n) r(m) mod n in integers, so the angle stays in [0, 2 pi) in float32 for any N
+    angle = (-2 * jnp.pi / n) * ((rows * cols) % n)
     rdtype = jnp.finfo(dtype).dtype
     F = jax.lax.complex(jnp.cos(angle), jnp.sin(angle)).astype(dtype) / jnp.sqrt(n).astype(rdtype)
     return jnp.where(valid, F, 0).astype(dtype)
@@ -76,8 +87,9 @@ def angle_domain(H: ArrayLike, antenna_mask: ArrayLike | None = None) -> jax.Arr
 
     Args:
       H: complex ``(..., K, N)`` channels (or beams).
-      antenna_mask: optional bool ``(..., N)``, present antennas first; each sample is transformed by the
-        DFT of its own antenna count (:func:`dft_matrix`) and padded entries come out zero.
+      antenna_mask: optional bool ``(..., N)``, True for present antennas (any pattern, also with holes; a
+        traced mask too): each sample's present entries, in array order, are transformed by the DFT of their
+        own count and written back at the present positions (:func:`dft_matrix`); absent entries come out zero.
 
     Returns:
       complex ``(..., K, N)``.

@@ -203,12 +203,18 @@ def utility(
 
     Args:
       name: one of :data:`TASKS`.
-      H, W, sigma2, Pc, mask: as :func:`energy_efficiency` (``Pc`` is used by ``"ee"`` only).
+      H, W, sigma2, Pc, mask: as :func:`energy_efficiency` (``Pc`` is used by ``"ee"`` only, and checked for
+        every name: a negative circuit power is an error whatever the utility).
 
     Returns:
       float ``(...,)``.
     """
     _checks.name_in("name", name, TASKS)
+    if name != "ee":  # energy_efficiency checks its own Pc
+        H_, W_ = _checks.complex_kn("H", H), _checks.complex_kn("W", W)
+        _checks.same_shape("H", H_, "W", W_)
+        batch = jnp.broadcast_shapes(H_.shape[:-2], W_.shape[:-2])
+        _checks.real_param("Pc", Pc, batch, low=0.0, strict=False, what="circuit power in W")
     if name == "sr":
         return sum_rate(H, W, sigma2, mask)
     if name == "mr":

@@ -31,6 +31,10 @@ below are the standard form of each family, sized by the same ``features`` / ``n
 
 The residual + LayerNorm around each GCN/GAT layer is ours (the plain forms train poorly at depth);
 it keeps the per-layer operator of each family.
+
+As BERT, every model raises ``ValueError`` naming the attribute for a size that is not an int in range
+(widths, heads, channels, kernel size >= 1; ``num_layers`` >= 0), naming the attribute and both values for
+variables made for other sizes, and naming ``H`` with its scale when a concrete ``H`` overflows the network.
 """
 
 from __future__ import annotations
@@ -40,11 +44,21 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxbeam.core import _checks
 from jaxbeam.core.power import gpa
 from jaxbeam.core.tokenize import antenna_tokens, user_tokens
-from jaxbeam.models.bert import Embedding, output_init
+from jaxbeam.models.bert import (
+    Embedding,
+    check_beams,
+    check_sizes,
+    check_variables,
+    encoder_made_for,
+    numbered,
+    output_init,
+    param_shape,
+)
 from jaxbeam.models.encoder import Encoder, attention_mask
 
 
@@ -70,12 +84,29 @@ def _inputs(H, mask, num_antennas: int, num_users: int | None = None):
     return H, mask
 
 
-def _beams(out: jax.Array, H: jax.Array, P, mask) -> jax.Array:
+def _beams(model: nn.Module, out: jax.Array, H: jax.Array, P, mask) -> jax.Array:
     """Output layer of eqs. 14-16: ``(..., K, 2N)`` real -> complex ``(..., K, N)`` -> GPA (eq. 15)."""
+    check_beams(model, out, H)  # an H so large that the network overflows: named, with its scale
     N = H.shape[-1]
     rdtype = H.real.dtype
     W = jax.lax.complex(out[..., :N].astype(rdtype), out[..., N:].astype(rdtype))
     return gpa(W, P, mask=mask)
+
+
+def _head_made_for(params, flat: bool = False) -> dict:
+    """``num_antennas`` (``num_users * num_antennas`` if ``flat``) read off the output FC's ``(F, 2N)`` kernel."""
+    head = param_shape(params, "head", "kernel")
+    return {"num_users * num_antennas" if flat else "num_antennas": head[1] // 2 if head else None}
+
+
+def _graph_made_for(params, layer: str) -> dict:
+    """GCN / GAT: ``num_antennas``, ``features`` off the node embedding ``(2N, F)``, layers counted by name."""
+    fc = param_shape(params, "embed", "fc", "kernel")
+    return {
+        **_head_made_for(params),
+        "features": fc[1] if fc else None,
+        "num_layers": numbered(params, layer) if fc else None,
+    }
 
 
 class MLP(nn.Module):
@@ -100,6 +131,8 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        check_sizes(self, num_users=1, num_antennas=1, features=1, num_layers=0)
+        check_variables(self, self._made_for)
         H, mask = _inputs(H, mask, self.num_antennas, self.num_users)
         K, N = self.num_users, self.num_antennas
         x = user_tokens(H).reshape(H.shape[:-2] + (2 * K * N,))
@@ -107,7 +140,16 @@ class MLP(nn.Module):
             x = nn.Dense(self.features, dtype=self.dtype, name=f"hidden_{i}")(x)
             x = nn.relu(nn.LayerNorm(dtype=self.dtype, name=f"ln_{i}")(x))
         out = _head(2 * K * N)(x.astype(jnp.float32))
-        return _beams(out.reshape(H.shape[:-2] + (K, 2 * N)), H, P, mask)
+        return _beams(self, out.reshape(H.shape[:-2] + (K, 2 * N)), H, P, mask)
+
+    @staticmethod
+    def _made_for(params) -> dict:
+        hidden = param_shape(params, "hidden_0", "kernel")  # (2KN, F)
+        return {
+            **_head_made_for(params, flat=True),
+            "features": hidden[1] if hidden else None,
+            "num_layers": numbered(params, "hidden_") if "head" in params else None,
+        }
 
 
 class CNN(nn.Module):
@@ -135,6 +177,8 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        check_sizes(self, num_users=1, num_antennas=1, features=1, num_layers=0, channels=1, kernel_size=1)
+        check_variables(self, self._made_for)
         H, mask = _inputs(H, mask, self.num_antennas, self.num_users)
         K, N = self.num_users, self.num_antennas
         batch = H.shape[:-2]
@@ -145,7 +189,19 @@ class CNN(nn.Module):
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(self.features, dtype=self.dtype, name="dense")(x))
         out = _head(2 * K * N)(x.astype(jnp.float32))
-        return _beams(out.reshape(batch + (K, 2 * N)), H, P, mask)
+        return _beams(self, out.reshape(batch + (K, 2 * N)), H, P, mask)
+
+    @staticmethod
+    def _made_for(params) -> dict:
+        conv = param_shape(params, "conv_0", "kernel")  # (size, size, 2, channels)
+        dense = param_shape(params, "dense", "kernel")  # (K N channels, F)
+        return {
+            **_head_made_for(params, flat=True),
+            "features": dense[1] if dense else None,
+            "num_layers": numbered(params, "conv_") if dense else None,
+            "channels": conv[3] if conv else None,
+            "kernel_size": conv[0] if conv else None,
+        }
 
 
 class _NodeEmbedding(nn.Module):
@@ -179,6 +235,8 @@ class GCN(nn.Module):
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        check_sizes(self, num_antennas=1, features=1, num_layers=0)
+        check_variables(self, lambda params: _graph_made_for(params, "self_"))
         H, mask = _inputs(H, mask, self.num_antennas)
         x = _NodeEmbedding(self.features, self.dtype, name="embed")(user_tokens(H))
         m = jnp.ones(H.shape[:-1], x.dtype) if mask is None else mask.astype(x.dtype)
@@ -191,7 +249,7 @@ class GCN(nn.Module):
             )(agg)
             x = nn.LayerNorm(dtype=self.dtype, name=f"ln_{i}")(x + nn.relu(msg))
         out = _head(2 * self.num_antennas)(x.astype(jnp.float32))
-        return _beams(out, H, P, mask)
+        return _beams(self, out, H, P, mask)
 
 
 class GAT(nn.Module):
@@ -217,6 +275,11 @@ class GAT(nn.Module):
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        check_sizes(self, num_antennas=1, features=1, num_layers=0, num_heads=1)
+        slope = self.negative_slope
+        if isinstance(slope, bool) or not isinstance(slope, int | float) or not np.isfinite(slope):
+            raise ValueError(f"negative_slope must be a finite float (an attribute of GAT); got {slope!r}")
+        check_variables(self, self._made_for)
         if self.features % self.num_heads:
             raise ValueError(f"features ({self.features}) must be divisible by num_heads ({self.num_heads})")
         H, mask = _inputs(H, mask, self.num_antennas)
@@ -240,7 +303,12 @@ class GAT(nn.Module):
             h = jnp.einsum("...cij,...jcd->...icd", alpha, z).reshape(x.shape)
             x = nn.LayerNorm(dtype=self.dtype, name=f"ln_{i}")(x + nn.elu(h))
         out = _head(2 * self.num_antennas)(x.astype(jnp.float32))
-        return _beams(out, H, P, mask)
+        return _beams(self, out, H, P, mask)
+
+    @staticmethod
+    def _made_for(params) -> dict:
+        a = param_shape(params, "a_dst_0")  # (C, F / C)
+        return {**_graph_made_for(params, "W_"), "num_heads": a[0] if a else None}
 
 
 class GPT(nn.Module):
@@ -267,6 +335,8 @@ class GPT(nn.Module):
 
     @nn.compact
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        check_sizes(self, num_antennas=1, features=1, num_layers=0, num_heads=1, mlp_ratio=1)
+        check_variables(self, self._made_for)
         H, mask = _inputs(H, mask, self.num_antennas)
         K = H.shape[-2]
         x = Embedding(self.features, self.dtype, name="embed")(user_tokens(H))  # eq. 7
@@ -274,4 +344,13 @@ class GPT(nn.Module):
             x, attention_mask(mask, causal=True, length=K)
         )
         out = _head(2 * self.num_antennas)(x.astype(jnp.float32))
-        return _beams(out, H, P, mask)
+        return _beams(self, out, H, P, mask)
+
+    @staticmethod
+    def _made_for(params) -> dict:
+        fc = param_shape(params, "embed", "fc", "kernel")  # (2N, F)
+        return {
+            **_head_made_for(params),
+            "features": fc[1] if fc else None,
+            **(encoder_made_for(params.get("encoder", {})) if fc else {}),
+        }

@@ -23,6 +23,7 @@ beams and do not change the present users' beams.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -48,6 +49,100 @@ DOMAINS = ("spatial", "angle")  # the channel view of the tokens (paper 003 eq. 
 def output_init(scale: float = OUTPUT_INIT_SCALE):
     """Kernel initialiser of the eq. 14 output layer (see ``OUTPUT_INIT_SCALE``): variance ``scale / fan_in``."""
     return nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
+
+
+def check_sizes(model: nn.Module, **low: int) -> None:
+    """``ValueError`` naming the attribute unless each named size of ``model`` is an int ``>= low[name]``
+    (a width of 0 would otherwise end in a ``ZeroDivisionError`` of an initialiser, a negative layer count
+    in a model without those layers)."""
+    for name, lo in low.items():
+        _checks.count(name, getattr(model, name), lo, f"an attribute of {type(model).__name__}")
+
+
+def param_shape(params, *path: str) -> tuple | None:
+    """The shape of ``params[path[0]][path[1]]...``, or None where the path is absent."""
+    for key in path:
+        if not hasattr(params, "get"):
+            return None
+        params = params.get(key)
+        if params is None:
+            return None
+    return tuple(params.shape) if hasattr(params, "shape") else None
+
+
+def numbered(params, prefix: str) -> int | None:
+    """How many of ``prefix0, prefix1, ...`` are keys of ``params`` (None where ``params`` is absent)."""
+    if not hasattr(params, "keys"):
+        return None
+    return sum(1 for k in params.keys() if k.startswith(prefix) and k[len(prefix) :].isdigit())
+
+
+def encoder_made_for(params) -> dict:
+    """``num_layers``, ``num_heads``, ``mlp_ratio`` read off :class:`Encoder` parameters ``params`` (None: unknown)."""
+    q = param_shape(params, "block_0", "mha", "query", "kernel")  # (F, C, F / C)
+    ffn = param_shape(params, "block_0", "ffn_in", "kernel")  # (F, mlp_ratio F)
+    return {
+        "num_layers": numbered(params, "block_"),
+        "num_heads": q[1] if q and len(q) == 3 else None,
+        "mlp_ratio": ffn[1] // ffn[0] if ffn and ffn[0] else None,
+    }
+
+
+def check_variables(model: nn.Module, made_for) -> None:
+    """Raise ``ValueError`` if the variables ``model`` is applied with were made for other attribute values.
+
+    ``made_for(params) -> {attribute: value or None}`` reads the values off the parameter shapes (an attribute
+    ``"a * b"`` is the product of two, where the shapes only fix that). Called at the start of ``__call__`` when
+    applying (not initialising), before any layer meets a parameter of the wrong shape (Flax's
+    ``ScopeParamShapeError`` names a kernel, not the attribute) or silently ignores extra ones (more encoder
+    blocks than ``num_layers``).
+    """
+    if model.is_initializing() or "params" not in model.variables:
+        return
+    made = made_for(model.variables["params"])
+    have = {k: _attribute(model, k) for k in made}
+    wrong = [k for k, v in made.items() if v is not None and v != have[k]]
+    if wrong:
+        name = type(model).__name__
+        raise ValueError(
+            f"variables were made for {', '.join(f'{k} = {made[k]!r}' for k in wrong)}, but this {name} has "
+            f"{', '.join(f'{k} = {have[k]!r}' for k in wrong)}; build the model with those values "
+            f"(or make new variables with {name}.init)"
+        )
+
+
+def _attribute(model: nn.Module, label: str):
+    """``model``'s attribute ``label``, or the product of the attributes of a label ``"a * b"``."""
+    names = label.split(" * ")
+    return math.prod(getattr(model, n) for n in names) if len(names) > 1 else getattr(model, label)
+
+
+def check_beams(model: nn.Module, W: jax.Array, H: jax.Array) -> None:
+    """``ValueError`` if the network's raw beams ``W`` (concrete) hold NaN or Inf: naming ``H`` and its scale.
+
+    ``H`` itself is finite (checked on entry), so with finite variables the cause is overflow: channels far
+    outside the scale the network computes with (entries near 1, as :func:`jaxbeam.rayleigh` draws) overflow its
+    float32 (or ``dtype``) activations, e.g. ``H x 1e30``. Non-finite variables are named instead. Traced ``W``
+    (under ``jit``) is not checked: such ``H`` gives NaN beams there.
+    """
+    if not _checks.is_concrete(W) or not _checks.is_concrete(H) or jnp.size(W) == 0:
+        return
+    with jax.ensure_compile_time_eval():
+        if bool(jnp.all(jnp.isfinite(W))):
+            return
+        scale = float(jnp.max(jnp.abs(H))) if jnp.size(H) else 0.0
+        leaves = jax.tree.leaves(model.variables.get("params", {}))
+        bad = [x for x in leaves if _checks.is_concrete(x) and not bool(jnp.all(jnp.isfinite(x)))]
+    if bad:
+        raise ValueError(
+            f"variables hold NaN or Inf ({len(bad)} of {len(leaves)} parameter arrays), so the beams do too "
+            f"(H: largest entry magnitude {scale:.3g})"
+        )
+    raise ValueError(
+        f"H is too large for the model: its largest entry magnitude is {scale:.3g}, and the network's activations "
+        f"overflow (its beams hold NaN or Inf); H is expected at the scale the model computes with (entries of "
+        f"order 1, as jb.rayleigh draws): scale it down (H / c with sigma2 / c^2 keeps every SINR)"
+    )
 
 
 class Embedding(nn.Module):
@@ -89,6 +184,12 @@ class BERT(nn.Module):
     Returns:
       complex ``(B, K, N)`` beamformers (the dtype of ``H``), ``||W||_F^2 <= P`` per sample (eq. 15),
       zero rows for absent users.
+
+    Raises:
+      ValueError: a size attribute that is not an int in range (``num_antennas``, ``features``, ``num_heads``,
+        ``mlp_ratio`` >= 1, ``num_layers`` >= 0); variables made for other ``num_antennas``, ``features``,
+        ``num_layers``, ``num_heads`` or ``mlp_ratio`` (named, with both values); a concrete ``H`` so large that
+        the network overflows (named with its scale; under ``jit`` such ``H`` gives NaN beams).
     """
 
     num_antennas: int
@@ -104,6 +205,8 @@ class BERT(nn.Module):
     def __call__(self, H: jax.Array, P: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         _checks.name_in("domain", self.domain, DOMAINS)
         _checks.name_in("power", self.power, POWER_CONSTRAINTS)
+        check_sizes(self, num_antennas=1, features=1, num_layers=0, num_heads=1, mlp_ratio=1)
+        check_variables(self, _bert_made_for)
         H = _checks.complex_kn("H", H)
         N = self.num_antennas
         if H.shape[-1] != N:
@@ -121,6 +224,7 @@ class BERT(nn.Module):
         out = nn.Dense(2 * N, dtype=jnp.float32, kernel_init=output_init(), name="head")(
             x.astype(jnp.float32)
         )  # eq. 14
+        check_beams(self, out, H)
         rdtype = H.real.dtype
         W = jax.lax.complex(out[..., :N].astype(rdtype), out[..., N:].astype(rdtype))
         if self.domain == "angle":
@@ -129,3 +233,14 @@ class BERT(nn.Module):
             P = _checks.real_param("P", P, H.shape[:-2], low=0.0, what="power budget in W")
             return gpa_antenna(W, jnp.asarray(P, rdtype)[..., None] / N, mask=mask)  # eq. 15 per antenna
         return gpa(W, P, mask=mask)  # eq. 15
+
+
+def _bert_made_for(params) -> dict:
+    """The attributes of :class:`BERT` read off its parameters (:func:`check_variables`)."""
+    fc = param_shape(params, "embed", "fc", "kernel")  # (2N, F)
+    head = param_shape(params, "head", "kernel")  # (F, 2N)
+    return {
+        "num_antennas": fc[0] // 2 if fc else (head[1] // 2 if head else None),
+        "features": fc[1] if fc else None,
+        **encoder_made_for(params.get("encoder", {})),  # no "encoder": made with num_layers = 0
+    }

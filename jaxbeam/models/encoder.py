@@ -10,6 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxbeam.core import _checks
+
 
 def attention_mask(mask: jax.Array | None, *, causal: bool = False, length: int | None = None) -> jax.Array | None:
     """Attention mask ``(B, 1, L, L)`` from a token mask ``(B, L)`` (True = present) and/or causality.
@@ -50,6 +52,8 @@ class EncoderBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, attn_mask: jax.Array | None = None) -> jax.Array:
+        for name, low in (("features", 1), ("num_heads", 1), ("mlp_ratio", 1)):
+            _checks.count(name, getattr(self, name), low, "an attribute of EncoderBlock")
         if self.features % self.num_heads:
             raise ValueError(f"features ({self.features}) must be divisible by num_heads ({self.num_heads})")
         # eqs. 8-9: scaled dot-product attention per head, heads concatenated and mixed by W_O.
@@ -79,6 +83,7 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, attn_mask: jax.Array | None = None) -> jax.Array:
+        _checks.count("num_layers", self.num_layers, 0, "an attribute of Encoder")
         for i in range(self.num_layers):
             x = EncoderBlock(self.features, self.num_heads, self.mlp_ratio, self.dtype, name=f"block_{i}")(x, attn_mask)
         return x

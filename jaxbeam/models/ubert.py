@@ -95,7 +95,16 @@ from jaxbeam.core.power import gpa, gpa_antenna, maxmin_power, project_antenna_p
 from jaxbeam.core.precoders import optimal_structure
 from jaxbeam.core.tokenize import angle_domain, antenna_tokens, spatial_domain
 from jaxbeam.core.utility import TASKS
-from jaxbeam.models.bert import DOMAINS, POWER_CONSTRAINTS, output_init
+from jaxbeam.models.bert import (
+    DOMAINS,
+    POWER_CONSTRAINTS,
+    check_beams,
+    check_sizes,
+    check_variables,
+    encoder_made_for,
+    output_init,
+    param_shape,
+)
 from jaxbeam.models.encoder import Encoder, attention_mask
 
 NUM_TASKS = len(TASKS)
@@ -206,7 +215,8 @@ class UBERT(nn.Module):
         initial ``lambda`` (RZF) and the balancing step's noise. Unused by ``head="element"``.
       balance_iters: fixed-point iterations of the balancing step (``head="balanced"``).
       domain: ``"spatial"`` (eq. 19, the paper) or ``"angle"``: antenna tokens of the angle-domain channel
-        (paper 003 eq. 18, each sample's own N-point DFT with ``antenna_mask``); the element head's output
+        (paper 003 eq. 18; with ``antenna_mask``, each sample's DFT over its own present antennas, correct for
+        any mask, also one with holes and under ``jit``: :func:`jaxbeam.angle_domain`); the element head's output
         is then read as angle-domain beams and mapped back, the structured heads build their beams from
         the spatial ``H`` as always.
       power: ``"total"`` (eq. 15) or ``"antenna"``: ``sum_k |W[k, n]|^2 <= P / N`` for each of a sample's N present
@@ -229,6 +239,12 @@ class UBERT(nn.Module):
       complex ``(B, K, N)`` beamformers (dtype of ``H``), ``||W||_F^2 <= P`` per sample (eq. 15), zero
       rows for absent users and zero columns for absent antennas. Equivariant to permutations of the
       users.
+
+    Raises:
+      ValueError: a size attribute that is not an int in range (``features``, ``num_heads`` >= 1, ...);
+        variables made for other ``features``, ``num_layers``, ``num_heads``, ``mlp_ratio``, ``head``,
+        ``head_hidden`` or ``task_embedding`` (named, with both values); concrete ``H`` so large that the
+        network overflows (named with its scale; under ``jit`` such ``H`` gives NaN beams).
     """
 
     features: int
@@ -261,6 +277,8 @@ class UBERT(nn.Module):
         _checks.name_in("power", self.power, POWER_CONSTRAINTS)
         if isinstance(self.sigma2, bool) or not isinstance(self.sigma2, int | float) or not 0 < self.sigma2 < np.inf:
             raise ValueError(f"sigma2 must be a finite float > 0 (noise power in W, an attribute); got {self.sigma2!r}")
+        check_sizes(self, features=1, num_layers=0, num_heads=1, mlp_ratio=1, head_hidden=0, balance_iters=1)
+        check_variables(self, _ubert_made_for)
         H = _checks.complex_kn("H", H)
         batch, K, N = H.shape[:-2], H.shape[-2], H.shape[-1]
         mask = _checks.user_mask(mask, batch, K)
@@ -305,6 +323,7 @@ class UBERT(nn.Module):
         out = nn.Dense(2, use_bias=False, dtype=jnp.float32, kernel_init=output_init(1e-4), name="head")(
             z.astype(jnp.float32)
         )
+        check_beams(self, out, H)
         rdtype = H.real.dtype
         W = jax.lax.complex(out[..., 0].astype(rdtype), out[..., 1].astype(rdtype))
         if self.domain == "angle":
@@ -349,8 +368,10 @@ class UBERT(nn.Module):
         rdtype = H.real.dtype
         if self.head == "structured":
             W = optimal_structure(H, lam.astype(rdtype), p.astype(rdtype), mask=mask)
+            check_beams(self, W, H)
             return gpa(W, P_.astype(rdtype), mask=mask)  # eq. 15
         U = optimal_structure(H, lam.astype(rdtype), present.astype(rdtype), mask=mask)  # unit-norm directions
+        check_beams(self, U, H)
         # max-min powers of the same total (in watts: the GPA turns sum_k p_k into P sum_k p_k)
         W_bal = maxmin_power(H, U, (P_ * total).astype(rdtype), self.sigma2, mask=mask, num_iter=self.balance_iters)
         p_bal = jnp.sum(W_bal.real**2 + W_bal.imag**2, -1).astype(f32) / jnp.where(P_ > 0, P_, 1.0)[..., None]
@@ -358,6 +379,22 @@ class UBERT(nn.Module):
         p = (1.0 - g) * p + g * p_bal
         scale = jnp.sqrt(jnp.where(present, p, 1.0)) * present  # no sqrt'(0) in the gradient
         return gpa(U * scale[..., None].astype(U.dtype), P_.astype(rdtype), mask=mask)  # eq. 15
+
+
+def _ubert_made_for(params) -> dict:
+    """The attributes of :class:`UBERT` read off its parameters (:func:`jaxbeam.models.bert.check_variables`)."""
+    emb = param_shape(params, "aeb", "embedding", "kernel")  # (2, F)
+    hidden = param_shape(params, "head_hidden", "kernel")  # (F, head_hidden)
+    kind = None
+    if emb:
+        kind = "balanced" if "balance_gate" in params else "structured" if "structure" in params else "element"
+    return {
+        "features": emb[1] if emb else None,
+        **(encoder_made_for(params.get("encoder", {})) if emb else {}),
+        "head": kind,
+        "head_hidden": (hidden[1] if hidden else 0) if kind == "element" else None,
+        "task_embedding": ("task" in params) if emb else None,
+    }
 
 
 def _constant_bias(*values):
