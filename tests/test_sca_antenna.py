@@ -75,4 +75,6 @@ def test_strict_label_solvers_run_on_and_never_end_below_the_plain_ones(utility,
     assert np.all(_col_power(strict) <= 2.0 / N * (1 + 1e-5))
     u0, u1 = (np.asarray(jb.utility(utility, Hp, W, S2, 0.5)) for W in (plain, strict))
     assert np.all(u1 >= u0 * (1 - 1e-5)), (u1 - u0).min()
-    assert np.mean(u1) > np.mean(u0) * 1.001
+    # SCA's plain stop ends a few % low on path-loss channels; per-antenna WMMSE's (ADMM + SQUAREM, label
+    # version 3) ends within 0.1 % of the strict one, which still never ends below it
+    assert np.mean(u1) > np.mean(u0) * (1.001 if solver.startswith("sca") else 1.0)
