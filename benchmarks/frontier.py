@@ -1,25 +1,30 @@
-"""The speed-quality frontier: ``python -m benchmarks.frontier [--runs runs/experiments/cpu] [--sao RUN/model]``.
+"""The speed-quality frontier of every method, learned and classical: ``python -m benchmarks.frontier``.
 
-On the same channels, in one run, each method's quality (eq. 31: its mean utility as % of the mean of the
-per-sample best of the iterative solvers) against its throughput (samples/s on ``--samples`` channels in
-one jitted call, compile excluded) and latency (one sample, jitted, median over ``--repeats`` channels),
-for SR, MR and EE at two systems:
+On the same fresh channels, batch and machine, in one run, each method's quality against its throughput:
 
-* BERT4beam's (6, 12), P = 1 W, sigma2 = 0.1 W (10 dB), where RZF is near-optimal;
-* K = N = 12, P = 1 W, sigma2 = 0.01 W (20 dB), where it is not (paper 002's regime).
+* quality: its mean utility as % of the mean per-sample best of the reference solvers (eq. 31), with a 95 %
+  confidence interval of that paired ratio (delta method); ``--samples`` i.i.d. Rayleigh channels drawn
+  from ``--seed`` (a seed no design choice was made on);
+* throughput: samples/s of one jitted call at each batch of ``--batches`` (default 100 and 4096; compile
+  excluded, ``block_until_ready``, median of repeated calls); latency: one sample, median over ``--repeats``;
+* the frontier: a method is on it when no other is at least as good and at least as fast (at the largest
+  batch) and better in one.
 
-Methods: MRT, ZF, RZF, RZF_BAL (closed forms, every utility); ``jb.wmmse`` at tolerances 1e-1 ... 1e-5
-with its default stopping test and at 1e-4 with the paper's (SR; it always starts from RZF, so "several
-starts" are these stopping rules); ``jb.sca`` (each utility, its default tolerance); ``jb.maxmin_exact``
-(MR); at (6, 12) the ``cpu`` models found in the experiment cache (``--runs``: BERT and the baselines per
-utility, UBERT with its task id; a model that is not there is skipped with the command that makes it, or
-trained with ``--train-missing``, ~1.5 min per budget on 2 cores); at K = N, SR, a paper-002 model
-(``--sao``, a ``jaxbeam pretrain --model sao_lift`` run). A method is on the frontier when no other one
-is at least as good and at least as fast, and better in one. Prints a table per system and utility and
-writes ``--out`` (JSON) and a PNG beside it (quality against samples/s, log scale).
+Systems (P = 1 W): BERT4beam's (6, 12) and (8, 16) at 10 dB (SR, MR, EE), and (12, 12), (16, 16), (16, 12), (12, 8)
+at 20 dB (SR), where RZF is far from WMMSE. The classical ladder on every panel: MRT, ZF (K <= N), RZF, RZF_BAL
+(closed forms); SR: WMMSE-k (:func:`jaxbeam.wmmse_fixed`, k in 1, 2, 3, 5, 10, 20, 50 from RZF) and WMMSE to
+convergence (``tol=1e-5``, reference); MR: the exact max-min optimum (reference); EE: the power search on RZF's
+and ZF's directions (:func:`jaxbeam.power_search`, 13 levels 1.5 dB apart) and SCA (reference). Learned models:
+the ``cpu`` models of the experiment cache (``--runs``; BERT per utility and UBERT at (6, 12) and (8, 16)) and
+MT-SAO runs (``--sao RUN``, any number), loaded with :func:`jaxbeam.jobs.load.load_beamformer`. Each learned
+row names the cheapest classical method that reaches at least its quality (``matched_by``) and how much faster
+that method is (``speedup``; < 1: the model is faster).
 
-``--smoke`` (CI) runs the whole benchmark at one small system, (3, 4) at 10 dB, on 16 channels, with two
-WMMSE tolerances and no models: a check that it runs and writes its files, not a measurement.
+Writes ``--out`` (``results/frontier.json``: a header, then one record per (system, utility, method) with ``K``,
+``N``, ``snr_db``, ``utility``, ``method``, ``learned``, ``quality_pct``, ``ci95``, ``samples_per_s`` (by batch),
+``latency_ms``, ``on_frontier``, ``device``, ``commit``), ``.md`` and ``.png`` beside it (one panel per system
+and utility, quality against throughput, log axis). ``--quick`` (CI): one small system, few channels, two budgets,
+one batch, no models: a check that it runs and writes its files, not a measurement.
 
 Wall-clock on a possibly shared machine: compare throughputs within one run only.
 """
@@ -29,223 +34,263 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxbeam as jb
-from jaxbeam.core.precoders import LINEAR, linear_beams
-from jaxbeam.jobs.builders import MODELS
+from benchmarks._results import header, markdown_header
+from jaxbeam.core.precoders import linear_beams
 from jaxbeam.jobs.report import markdown_table
 
-SYSTEMS = (("bert4beam", 6, 12, 0.1), ("k_eq_n", 12, 12, 0.01))  # (name, K, N, sigma2) at P = 1 W
-SMOKE_SYSTEMS = (("smoke", 3, 4, 0.1),)
 P, PC = 1.0, 0.5
-WMMSE_TOLS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
-SMOKE_TOLS = (1e-1, 1e-3)
+SYSTEMS = ((6, 12, 10.0, ("sr", "mr", "ee")), (8, 16, 10.0, ("sr", "mr", "ee")))
+SYSTEMS += tuple((K, N, 20.0, ("sr",)) for K, N in ((12, 12), (16, 16), (16, 12), (12, 8)))
+QUICK_SYSTEMS = ((3, 4, 10.0, ("sr", "mr", "ee")),)
+BUDGETS = (1, 2, 3, 5, 10, 20, 50)
+QUICK_BUDGETS = (1, 5)
 MAKE = "python -m experiments.fig3_pretraining --preset cpu makes it, or pass --train-missing"
 
 
-def solver_methods(utility: str, sigma2: float, tols: tuple[float, ...] = WMMSE_TOLS) -> dict:
-    """``{name: fn(H) -> W}`` of the iterative solvers of ``utility`` (the per-sample best is the reference)."""
+def classical(utility: str, K: int, N: int, sigma2: float, budgets=BUDGETS) -> tuple[dict, set]:
+    """``({name: fn(H) -> W}, reference names)`` of the classical methods of a panel."""
+    out = {
+        n.upper(): (lambda H, n=n: linear_beams(n, H, P, sigma2))
+        for n in ("mrt", "zf", "rzf", "rzf_bal")
+        if not (n == "zf" and K > N)
+    }
     if utility == "sr":
-        out = {f"WMMSE tol {t:g}": (lambda H, t=t: jb.wmmse(H, P, sigma2, tol=t)) for t in tols}
-        out["WMMSE tol 1e-4 (paper stop)"] = lambda H: jb.wmmse(H, P, sigma2, tol=1e-4, stop="paper")
-        out["SCA"] = lambda H: jb.sca(H, P, sigma2, "sr", PC)
-        return out
+        out.update({f"WMMSE-{k}": (lambda H, k=k: jb.wmmse_fixed(H, P, sigma2, k)) for k in budgets})
+        out["WMMSE (converged)"] = lambda H: jb.wmmse(H, P, sigma2, tol=1e-5)
+        return out, {"WMMSE (converged)", *(f"WMMSE-{k}" for k in budgets)}
     if utility == "mr":
-        return {
-            "exact max-min": lambda H: jb.maxmin_exact(H, P, sigma2),
-            "SCA": lambda H: jb.sca(H, P, sigma2, "mr", PC),
-        }
-    return {"SCA": lambda H: jb.sca(H, P, sigma2, "ee", PC)}
+        out["max-min optimum"] = lambda H: jb.maxmin_exact(H, P, sigma2)
+        return out, {"max-min optimum"}
+    for d in ("rzf", "zf"):
+        if not (d == "zf" and K > N):
+            out[f"{d.upper()} power search"] = lambda H, d=d: jb.power_search(H, P, sigma2, PC, direction=d)
+    out["SCA"] = lambda H: jb.sca(H, P, sigma2, "ee", PC)
+    return out, {"SCA", *(n for n in out if n.endswith("power search"))}
 
 
-def closed_forms(K: int, N: int, sigma2: float) -> dict:
-    names = [n for n in LINEAR if not (n == "zf" and K > N)]
-    return {n.upper(): (lambda H, n=n: linear_beams(n, H, P, sigma2)) for n in names}
-
-
-def _clock(fn, x, budget_s: float = 1.0, most: int = 5, warm: bool = False) -> float:
-    """Seconds of one ``fn(x)`` call: the median of up to ``most`` calls within ``budget_s``, after a compiling
-    call unless ``warm`` (already compiled for these shapes)."""
-    if not warm:
-        jax.block_until_ready(fn(x))
+def _clock(f, x, budget_s: float = 1.0, most: int = 7) -> float:
+    """Median seconds of ``f(x)`` (already compiled for these shapes) over up to ``most`` calls in ``budget_s``."""
     times, start = [], time.perf_counter()
     while len(times) < most and (not times or time.perf_counter() - start < budget_s):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn(x))
+        jax.block_until_ready(f(x))
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def measure(name: str, fn, H, utility: str, sigma2: float, repeats: int) -> dict:
-    """Utilities per sample, samples/s on the whole batch and one-sample latency [ms] of ``fn: H -> W``."""
+def measure(fn, H, utility: str, sigma2: float, batches, repeats: int, key) -> dict:
+    """Utilities per sample on ``H``, samples/s at each batch size (fresh channels of ``H``'s shape) and the
+    one-sample latency [ms] of ``fn: H -> W``, jitted."""
     f = jax.jit(fn)
-    W = jax.block_until_ready(f(H))
-    u = np.asarray(jb.utility(utility, H, W, sigma2, PC))
-    seconds = _clock(f, H, warm=True)  # the call above compiled it (SCA-EE at K = N: minutes per call)
-    one = [_clock(f, H[i : i + 1], budget_s=0.0, most=1) for i in range(repeats)]
-    return {"method": name, "u": u, "samples_per_s": len(H) / seconds, "latency_ms": 1e3 * statistics.median(one)}
+    u = np.asarray(jb.utility(utility, H, f(H), sigma2, PC), np.float64)
+    K, N = H.shape[-2:]
+    rate = {}
+    for b in batches:
+        Hb = jb.rayleigh(jax.random.fold_in(key, b), (b,), K, N)
+        jax.block_until_ready(f(Hb))  # compile
+        rate[str(b)] = b / _clock(f, Hb)
+    one = jb.rayleigh(jax.random.fold_in(key, 1), (repeats, 1), K, N)
+    jax.block_until_ready(f(one[0]))
+    lat = [_clock(f, one[i], budget_s=0.0, most=1) for i in range(repeats)]
+    return {"u": u, "samples_per_s": rate, "latency_ms": 1e3 * statistics.median(lat)}
 
 
-def frontier(rows: list[dict]) -> None:
-    """Mark ``rows[i]["frontier"]``: no other row is at least as good and as fast, and better in one."""
+def quality(u: np.ndarray, best: np.ndarray) -> tuple[float, float]:
+    """``100 mean(u) / mean(best)`` and the half-width of its 95 % confidence interval (delta method on the
+    paired ratio of means: ``var = var(u - R best) / (n mean(best)^2)``)."""
+    n, mb = len(u), float(np.mean(best))
+    R = float(np.mean(u)) / mb
+    se = float(np.std(u - R * best, ddof=1)) / (np.sqrt(n) * mb) if n > 1 else float("nan")
+    return 100.0 * R, 100.0 * 1.96 * se
+
+
+def mark_frontier(rows: list[dict], batch: str) -> None:
+    """``on_frontier``: no other row is at least as good and at least as fast at ``batch``, and better in one."""
     for r in rows:
-        r["frontier"] = not any(
+        q, s = r["quality_pct"], r["samples_per_s"][batch]
+        r["on_frontier"] = not any(
             o is not r
-            and o["quality"] >= r["quality"]
-            and o["samples_per_s"] >= r["samples_per_s"]
-            and (o["quality"] > r["quality"] or o["samples_per_s"] > r["samples_per_s"])
+            and o["quality_pct"] >= q
+            and o["samples_per_s"][batch] >= s
+            and (o["quality_pct"] > q or o["samples_per_s"][batch] > s)
             for o in rows
         )
 
 
-def cached_models(runs: Path, utility: str, K: int, N: int, train_missing: bool, notes: list[str]) -> dict:
-    """``{name: fn(H) -> W}`` of the ``cpu`` models of the experiment cache at (K, N) for ``utility``."""
+def match(rows: list[dict], batch: str) -> None:
+    """Each learned row's ``matched_by``: the fastest classical row with at least its quality, and ``speedup``:
+    that row's samples/s over the model's (at ``batch``)."""
+    for r in rows:
+        if not r["learned"]:
+            continue
+        better = [o for o in rows if not o["learned"] and o["quality_pct"] >= r["quality_pct"]]
+        best = max(better, key=lambda o: o["samples_per_s"][batch], default=None)
+        r["matched_by"] = None if best is None else best["method"]
+        r["speedup"] = None if best is None else best["samples_per_s"][batch] / r["samples_per_s"][batch]
+
+
+def learned_methods(args, utility: str, K: int, N: int, sigma2: float, notes: list[str]) -> dict:
+    """``{name: fn(H) -> W}`` of the trained models that serve this panel."""
+    from jaxbeam.jobs.load import load_beamformer
+
+    out = {}
+    for run in args.sao:
+        bf = load_beamformer(run)
+        if utility == bf.utility and K <= bf.K and N <= bf.N:  # MT-SAO takes any sigma2 (its gradient steps)
+            out[f"MT-SAO ({Path(run).name})"] = lambda H, bf=bf: bf(H, P, sigma2)
+    if args.runs is None or (K, N) not in ((6, 12), (8, 16)) or abs(sigma2 - 0.1) > 1e-12:
+        return out  # the cpu BERT / UBERT models exist at BERT4beam's systems, 10 dB
     from experiments.context import Context  # the experiment cache; benchmarks stand above experiments
 
-    ctx = Context("cpu", runs, progress=train_missing)
-    out = {}
-    for kind in MODELS:
-        if not (train_missing or ctx.pretrained_dir(kind, utility, K, N).exists()):
-            notes.append(f"{kind.upper()}-{utility.upper()} at ({K}, {N}) is not in {runs}: skipped ({MAKE})")
-            continue
-        model, params = ctx.pretrained(kind, utility, K, N)
-        out[kind.upper()] = lambda H, m=model, p=params: m.apply({"params": p}, H, jnp.full(H.shape[0], P))
-    if train_missing or ctx.ubert_dir(K, N).exists():
-        model, params = ctx.pretrained_ubert(K, N)
-        task = jb.TASKS.index(utility)
-        out["UBERT"] = lambda H, m=model, p=params: m.apply(
-            {"params": p}, H, jnp.full(H.shape[0], P), jnp.full(H.shape[0], task, jnp.int32)
-        )
-    else:
-        notes.append(f"UBERT at ({K}, {N}) is not in {runs}: skipped ({MAKE})")
+    ctx = Context("cpu", args.runs, progress=args.train_missing)
+    if args.train_missing:
+        ctx.pretrained("bert", utility, K, N)
+        ctx.pretrained_ubert(K, N)
+    for name, run, task in (("BERT", ctx.pretrained_dir("bert", utility, K, N), None),
+                            ("UBERT", ctx.ubert_dir(K, N), utility)):  # fmt: skip
+        if run.exists():
+            bf = load_beamformer(run, task=task)
+            out[name] = lambda H, bf=bf: bf(H, P)
+        else:
+            notes.append(f"{name} ({utility.upper()}) at ({K}, {N}) is not in {args.runs}: skipped ({MAKE})")
     return out
-
-
-def sao_method(path: Path, sigma2: float, K: int, N: int) -> dict:
-    from jaxbeam.jobs.sao import load_sao, sao_model
-
-    cfg, params = load_sao(path)
-    if cfg.P != P or abs(cfg.sigma2 - sigma2) > 1e-9 * sigma2 or K > cfg.max_users or N > cfg.max_antennas:
-        raise SystemExit(
-            f"--sao: the model was trained at P = {cfg.P}, sigma2 = {cfg.sigma2:g} for (K, N) <= "
-            f"({cfg.max_users}, {cfg.max_antennas}); this system is P = {P}, sigma2 = {sigma2:g}, ({K}, {N})"
-        )
-    model = sao_model(cfg)
-    name = f"MT-SAO{'-lift' if cfg.lift else ''} (Q_i = {cfg.infer_steps})"
-    return {name: lambda H: model.apply({"params": params}, H, P)}
 
 
 def run(args) -> list[dict]:
     rows, notes = [], []
-    for system, K, N, sigma2 in SMOKE_SYSTEMS if args.smoke else SYSTEMS:
-        H = jb.rayleigh(jax.random.key(args.seed), (args.samples,), K, N)
-        for utility in jb.TASKS:
-            solvers = solver_methods(utility, sigma2, SMOKE_TOLS if args.smoke else WMMSE_TOLS)
-            methods = {**closed_forms(K, N, sigma2), **solvers}
-            if system == "bert4beam" and args.runs is not None:
-                methods.update(cached_models(args.runs, utility, K, N, args.train_missing, notes))
-            if system == "k_eq_n" and utility == "sr" and args.sao is not None:
-                methods.update(sao_method(args.sao, sigma2, K, N))
-            measured = []
-            for name, fn in methods.items():
-                measured.append(measure(name, fn, H, utility, sigma2, args.repeats))
+    key = jax.random.key(args.seed)
+    for K, N, snr_db, utilities in QUICK_SYSTEMS if args.quick else SYSTEMS:
+        sigma2 = P / 10 ** (snr_db / 10)
+        H = jb.rayleigh(jax.random.fold_in(key, 1000 * K + N), (args.samples,), K, N)
+        for utility in utilities:
+            methods, refs = classical(utility, K, N, sigma2, QUICK_BUDGETS if args.quick else BUDGETS)
+            learned = learned_methods(args, utility, K, N, sigma2, notes)
+            measured = {}
+            for name, fn in {**methods, **learned}.items():
+                measured[name] = measure(fn, H, utility, sigma2, args.batches, args.repeats, key)
                 if args.progress:
-                    m = measured[-1]
-                    print(f"  ({K}, {N}) {utility.upper()} {name}: {m['samples_per_s']:,.0f}/s", flush=True)
-            best = np.max([m["u"] for m in measured if m["method"] in solvers], axis=0)
+                    print(f"  ({K}, {N}) {snr_db:g} dB {utility.upper()} {name}: "
+                          + ", ".join(f"{v:,.0f}/s at {b}" for b, v in measured[name]["samples_per_s"].items()),
+                          flush=True)  # fmt: skip
+            best = np.max([measured[n]["u"] for n in refs], axis=0)
             panel = []
-            for m in measured:
-                quality = 100.0 * float(np.mean(m.pop("u"))) / float(np.mean(best))
-                panel.append(
-                    {"system": system, "K": K, "N": N, "sigma2": sigma2, "utility": utility, "quality": quality, **m}
-                )
-            frontier(panel)
-            rows += sorted(panel, key=lambda r: -r["samples_per_s"])
+            for name, m in measured.items():
+                q, ci = quality(m.pop("u"), best)
+                panel.append({"K": K, "N": N, "snr_db": snr_db, "utility": utility, "method": name,
+                              "learned": name in learned, "quality_pct": q, "ci95": ci, **m})  # fmt: skip
+            top = str(max(args.batches))
+            mark_frontier(panel, top)
+            match(panel, top)
+            rows += sorted(panel, key=lambda r: -r["samples_per_s"][top])
     for n in notes:
         print(n)
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, batch: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    systems = list(dict.fromkeys((r["system"], r["K"], r["N"], r["sigma2"]) for r in rows))
-    fig, axes = plt.subplots(len(systems), len(jb.TASKS), figsize=(5 * len(jb.TASKS), 4 * len(systems)), squeeze=False)
-    for i, (system, K, N, s2) in enumerate(systems):
-        for j, utility in enumerate(jb.TASKS):
-            ax, panel = axes[i][j], [r for r in rows if r["system"] == system and r["utility"] == utility]
-            for r in panel:
-                ax.scatter(r["samples_per_s"], r["quality"], c="C3" if r["frontier"] else "C0", s=18)
-                ax.annotate(
-                    r["method"],
-                    (r["samples_per_s"], r["quality"]),
-                    fontsize=6,
-                    xytext=(3, 2),
-                    textcoords="offset points",
-                )
-            front = sorted((r for r in panel if r["frontier"]), key=lambda r: r["samples_per_s"])
-            ax.plot([r["samples_per_s"] for r in front], [r["quality"] for r in front], "C3--", lw=1)
-            ax.set_xscale("log")
-            ax.set_xlabel("samples/s (jitted, one batch)")
-            ax.set_ylabel(f"{utility.upper()} [% of the best solver]")
-            ax.set_title(f"({K}, {N}), {10 * np.log10(P / s2):.0f} dB, {utility.upper()}")
-            ax.grid(alpha=0.3)
+    panels = list(dict.fromkeys((r["K"], r["N"], r["snr_db"], r["utility"]) for r in rows))
+    cols = 3
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4 * nrows), squeeze=False)
+    for ax, (K, N, snr, u) in zip(axes.flat, panels, strict=False):
+        panel = [r for r in rows if (r["K"], r["N"], r["snr_db"], r["utility"]) == (K, N, snr, u)]
+        for r in panel:
+            color = "C1" if r["learned"] else ("C3" if r["on_frontier"] else "C0")
+            ax.errorbar(r["samples_per_s"][batch], r["quality_pct"], yerr=r["ci95"], fmt="o", ms=4, c=color)
+            ax.annotate(r["method"], (r["samples_per_s"][batch], r["quality_pct"]), fontsize=6, xytext=(3, 2),
+                        textcoords="offset points")  # fmt: skip
+        front = sorted((r for r in panel if r["on_frontier"]), key=lambda r: r["samples_per_s"][batch])
+        ax.plot([r["samples_per_s"][batch] for r in front], [r["quality_pct"] for r in front], "C3--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"samples/s (batch {batch}, jitted)")
+        ax.set_ylabel(f"{u.upper()} [% of the best reference]")
+        ax.set_title(f"({K}, {N}), {snr:g} dB, {u.upper()}")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle("red: on the frontier, orange: learned, blue: classical", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def render(head: dict, rows: list[dict], args) -> str:
+    batches = [str(b) for b in args.batches]
+    out = [markdown_header("The speed-quality frontier", head)]
+    out.append(f"{args.samples} fresh Rayleigh channels per system (seed {args.seed}), P = {P:g} W, Pc = {PC:g} W. "
+               "Quality: % of the mean per-sample best of the reference solvers, +- the 95 % confidence interval of "
+               f"the paired ratio. Frontier at batch {batches[-1]}.\n")  # fmt: skip
+    for K, N, snr, u in dict.fromkeys((r["K"], r["N"], r["snr_db"], r["utility"]) for r in rows):
+        panel = [r for r in rows if (r["K"], r["N"], r["snr_db"], r["utility"]) == (K, N, snr, u)]
+        out.append(f"## ({K}, {N}), {snr:g} dB, {u.upper()}\n")
+        table = [
+            [r["method"] + (" (learned)" if r["learned"] else ""), f"{r['quality_pct']:.2f} +- {r['ci95']:.2f}",
+             *(f"{r['samples_per_s'][b]:,.0f}" for b in batches), f"{r['latency_ms']:.2f}",
+             "yes" if r["on_frontier"] else "",
+             (f"{r['matched_by']} ({r['speedup']:.1f}x)" if r.get("matched_by") else "none reaches it")
+             if r["learned"] else ""]
+            for r in panel
+        ]  # fmt: skip
+        hdr = ["method", "quality %", *(f"samples/s @{b}" for b in batches), "latency ms", "frontier",
+               "cheapest classical at >= its quality"]  # fmt: skip
+        out.append(markdown_table(hdr, table) + "\n")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=int, default=1024, help="channels per system (the throughput batch)")
-    p.add_argument("--repeats", type=int, default=5, help="one-sample calls timed for the latency")
+    p.add_argument("--samples", type=int, default=1000, help="channels per system for the quality (default 1000)")
+    p.add_argument("--batches", default="100,4096", help="batch sizes timed, comma-separated (default 100,4096)")
+    p.add_argument("--repeats", type=int, default=20, help="one-sample calls timed for the latency")
     p.add_argument("--runs", type=Path, default=Path("runs/experiments/cpu"), help="experiment cache of cpu models")
-    p.add_argument("--no-models", dest="runs", action="store_const", const=None, help="closed forms and solvers only")
-    p.add_argument("--train-missing", action="store_true", help="train models missing from --runs (~1.5 min each)")
-    p.add_argument(
-        "--sao", type=Path, help="a paper-002 run (jaxbeam pretrain --model sao_lift --workdir RUN): RUN/model"
-    )
-    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--no-models", dest="runs", action="store_const", const=None, help="no cached BERT / UBERT")
+    p.add_argument("--train-missing", action="store_true", help="train cpu models missing from --runs")
+    p.add_argument("--sao", type=Path, action="append", default=[], help="an MT-SAO run directory (repeatable)")
+    p.add_argument("--seed", type=int, default=20261206, help="channel seed (one no design was chosen on)")
     p.add_argument("--out", type=Path, default=Path("results/frontier.json"))
     p.add_argument("--quiet", dest="progress", action="store_false")
-    p.add_argument("--smoke", action="store_true", help="one small system, 16 channels, no models (CI check)")
+    p.add_argument("--quick", action="store_true", help="one small system, 32 channels, no models (CI check)")
     args = p.parse_args(argv)
-    if args.smoke:
-        args.samples, args.repeats, args.runs, args.sao = min(args.samples, 16), 1, None, None
-    if args.samples < 1 or args.repeats < 1:
-        p.error(f"--samples and --repeats must be >= 1; got {args.samples}, {args.repeats}")
-    if args.sao is not None and not (args.sao / "config.json").is_file():
-        p.error(f"--sao must be a run's model folder with a config.json; got {args.sao}")
+    try:
+        args.batches = sorted({int(b) for b in args.batches.split(",")})
+    except ValueError:
+        p.error(f"--batches must be comma-separated positive ints; got {args.batches!r}")
+    if args.quick:
+        args.samples, args.repeats, args.runs, args.sao = min(args.samples, 32), 2, None, []
+        args.batches = [args.samples]  # the quality's shapes: one compilation less per method
+    if args.samples < 2 or args.repeats < 1 or min(args.batches) < 1:
+        p.error(f"--samples must be >= 2, --repeats and --batches >= 1; got {args.samples}, {args.repeats}, "
+                f"{args.batches}")  # fmt: skip
+    for sao_run in args.sao:
+        if not (sao_run / "config.json").is_file():
+            p.error(f"--sao must be an MT-SAO run directory with a config.json; got {sao_run}")
     t0 = time.perf_counter()
     rows = run(args)
-    for system, utility in dict.fromkeys((r["system"], r["utility"]) for r in rows):
-        panel = [r for r in rows if r["system"] == system and r["utility"] == utility]
-        K, N, s2 = panel[0]["K"], panel[0]["N"], panel[0]["sigma2"]
-        print(f"\n({K}, {N}), P = {P:g} W, sigma2 = {s2:g} W, {utility.upper()}, {args.samples} channels:")
-        table = [
-            [
-                r["method"],
-                f"{r['quality']:.2f}",
-                f"{r['samples_per_s']:,.0f}",
-                f"{r['latency_ms']:.2f}",
-                "yes" if r["frontier"] else "",
-            ]
-            for r in panel
-        ]
-        print(markdown_table(["method", "% of best solver", "samples/s", "latency [ms]", "frontier"], table))
+    head = header("benchmarks.frontier", argv)
+    for r in rows:
+        r["device"], r["commit"] = head["device"], head["commit"]
+    md = render(head, rows, args)
+    print(md)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"samples": args.samples, "seed": args.seed, "rows": rows}, indent=1))
-    plot(rows, args.out.with_suffix(".png"))
-    print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out} and {args.out.with_suffix('.png')}")
+    meta = {**head, "samples": args.samples, "seed": args.seed, "batches": args.batches, "P": P, "Pc": PC}
+    args.out.write_text(json.dumps({"header": meta, "rows": rows}, indent=1))
+    args.out.with_suffix(".md").write_text(md)
+    plot(rows, args.out.with_suffix(".png"), str(max(args.batches)))
+    print(f"{time.perf_counter() - t0:.0f} s; wrote {args.out} and its .md and .png")
     return 0
 
 

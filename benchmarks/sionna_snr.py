@@ -20,17 +20,14 @@ Needs the ``sionna`` extra.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks._results import header
 from jaxbeam.data import sionna_channels as sc
 from jaxbeam.jobs.report import markdown_table
 
@@ -89,29 +86,11 @@ def measure(scenario: str, users: int, parts_users: int, seed: int) -> dict:
 
 
 def _header(argv: list[str]) -> dict:
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-
-    commit = git("rev-parse", "HEAD")
-    if commit and git("status", "--porcelain", "--untracked-files=no"):
-        commit += " (with uncommitted changes)"
     import sionna.phy
     import torch
 
-    return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit,
-        "machine": f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "command": " ".join(["python -m benchmarks.sionna_snr", *argv]),
-        "versions": {
-            "sionna": getattr(sionna.phy, "__version__", None) or _dist("sionna-no-rt"),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },  # fmt: skip
-    }
+    sionna_version = getattr(sionna.phy, "__version__", None) or _dist("sionna-no-rt")
+    return header("benchmarks.sionna_snr", argv, sionna=sionna_version, torch=torch.__version__)
 
 
 def _dist(name: str):

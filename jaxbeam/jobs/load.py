@@ -77,10 +77,11 @@ class Beamformer:
       utility: the utility it serves (``"sr"``, ``"mr"`` or ``"ee"``).
       sigma2: the noise power [W] it was trained at (BERT and UBERT only work there; MT-SAO's gradient steps
         take any).
-      N: the antennas it takes (None: any, UBERT), K_max / N_max for MT-SAO.
+      N: the antennas it takes (None: any, UBERT; MT-SAO: at most N).
       apply: ``apply(params, H, P, sigma2, mask) -> W``, pure.
       params: its parameters (merged adapters included).
       run_dir: where it was loaded from.
+      K: MT-SAO's most users (None: any).
     """
 
     kind: str
@@ -90,6 +91,7 @@ class Beamformer:
     apply: Callable = dataclasses.field(repr=False)
     params: Any = dataclasses.field(repr=False)
     run_dir: str = ""
+    K: int | None = None
 
     def __call__(self, H, P, sigma2=None, *, mask=None):
         """Beams ``W`` complex ``(..., K, N)`` for channels ``H`` ``(..., K, N)``, budget ``P`` [W] (scalar or
@@ -140,7 +142,7 @@ def _sao(run_dir) -> Beamformer:
         model = sao_model(cfg, sigma2=float(sigma2)) if isinstance(sigma2, int | float) else sao_model(cfg)
         return model.apply({"params": params}, H, P, mask)
 
-    return Beamformer("sao", "sr", cfg.sigma2, cfg.max_antennas, apply, params, str(run_dir))
+    return Beamformer("sao", "sr", cfg.sigma2, cfg.max_antennas, apply, params, str(run_dir), cfg.max_users)
 
 
 def load_beamformer(run_dir: str | Path, *, task: str | None = None) -> Beamformer:
