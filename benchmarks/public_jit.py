@@ -1,7 +1,7 @@
 """Direct calls of the public API against the same calls under ``jax.jit``: ``python -m benchmarks.public_jit``.
 
 For every public core and solver function, the median time of ``jb.f(H, ...)`` called the way README and
-DESIGN.md show it (concrete arrays, no ``jit`` of the user's own) and of ``jax.jit(lambda H: jb.f(H, ...))``
+docs/design.md show it (concrete arrays, no ``jit`` of the user's own) and of ``jax.jit(lambda H: jb.f(H, ...))``
 on the same inputs, both after a warm-up call (compilation is not timed), and their ratio (goal <= 1.2x).
 Run it with ``PYTHONPATH`` at a checkout from before the public functions were compiled to see what a
 direct call cost then. (K, N) = (6, 12), batch 1024; WMMSE also at (8, 16), batch 4096.

@@ -23,7 +23,7 @@ for BERT on a 2-core CPU at ~55 steps/s; UBERT three times the steps at ~35 step
 every machine; ``--minutes`` trains on a clock instead, and the results files then say that they depend on
 the machine.
 
-Conventions shared by all experiments (where the paper is silent, DESIGN.md and this list decide):
+Conventions shared by all experiments (where the paper is silent, docs/design.md and this list decide):
 
 * pre-training sets hold ``samples_per_power`` labels per P in {1, 2, 3} W (paper: 80,000), split 8:1:1;
   models are trained on all three power levels at once (per-sample P through the GPA) unless an

@@ -1,6 +1,6 @@
 """jaxbeam: BERT4beam (learned MU-MISO beamforming) in JAX.
 
-The functional core re-exported here is the public API of ``shared/DESIGN.md``::
+The functional core re-exported here is the public API of ``docs/design.md``::
 
     import jaxbeam as jb
     H = jb.rayleigh(key, (B,), K, N)
@@ -8,7 +8,7 @@ The functional core re-exported here is the public API of ``shared/DESIGN.md``::
     jb.sum_rate(H, W, sigma2)
 """
 
-from jaxbeam import models  # noqa: F401  (jb.models.BERT, DESIGN.md)
+from jaxbeam import models  # noqa: F401  (jb.models.BERT, docs/design.md)
 from jaxbeam._version import __version__  # noqa: F401  (jb.__version__)
 from jaxbeam.core.channels import correlated, csi_error, pathloss, rayleigh
 from jaxbeam.core.power import (

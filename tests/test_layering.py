@@ -1,4 +1,4 @@
-"""The package's layers import only down the flow (DESIGN.md, "Rooms"), with no circles, and the functional
+"""The package's layers import only down the flow (docs/architecture.md), with no circles, and the functional
 core does no I/O. Read from the source with ``ast`` (nothing is imported), so a violation anywhere, even in a
 function-level import, fails here.
 """

@@ -51,7 +51,8 @@ def test_evaluate_scores_a_ubert_moe_lora_run_per_task(tmp_path, capsys):
     # and the mixes are different models (so scoring every task with one merge would have been wrong)
     merged = [task_params(tuned, adapter, t) for t in range(3)]
     for a, b in ((0, 1), (0, 2), (1, 2)):
-        assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(merged[a]), jax.tree.leaves(merged[b])))
+        pairs = zip(jax.tree.leaves(merged[a]), jax.tree.leaves(merged[b]), strict=True)
+        assert any(not np.array_equal(x, y) for x, y in pairs)
     # fine-tuning from such a run has no single set of parameters: one line, no traceback
     code = main(["finetune", str(tmp_path / "ft"), "--workdir", str(tmp_path / "ft2"), "--epochs", "1"])
     err = capsys.readouterr().err

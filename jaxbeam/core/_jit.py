@@ -1,6 +1,6 @@
 r"""Public functions that run compiled when called directly, with their value checks kept.
 
-``jb.rzf(H, 1.0, 0.1)`` called the way DESIGN.md shows it would otherwise run op by op (tens of times
+``jb.rzf(H, 1.0, 0.1)`` called the way docs/design.md shows it would otherwise run op by op (tens of times
 slower than the same call under ``jax.jit``). :func:`public` wraps a public function so that
 
 * called with **concrete** arguments (numpy, Python scalars, jax arrays that are not tracers), it runs

@@ -1,7 +1,7 @@
 """Channel sources (i.i.d. Rayleigh, Sec. VI-A2; spatially correlated; path loss and shadowing) and CSI error
 (Sec. VI-B4).
 
-Conventions (``shared/DESIGN.md``): a channel ``H`` is a complex array ``(..., K, N)`` whose row
+Conventions (``docs/design.md``): a channel ``H`` is a complex array ``(..., K, N)`` whose row
 ``k`` is ``h_k``, the channel from the N transmit antennas to user k.
 """
 

@@ -1,6 +1,6 @@
 r"""SINR, rates and the system utilities SR / MR / EE (BERT4beam eqs. 2-3) and the metric (eq. 31).
 
-Effective gains follow ``shared/DESIGN.md``: ``G[..., k, i] = h_k^H w_i``. Rates are in bit/s/Hz.
+Effective gains follow ``docs/design.md``: ``G[..., k, i] = h_k^H w_i``. Rates are in bit/s/Hz.
 Absent users (``mask[..., k] == False``) have their beams removed before anything is computed, get
 rate 0, and count neither in the sum, nor in the min, nor in the transmit power.
 

@@ -6,7 +6,7 @@ serves K single-antenna users dropped in one 120-degree sector (Sionna's ``gen_s
 the scenario's default heights, distances and indoor share). Sionna draws the downlink channel impulse
 response ``a[b, k, 0, 0, n, path, 0]``; the narrowband channel of the carrier's own subcarrier
 (baseband frequency 0) is the sum over paths, ``g_k[n] = sum_p a_p``, and Sionna's received signal is
-``y_k = g_k^T x``. jaxbeam's gains are ``h_k^H w`` (DESIGN.md), so ``H[k, n] = conj(g_k[n])``.
+``y_k = g_k^T x``. jaxbeam's gains are ``h_k^H w`` (docs/design.md), so ``H[k, n] = conj(g_k[n])``.
 
 **Polarisation.** Sionna's sector drop gives every user a random orientation, so a single-polarised user
 antenna is misaligned with the BS's vertical elements: the mean gain is ~2.2 dB below 38.901's path loss,

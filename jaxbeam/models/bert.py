@@ -166,7 +166,7 @@ class BERT(nn.Module):
       features: token width F (paper: 1024).
       num_layers: number of Transformer encoder blocks L (paper: 12).
       num_heads: attention heads C (paper: 16); must divide ``features``.
-      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (DESIGN.md: 4).
+      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (docs/design.md: 4).
       dtype: computation dtype of the embedding and encoder (e.g. ``jnp.bfloat16``); parameters, the
         output FC and the power adapter stay float32.
       domain: ``"spatial"`` (eq. 4, the paper) or ``"angle"`` (tokens and beams in the DFT domain, paper 003

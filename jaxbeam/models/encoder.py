@@ -38,7 +38,7 @@ class EncoderBlock(nn.Module):
     Attributes:
       features: token width F (divisible by ``num_heads``).
       num_heads: number of attention heads C; head width ``d = F / C`` (eq. 8).
-      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (DESIGN.md: 4).
+      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (docs/design.md: 4).
       dtype: computation dtype (e.g. ``jnp.bfloat16`` for the matmuls); parameters stay float32.
 
     Call: ``block(x, attn_mask=None) -> (B, L, F)`` for ``x`` of shape ``(B, L, F)`` and an optional

@@ -195,7 +195,7 @@ class UBERT(nn.Module):
       features: token width F (paper: 1024).
       num_layers: number of Transformer encoder blocks L (paper: 12).
       num_heads: attention heads C of the TEBs (paper: 16); must divide ``features``.
-      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (DESIGN.md: 4).
+      mlp_ratio: FFN hidden width ``d' = mlp_ratio * F`` (docs/design.md: 4).
       dtype: computation dtype of the AEB and encoder (e.g. ``jnp.bfloat16``); parameters, the output
         mapping and the power adapter stay float32.
       positional_encoding: ablation switch; False drops ``P_cosine`` (UBERT*, Table VIII).

@@ -1,6 +1,6 @@
 """Train state, optimiser and the pure, jitted, data-parallel train / eval steps.
 
-Data parallelism follows the ``jit`` + ``NamedSharding`` idiom (DESIGN.md, "Decisions already taken";
+Data parallelism follows the ``jit`` + ``NamedSharding`` idiom (docs/design.md;
 flax ``examples/lm1b``): the batch is sharded over a 1-D ``"data"`` mesh of all devices, the state is
 replicated, and the loss is a mean over the *global* batch, so XLA inserts the gradient all-reduce
 (the ``lax.pmean`` of the pmap idiom) itself. There is no explicit ``pmean`` to get wrong: under
