@@ -133,3 +133,20 @@ def test_bad_arguments_raise_naming_them(kw, arg):
         jb.refine(H, jb.mrt(H, 1.0), args.pop("P"), SIGMA2, **args)
     with pytest.raises(ValueError, match="W0"):
         jb.refine(H, jb.mrt(H, 1.0)[..., :3], 1.0, SIGMA2)
+
+
+def test_batch_mean_reading_of_a_fixed_step_is_the_per_sample_step_over_the_batch():
+    """Paper 002's eta read as the step of a batch-mean loss: the gradient of ``mean_b U_b`` with respect to
+    sample b is ``grad U_b / B``, so each sample moves ``eta / B`` (checked by autodiff of the batch mean)."""
+    H = jb.rayleigh(jax.random.key(4), (8,), 3, 4)
+    W0 = jb.rzf(H, 1.0, 0.01)
+    a = jb.refine(H, W0, 1.0, 0.01, steps=3, step_size=1e-2, step_reading="batch_mean", project="sphere")
+    b = jb.refine(H, W0, 1.0, 0.01, steps=3, step_size=1e-2 / 8, project="sphere")
+    chex.assert_trees_all_close(a, b, rtol=1e-6, atol=1e-7)
+    g = jnp.conj(jax.grad(lambda W: jnp.mean(jb.sum_rate(H, W, 0.01)))(W0))  # steepest ascent of the mean
+    one = jb.refine(H, W0, 1.0, 0.01, steps=1, step_size=1e-2, step_reading="batch_mean", project="sphere")
+    chex.assert_trees_all_close(one, jb.project_power(W0 + 1e-2 * g, 1.0), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="step_reading must be one of"):
+        jb.refine(H, W0, 1.0, 0.01, step_size=1e-2, step_reading="mean")
+    with pytest.raises(ValueError, match="reads a fixed step"):
+        jb.refine(H, W0, 1.0, 0.01, step_reading="batch_mean")

@@ -22,6 +22,8 @@ the sample stays), and starts the next step from twice the relative length ``r``
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -35,6 +37,7 @@ from jaxbeam.core.utility import utility as utility_fn
 from jaxbeam.solvers._common import check_count
 
 PROJECTIONS = ("ball", "sphere")
+READINGS = ("sample", "batch_mean")
 TRIALS = 12  # backtracking halvings per step: relative lengths r, r / 2, ..., r / 2^11
 R0 = 0.5  # first relative step length ||eta g|| / sqrt(P)
 
@@ -47,7 +50,7 @@ def _sphere(W, P):
     return W * scale[..., None, None].astype(W.dtype)
 
 
-@public(static=("utility", "steps", "project", "normalize"))
+@public(static=("utility", "steps", "project", "normalize", "step_reading"))
 def refine(
     H: ArrayLike,
     W0: ArrayLike,
@@ -61,6 +64,7 @@ def refine(
     Pc: ArrayLike = 0.5,
     project: str = "ball",
     normalize: bool = False,
+    step_reading: str = "sample",
 ) -> jax.Array:
     r"""``steps`` projected gradient-ascent steps on ``utility`` from ``W0`` (paper 002, eq. 8).
 
@@ -79,6 +83,9 @@ def refine(
       project: ``"ball"`` (default, ``||W||^2 <= P``) or ``"sphere"`` (``= P``, eq. 8 as written).
       normalize: with ``step_size``, step ``step_size sqrt(P) g / ||g||_F`` (a relative length; not in 002)
         instead of ``step_size g``; a zero gradient does not move.
+      step_reading: how a fixed ``step_size`` is read, as paper 002 leaves it open: ``"sample"`` (default: eta on
+        each sample's own gradient) or ``"batch_mean"`` (eta on the gradient of the batch-mean utility, the usual
+        PyTorch idiom: each sample then moves ``eta / B``, B the number of samples in ``H``'s batch).
 
     Returns:
       complex ``(..., K, N)`` beams with ``||W||_F^2 <= P`` per sample. jit, vmap and grad-able (with
@@ -95,9 +102,14 @@ def refine(
     fixed = step_size is not None
     if normalize and not fixed:
         raise ValueError("normalize=True needs a step_size (the relative step length); got step_size=None")
+    _checks.name_in("step_reading", step_reading, READINGS)
+    if step_reading != "sample" and not fixed:
+        raise ValueError(f"step_reading={step_reading!r} reads a fixed step: give a step_size")
     if fixed:
         eta = _checks.real_param("step_size", step_size, batch, low=0.0, what="step size").astype(P.dtype)
         eta = jnp.broadcast_to(eta, batch)
+        if step_reading == "batch_mean":
+            eta = eta / max(1, math.prod(batch))
     m = _checks.user_mask(mask, batch, H.shape[-2])
     keep = (lambda W: W) if m is None else (lambda W: W * m[..., None].astype(W.dtype))
     proj = (lambda W: project_power(W, P)) if project == "ball" else (lambda W: _sphere(W, P))
