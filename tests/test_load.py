@@ -1,6 +1,8 @@
 """``jaxbeam.jobs.load.load_beamformer``: every kind of trained run as a pure function usable inside ``jit``,
 equal to the model applied by hand with the run's parameters (#36, item 2)."""
 
+import json
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -79,3 +81,14 @@ def test_sao_run(tmp_path):
     _, params = load_sao(tmp_path / "sao")
     H = jb.rayleigh(jax.random.key(2), (5,), cfg.max_users, cfg.max_antennas)
     _round_trip(bf, lambda H, P: sao_model(cfg, sigma2=cfg.sigma2).apply({"params": params}, H, P), H, cfg.P)
+    # the off-schedule benchmark on the same run (sizes inside the smoke model's 4 x 4; a random-mask set)
+    from benchmarks import sao_generalisation
+
+    out = tmp_path / "gen.json"
+    assert sao_generalisation.main(["--run", str(tmp_path / "sao"), "--sizes", "3", "--samples", "8",
+                                    "--out", str(out)]) == 0  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["set"] for r in rows] == ["(3, 3)", "random masks in [1, 4] x [1, 4]"]
+    assert all(0 < r["MT-SAO"]["quality_pct"] <= 100.5 and r["WMMSE-10"]["quality_pct"] > 90 for r in rows)
+    W = bf(H, cfg.P, antenna_mask=jnp.array([True, True, False, True]))
+    assert np.all(np.asarray(W[..., 2]) == 0)  # an absent antenna gets no power

@@ -78,7 +78,7 @@ class Beamformer:
       sigma2: the noise power [W] it was trained at (BERT and UBERT only work there; MT-SAO's gradient steps
         take any).
       N: the antennas it takes (None: any, UBERT; MT-SAO: at most N).
-      apply: ``apply(params, H, P, sigma2, mask) -> W``, pure.
+      apply: ``apply(params, H, P, sigma2, mask, antenna_mask) -> W``, pure.
       params: its parameters (merged adapters included).
       run_dir: where it was loaded from.
       K: MT-SAO's most users (None: any).
@@ -93,10 +93,13 @@ class Beamformer:
     run_dir: str = ""
     K: int | None = None
 
-    def __call__(self, H, P, sigma2=None, *, mask=None):
+    def __call__(self, H, P, sigma2=None, *, mask=None, antenna_mask=None):
         """Beams ``W`` complex ``(..., K, N)`` for channels ``H`` ``(..., K, N)``, budget ``P`` [W] (scalar or
         ``(...,)``) and noise power ``sigma2`` [W] (default: the training value; BERT and UBERT accept only that
-        value when it is a Python number, and take a traced one on trust); ``mask`` bool ``(..., K)``."""
+        value when it is a Python number, and take a traced one on trust); ``mask`` bool ``(..., K)`` of present
+        users; ``antenna_mask`` bool ``(..., N)`` of present antennas (UBERT and MT-SAO; BERT has a fixed N)."""
+        if antenna_mask is not None and self.kind == "bert":
+            raise ValueError("antenna_mask: a BERT has a fixed number of antennas; give H with its N columns")
         if sigma2 is None:
             sigma2 = self.sigma2
         elif self.kind != "sao" and isinstance(sigma2, int | float) and not np.isclose(sigma2, self.sigma2):
@@ -104,7 +107,7 @@ class Beamformer:
                 f"sigma2 must be the noise power this {self.kind.upper()} was trained at, {self.sigma2} W; "
                 f"got {sigma2!r} (BERT and UBERT take no noise power; MT-SAO does)"
             )
-        return self.apply(self.params, H, P, sigma2, mask)
+        return self.apply(self.params, H, P, sigma2, mask, antenna_mask)
 
 
 def _bert(cfg, params, run_dir) -> Beamformer:
@@ -112,7 +115,7 @@ def _bert(cfg, params, run_dir) -> Beamformer:
 
     model = bert_model(cfg)
 
-    def apply(params, H, P, sigma2, mask):
+    def apply(params, H, P, sigma2, mask, antenna_mask):
         return model.apply({"params": params}, H, P, mask)
 
     return Beamformer("bert", cfg.train.utility, cfg.system.sigma2, cfg.system.N, apply, params, str(run_dir))
@@ -124,11 +127,11 @@ def _ubert(cfg, params_for, task: str, run_dir) -> Beamformer:
     model = ubert_model(cfg)
     t = jb.TASKS.index(task)
 
-    def apply(params, H, P, sigma2, mask):
+    def apply(params, H, P, sigma2, mask, antenna_mask):
         H = jnp.asarray(H)
         ids = jnp.full(H.shape[:-2], t, jnp.int32)
         P = jnp.broadcast_to(jnp.asarray(P, H.real.dtype), H.shape[:-2])
-        return model.apply({"params": params}, H, P, ids, mask)
+        return model.apply({"params": params}, H, P, ids, mask, antenna_mask)
 
     return Beamformer("ubert", task, cfg.system.sigma2, None, apply, params_for(t), str(run_dir))
 
@@ -138,9 +141,9 @@ def _sao(run_dir) -> Beamformer:
 
     cfg, params = load_sao(run_dir)
 
-    def apply(params, H, P, sigma2, mask):
+    def apply(params, H, P, sigma2, mask, antenna_mask):
         model = sao_model(cfg, sigma2=float(sigma2)) if isinstance(sigma2, int | float) else sao_model(cfg)
-        return model.apply({"params": params}, H, P, mask)
+        return model.apply({"params": params}, H, P, mask, antenna_mask)
 
     return Beamformer("sao", "sr", cfg.sigma2, cfg.max_antennas, apply, params, str(run_dir), cfg.max_users)
 
