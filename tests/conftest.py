@@ -1,51 +1,88 @@
 """Test-wide JAX set-up, made before any backend use.
 
-Devices: one host CPU device. The tests marked ``multidevice`` (data parallelism, 1 vs 8 devices) need 8;
-``tests/test_multidevice.py`` runs them in one pytest subprocess with ``JAXBEAM_TEST_DEVICES=8`` and the
-main session deselects them. (With 8 virtual devices on 2 cores every other test paid for it: a label
-set of 16 SCA samples took 118 s on 8 devices against 17 s on one, and an 8-way program compiles slower.)
+Devices: one host CPU device. The tests marked ``multidevice`` (data parallelism, 1 device against
+several) need more than one; ``tests/test_multidevice.py`` runs them in one pytest subprocess with
+``JAXBEAM_TEST_DEVICES=2`` and the main session deselects them. Two devices take the same code path as
+eight (a data mesh of more than one device: sharded batches, the cross-device mean of the gradients, a
+replicated resident set) at a fraction of the cost on a 2-core machine; every check of "one device
+against several" holds for any count > 1. (With 8 virtual devices on 2 cores every other test paid for
+it: a label set of 16 SCA samples took 118 s on 8 devices against 17 s on one, and an 8-way program
+compiles slower.)
 
 Compilation: the suite compiles far more than it computes (compilation was ~75 % of the in-process tests'
 time), so XLA:CPU's LLVM back end runs at optimisation level 0 (~35 % less compile time; the same HLO and
 the same ops; every tolerance is unchanged).
 
-In the 8-device process, on a 2-core machine, a device thread can be starved for longer than XLA:CPU's
+In the multi-device process, on a 2-core machine, a device thread can be starved for longer than XLA:CPU's
 default 40 s collective rendezvous limit when the machine is busy, and XLA then aborts the process;
 the limits are raised (they only matter for a stuck run, which pytest's own time-outs catch).
 
 Many tests compile the same programs again (a new ``jax.jit`` closure, a new training engine, the same
-solver at the same shapes, in either xdist worker): the test session shares one persistent compilation
-cache, a folder made by the first pytest process (the controller) and removed when it exits. JAX locks the
-folder (``filelock``) when the cache has a size limit, so the two workers never read a half-written entry;
-a bad entry is only a warning and a recompile. Subprocesses started by tests do not use it. Tracing, and
-with it every trace-time check, still runs on a cache hit.
+solver at the same shapes, in either xdist worker, and in the next run): the tests share one persistent
+compilation cache, kept between runs where the machine is kept, in
+``$XDG_CACHE_HOME/jaxbeam-tests/jit-<jax version>-<hash of jaxbeam/**/*.py>`` (``~/.cache`` by default;
+``JAXBEAM_TEST_JIT_CACHE`` names another folder). The first pytest process (the xdist controller) picks
+the folder and passes it on to the workers and the ``multidevice`` subprocess in the environment. Why
+reuse is safe: JAX keys every entry by the HLO module, the compile options, the XLA flags, the devices
+and the jax / jaxlib versions, so an entry is only ever used for the same program compiled the same
+way; a stale entry cannot stand in for changed code. The source hash in the folder's name only bounds
+the size: a change to the package starts a new folder, and the controller removes sibling folders that
+no run has touched for ``_STALE_S`` seconds (not those of a run that may still be going on, e.g. from a
+checkout with other sources). JAX locks the folder (``filelock``) when the cache has a size limit, so
+two processes never read a half-written entry; a bad entry (a run killed mid-write) is only a warning
+and a recompile. Worker scripts started by tests (``multiprocess_worker.py``; ``resume_worker.py`` has
+a cache of its own per test) do not use it. Tracing, and with it every trace-time check, still runs on a
+cache hit.
 """
 
-import atexit
+import hashlib
 import os
 import shutil
-import tempfile
+import time
+from pathlib import Path
 
 DEVICES = int(os.environ.get("JAXBEAM_TEST_DEVICES", "1"))
 
-os.environ["XLA_FLAGS"] = " ".join(
-    [
-        os.environ.get("XLA_FLAGS", ""),
-        "--xla_backend_optimization_level=0",
-        "--xla_cpu_collective_call_terminate_timeout_seconds=1200",
-        "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300",
-        "--xla_cpu_collective_timeout_seconds=1200",
-    ]
-).strip()
+_XLA_FLAGS = [
+    "--xla_backend_optimization_level=0",
+    "--xla_cpu_collective_call_terminate_timeout_seconds=1200",
+    "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300",
+    "--xla_cpu_collective_timeout_seconds=1200",
+]
+# once each: the multidevice subprocess inherits them (and the flags are part of the compilation cache's key)
+_inherited = os.environ.get("XLA_FLAGS", "").split()
+os.environ["XLA_FLAGS"] = " ".join(_inherited + [f for f in _XLA_FLAGS if f not in _inherited])
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", DEVICES)
 
+_STALE_S = 2 * 3600  # longer than any test session: a folder this old belongs to no run going on
+
+
+def _persistent_jit_cache():
+    """``<cache home>/jaxbeam-tests/jit-<jax version>-<sha256 of the package's sources, 16 hex>``, made if
+    missing and marked as used now; sibling folders unused for ``_STALE_S`` seconds are removed."""
+    pkg = Path(__file__).resolve().parents[1] / "jaxbeam"
+    digest = hashlib.sha256()
+    for f in sorted(pkg.rglob("*.py")):
+        digest.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxbeam-tests"
+    folder = home / f"jit-{jax.__version__}-{digest.hexdigest()[:16]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)  # the folder's mtime: when a run last used it (new entries move it on too)
+    for old in home.glob("jit-*"):
+        try:
+            if old != folder and time.time() - old.stat().st_mtime > _STALE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # removed by another run meanwhile
+            pass
+    return str(folder)
+
+
 if "JAXBEAM_TEST_JIT_CACHE" not in os.environ:  # the controller (or a run without xdist); workers inherit
-    os.environ["JAXBEAM_TEST_JIT_CACHE"] = tempfile.mkdtemp(prefix="jaxbeam-test-jit-")
-    atexit.register(shutil.rmtree, os.environ["JAXBEAM_TEST_JIT_CACHE"], ignore_errors=True)
+    os.environ["JAXBEAM_TEST_JIT_CACHE"] = _persistent_jit_cache()
 jax.config.update("jax_compilation_cache_dir", os.environ["JAXBEAM_TEST_JIT_CACHE"])
 jax.config.update("jax_compilation_cache_max_size", 8 << 30)  # a limit turns on the file lock
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
@@ -60,7 +97,7 @@ def x64():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run ``multidevice`` tests only in an 8-device process (``tests/test_multidevice.py`` starts one)."""
+    """Run ``multidevice`` tests only in a multi-device process (``tests/test_multidevice.py`` starts one)."""
     keep, drop = [], []
     for item in items:
         (drop if (item.get_closest_marker("multidevice") is not None) != (DEVICES > 1) else keep).append(item)

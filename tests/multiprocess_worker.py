@@ -1,6 +1,6 @@
-"""One of the processes of tests/test_multiprocess.py: ``python tests/multiprocess_worker.py ID N PORT ROOT``.
+"""One of the processes of tests/test_multiprocess.py: ``python tests/multiprocess_worker.py ID N M PORT ROOT``.
 
-Joins a ``jax.distributed`` run of N processes x 4 CPU devices (coordinator 127.0.0.1:PORT), then, like
+Joins a ``jax.distributed`` run of N processes x M CPU devices (coordinator 127.0.0.1:PORT), then, like
 every process of a multi-host run, runs the same program: 3 SGD steps of the Engine on fixed global
 batches, and a short ``train.fit`` with checkpoints in ROOT/run (then that fit again: a resume of a
 finished run). Process 0 writes the parameters to ROOT/result.npz.
@@ -11,8 +11,8 @@ import sys
 
 import jax
 
-pid, n, port, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-jax.config.update("jax_num_cpu_devices", 4)
+pid, n, m, port, root = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+jax.config.update("jax_num_cpu_devices", m)
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
 from jaxbeam import train  # noqa: E402
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 import multiprocess_common as common  # noqa: E402
 
-assert jax.process_count() == n and jax.device_count() == 4 * n and jax.local_device_count() == 4
+assert jax.process_count() == n and jax.device_count() == m * n and jax.local_device_count() == m
 sgd = common.sgd_steps()
 fit = common.fit_run(os.path.join(root, "run"))
 again = common.fit_run(os.path.join(root, "run"))

@@ -54,7 +54,7 @@ def test_resume_after_interrupt_is_identical(full, tmp_path):
 @pytest.mark.multidevice
 def test_result_does_not_depend_on_device_count(full, tmp_path):
     _, ref = full
-    assert jax.local_device_count() == 8  # tests/conftest.py
+    assert jax.local_device_count() > 1  # tests/conftest.py (tests/test_multidevice.py sets 2)
     one = generate_labels(tmp_path, **ARGS, chunk_size=16, devices=jax.local_devices()[:1], progress=False)
     np.testing.assert_array_equal(one.H, ref.H)
     np.testing.assert_allclose(one.U, ref.U, rtol=1e-5)

@@ -1,5 +1,8 @@
-"""Multi-process data parallelism: 2 processes x 4 CPU devices (``jax.distributed``, coordinator on
-127.0.0.1) against 1 process x 8 devices, on the Engine and through ``train.fit`` with checkpoints."""
+"""Multi-process data parallelism: 2 processes x 1 CPU device (``jax.distributed``, coordinator on
+127.0.0.1) against 1 process x 2 devices, on the Engine and through ``train.fit`` with checkpoints.
+
+The counts are ``multiprocess_common.PROCESSES`` and ``LOCAL_DEVICES``; the reference is this process
+(the ``multidevice`` one, ``JAXBEAM_TEST_DEVICES`` devices), so it needs PROCESSES x LOCAL_DEVICES of them."""
 
 import os
 import socket
@@ -34,21 +37,23 @@ def _close(got, want, *, adam):
 
 
 @pytest.mark.multidevice
-def test_two_processes_of_4_devices_train_like_one_of_8(tmp_path):
+def test_several_processes_train_like_one_with_as_many_devices(tmp_path):
+    n, m = common.PROCESSES, common.LOCAL_DEVICES
+    assert n > 1 and jax.device_count() == n * m  # the reference: this process (tests/conftest.py)
     port = str(_free_port())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("XLA_FLAGS", None)
     worker = str(ROOT / "tests" / "multiprocess_worker.py")
     procs = [
         subprocess.Popen(
-            [sys.executable, worker, str(i), "2", port, str(tmp_path)],
+            [sys.executable, worker, str(i), str(n), str(m), port, str(tmp_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
             cwd=ROOT,
         )  # fmt: skip
-        for i in range(2)
+        for i in range(n)
     ]
     outs = []
     try:
@@ -60,7 +65,6 @@ def test_two_processes_of_4_devices_train_like_one_of_8(tmp_path):
     for p, out in zip(procs, outs, strict=True):
         assert p.returncode == 0 and "DONE" in out, out[-3000:]
     got = dict(np.load(tmp_path / "result.npz"))
-    assert jax.device_count() == 8  # the reference: this process, 8 devices (tests/conftest.py)
     sgd = common.sgd_steps()
     _close({k[3:]: v for k, v in got.items() if k.startswith("sgd")}, sgd, adam=False)
     fit = common.fit_run(tmp_path / "ref")

@@ -151,18 +151,19 @@ def test_validation_utility_is_scale_free():
 
 @pytest.mark.multidevice
 def test_data_parallel_ubert_step_equals_single_device():
-    assert jax.device_count() == 8
+    n = jax.device_count()
+    assert n > 1  # tests/conftest.py (tests/test_multidevice.py sets 2)
     model = jb.models.UBERT(features=16, num_layers=1, num_heads=2)
     data = {u: _labels(u, 48, seed=5) for u in jb.TASKS}
     batch = next(train.MultiTaskSource(data, 24, seed=0).epoch(0))
     loss_fn = make_multitask_loss()
     tx = optax.sgd(1e-2)  # SGD: see tests/test_train.py (Adam amplifies round-off of zero gradients)
-    e8 = train.Engine(model, loss_fn, tx)
+    e8 = train.Engine(model, loss_fn, tx)  # all n devices
     e1 = train.Engine(model, loss_fn, tx, mesh=train.data_mesh(jax.devices()[:1]))
     s8 = e8.init_state(jax.random.PRNGKey(0), batch)
     s1 = e1.init_state(jax.random.PRNGKey(0), batch)
     b8 = e8.put_batch(batch)
-    assert len(b8["task"].sharding.device_set) == 8
+    assert len(b8["task"].sharding.device_set) == n
     s8, m8 = e8.train_step(s8, b8)
     s1, m1 = e1.train_step(s1, e1.put_batch(batch))
     chex.assert_trees_all_close(jax.device_get(s8["params"]), jax.device_get(s1["params"]), rtol=1e-5, atol=1e-6)

@@ -239,11 +239,12 @@ def test_time_budget_is_counted_across_kills(tmp_path):
 
 
 @pytest.mark.multidevice
-def test_same_seed_same_parameters_and_1_vs_8_devices(tmp_path):
+def test_same_seed_same_parameters_and_1_vs_several_devices(tmp_path):
     a = _fit(None, epochs=1)
     b = _fit(None, epochs=1)
     chex.assert_trees_all_equal(jax.device_get(a.state["params"]), jax.device_get(b.state["params"]))
-    c = _fit(None, epochs=1, devices=8)
+    assert jax.device_count() > 1  # tests/conftest.py (tests/test_multidevice.py sets 2)
+    c = _fit(None, epochs=1, devices=jax.device_count())
     pa, pc = jax.device_get(a.state["params"]), jax.device_get(c.state["params"])
     # Adam turns the round-off-level gradient of the attention key bias (exactly 0: softmax is invariant
     # to it) into sign-random steps; every other parameter agrees to float32 round-off.

@@ -48,28 +48,29 @@ def _max_rel_diff(a, b):
 
 @pytest.mark.multidevice
 def test_data_parallel_gradients_and_step_equal_single_device():
-    assert jax.device_count() == 8, "tests/conftest.py sets 8 host CPU devices"
+    n = jax.device_count()
+    assert n > 1, "JAXBEAM_TEST_DEVICES > 1 (tests/conftest.py; tests/test_multidevice.py sets 2)"
     model = _model()
     loss_fn = losses.make_loss("sr", supervised=True, lambda1=1.0, lambda2=0.1)
     # SGD for the one-step comparison: Adam divides by sqrt(v), which turns the round-off-level gradients
     # of parameters whose exact gradient is 0 (the attention key bias) into full-size, sign-random steps.
     tx = optax.sgd(1e-2)
     batch = train.label_arrays(_labels(16))
-    e8 = train.Engine(model, loss_fn, tx)
+    e8 = train.Engine(model, loss_fn, tx)  # all n devices (e8: the name from when n was 8)
     e1 = train.Engine(model, loss_fn, tx, mesh=train.data_mesh(jax.devices()[:1]))
-    assert e8.num_shards == 8 and e1.num_shards == 1
+    assert e8.num_shards == n and e1.num_shards == 1
     s8 = e8.init_state(jax.random.PRNGKey(0), batch)
     s1 = e1.init_state(jax.random.PRNGKey(0), batch)
     b8 = e8.put_batch(batch)
-    assert len(b8["H"].sharding.device_set) == 8
+    assert len(b8["H"].sharding.device_set) == n
     g8 = e8.grads(s8["params"], b8)
     g1 = e1.grads(s1["params"], e1.put_batch(batch))
-    assert _max_rel_diff(g8, g1) < 1e-5  # an extra pmean/psum would be off by a factor of 8
-    assert _max_rel_diff(jax.tree.map(lambda g: 8 * g, g8), g1) > 1  # ...and this check would see it
-    # a resident data set: replicated on the 8 devices, each gathers its own rows of the batch by index
+    assert _max_rel_diff(g8, g1) < 1e-5  # an extra pmean/psum would be off by a factor of n
+    assert _max_rel_diff(jax.tree.map(lambda g: n * g, g8), g1) > (n - 1) / 2  # ...and this check would see it
+    # a resident data set: replicated on the n devices, each gathers its own rows of the batch by index
     src = train.ArraySource(batch, 16, shuffle=False, on_device=True)
     r8 = train.Engine(model, loss_fn, tx, source=src)
-    assert r8.resident["H"].sharding.is_fully_replicated and len(r8.resident["H"].sharding.device_set) == 8
+    assert r8.resident["H"].sharding.is_fully_replicated and len(r8.resident["H"].sharding.device_set) == n
     assert _max_rel_diff(r8.grads(s8["params"], r8.put_batch(next(src.epoch(0)))), g1) < 1e-5
     s8, m8 = e8.train_step(s8, b8)
     s1, m1 = e1.train_step(s1, e1.put_batch(batch))
@@ -79,7 +80,7 @@ def test_data_parallel_gradients_and_step_equal_single_device():
     # a chunk of 3 steps in one dispatch, sharded over the batch axis, against 3 single-device steps
     chunk = [train.label_arrays(_labels(16, seed=s)) for s in (1, 2, 3)]
     placed = e8.put_chunk(chunk)
-    assert placed["H"].shape[:2] == (3, 16) and len(placed["H"].sharding.device_set) == 8
+    assert placed["H"].shape[:2] == (3, 16) and len(placed["H"].sharding.device_set) == n
     s8, m8 = e8.train_chunk(s8, placed)
     for b in chunk:
         s1, _ = e1.train_step(s1, e1.put_batch(b))

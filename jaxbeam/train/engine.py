@@ -6,7 +6,7 @@ replicated, and the loss is a mean over the *global* batch, so XLA inserts the g
 (the ``lax.pmean`` of the pmap idiom) itself. There is no explicit ``pmean`` to get wrong: under
 ``shard_map``'s varying-axes check the gradient of a replicated parameter already comes out summed, and
 a further ``pmean`` would scale it by the device count. ``tests/test_train.py`` compares the gradients
-and one update on 8 devices against a single device.
+and one update on several devices (2 in the tests) against a single device.
 
 The train state is a plain dict pytree ``{"params", "opt_state", "step", "rng"}``.
 Batches are dicts of arrays with a leading batch axis: ``"H"`` and ``"P"`` always; ``"mask"``,
@@ -63,7 +63,7 @@ def initialize_distributed(**kwargs) -> None:
     each batch to its devices, gradients are reduced across all devices by XLA (on CPU hosts through
     gloo, ``jax_cpu_collectives_implementation``, the default), and checkpoints go to one ``workdir`` on a
     file system every host sees (orbax coordinates the writes; the metrics log is written by process 0).
-    ``tests/test_multiprocess.py`` runs 2 processes x 4 CPU devices against 1 process x 8 devices.
+    ``tests/test_multiprocess.py`` runs 2 processes x 1 CPU device against 1 process x 2 devices.
     """
     jax.distributed.initialize(**kwargs)
 
