@@ -103,15 +103,21 @@ class SAOContext:
         H = self.channels(K, N)
         cfg0 = next(iter(models.values()))[0]
         sigma2 = cfg0.sigma2 if snr_db is None else cfg0.P / 10.0 ** (snr_db / 10.0)
-        refs, t_wmmse = reference_sum_rates(H, cfg0.P, sigma2)
+        refs, secs = reference_sum_rates(H, cfg0.P, sigma2)
+        ladder = refs.pop("wmmse_k")
         rec = {"K": K, "N": N, "samples": int(H.shape[0]), "snr_db": 10 * np.log10(cfg0.P / sigma2)}
         rec.update({k: None if v is None else float(np.mean(v)) for k, v in refs.items()})
-        rec["wmmse_seconds"] = t_wmmse
+        rec["wmmse_seconds"] = secs["wmmse"]
         for name, (cfg, params) in models.items():
             rates, seconds = model_sum_rates(cfg, params, H, steps=steps, sigma2=sigma2)
             rec[name], rec[f"{name}_seconds"] = float(np.mean(rates)), seconds
         for k in (*models, "rzf", "zf"):
             rec[f"{k}_pct"] = None if rec[k] is None else 100.0 * rec[k] / rec["wmmse"]
+        rec["ladder_pct"] = {k: 100.0 * float(np.mean(v)) / rec["wmmse"] for k, v in ladder.items()}
+        for name in models:  # each model's fair speed baseline: the cheapest WMMSE-k at >= its quality
+            reach = [k for k in ladder if rec["ladder_pct"][k] >= rec[f"{name}_pct"]]
+            rec[f"{name}_matched_k"] = reach[0] if reach else None
+            rec[f"{name}_matched_seconds"] = secs[reach[0]] if reach else None
         return rec
 
 

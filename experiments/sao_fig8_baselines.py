@@ -36,8 +36,11 @@ def body(ctx) -> Report:
         rows.append([K, *(fmt(r[k]) for k in ("sao", "steps", "online", "rzf", "zf", "wmmse"))])
         rows[-1] += [r["sao_pct"], r["steps_pct"], r["online_pct"], r["rzf_pct"]]
         rows[-1] += [f"{r['samples'] / r['sao_seconds']:,.0f}", f"{r['samples'] / r['wmmse_seconds']:,.0f}"]
+        k = r["sao_matched_k"]
+        rows[-1] += ["none <= 50" if k is None else f"WMMSE-{k}: {r['samples'] / r['sao_matched_seconds']:,.0f}"]
     header = ["K", "MT-SAO-lift", "steps only", f"GA {q} steps", "LMMSE", "ZF", "WMMSE"]
     header += ["SAO %", "steps %", "GA %", "LMMSE %", "SAO [samples/s]", "WMMSE [samples/s]"]
+    header += ["cheapest WMMSE-k >= SAO [samples/s]"]
 
     def plot(path):
         x = [r["K"] for r in raw]
