@@ -78,8 +78,8 @@ SOLVERS = {
 }
 """``*-antenna``: per-antenna budgets ``P / N`` each (:func:`jaxbeam.wmmse_antenna` with its own stop, or
 :func:`jaxbeam.sca` with ``power="antenna"``) instead of the total budget ``P``. ``*-antenna-strict``: the same
-run on to convergence (:data:`STRICT`), never below the plain run on any sample, several times slower; the
-plain stop ends a few % low on near-far channels."""
+run on to convergence (:data:`STRICT`), never below the plain run on any sample, several times slower; SCA's
+plain stop ends a few % low on near-far channels (per-antenna WMMSE's, since label version 3, within 0.1 %)."""
 MAXMIN_GAP = 1e-4
 """The exact max-min solver counts a sample as converged when its certified SINR bracket is within this
 relative gap (``sinr_upper <= sinr (1 + gap)``)."""
@@ -326,7 +326,8 @@ def generate_labels(
       seed: channel seed (and the split's seed).
       sigma2: noise power [W]; Pc: circuit power [W] (EE).
       tol: solver convergence tolerance (the paper's 1e-4; the exact max-min solver has its own stop).
-      solver: ``"wmmse"`` or ``"sca"`` (SR), ``"exact"`` (max-min by bisection and duality) or ``"sca"`` (MR),
+      solver: ``"wmmse"`` or ``"sca"`` (SR), ``"exact"`` (the max-min optimum, :func:`jaxbeam.maxmin_exact`) or
+        ``"sca"`` (MR),
         ``"sca"`` (EE); ``"wmmse-antenna"`` (SR) and ``"sca-antenna"`` (any utility) under per-antenna budgets
         ``P / N`` (:data:`SOLVERS`); default :data:`DEFAULT_SOLVER`.
       chunk_size: samples per chunk (one jit call; the unit of resume; it fixes the channels drawn).

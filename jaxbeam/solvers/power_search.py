@@ -10,8 +10,9 @@ direction,
 
 with ``dir`` RZF (at each power its own regularisation ``K sigma2 / (P r^j)``), ZF, MRT or WMMSE-k
 (:func:`jaxbeam.wmmse_fixed`), ``L`` levels a factor ``r`` apart (default 13 levels 1.5 dB apart: ``P`` down to
-``P / 64``). All levels are evaluated in one batched call; the search is a grid, not an adaptive 1-D search, so
-its cost is fixed and its result is the exact maximum over the grid.
+``P / 64``). The levels are evaluated one after another inside one jitted call (``lax.map``: the memory of one
+batch); the search is a grid, not an adaptive 1-D search, so its cost is fixed and its result is the exact
+maximum over the grid.
 """
 
 from __future__ import annotations
