@@ -111,7 +111,7 @@ def add_evaluate(sub) -> None:
         ),
         epilog="example: jaxbeam evaluate runs/sr/model --labels data/sr_6_12 data/sr_7_12 --csi-error-db -20",
     )
-    p.add_argument("checkpoint", help="run directory of a training (holds config.json, best/)")
+    p.add_argument("checkpoint", help="run directory of a training (holds config.json and checkpoints/)")
     p.add_argument("--labels", nargs="+", help="label data set directories (BERT, UBERT runs)")
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test", help="part (default test)")
     p.add_argument("--csi-error-db", type=float, help="evaluate with CSI error ||e||^2 = mu ||h||^2, mu in dB")

@@ -370,7 +370,7 @@ def add_finetune(sub) -> None:
         ),
         epilog="example: jaxbeam finetune runs/sr/model --N 13 --K 5 --workdir runs/sr_5x13 --epochs 10",
     )
-    p.add_argument("checkpoint", help="run directory of a pre-training (holds config.json, best/)")
+    p.add_argument("checkpoint", help="run directory of a pre-training (holds config.json and checkpoints/)")
     add_config_args(p)
     p.add_argument("--workdir", required=True, help="run directory of the fine-tuning")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10, Sec. VI-A3)")
