@@ -10,6 +10,7 @@ import pytest
 
 import jaxbeam as jb
 from jaxbeam.configs import get_sao_preset
+from jaxbeam.data.streams import stream
 from jaxbeam.jobs.sao import train_sao
 from jaxbeam.models.sao import SAO
 from jaxbeam.train.losses import make_trajectory_loss
@@ -263,7 +264,7 @@ def test_curriculum_draws_other_channel_sources_before_masking():
     src = CurriculumSource(6, 5, (2, 4), (3, 5), stage_epochs=1, batch_size=16, steps_per_epoch=2, seed=4,
                            channel="pathloss")  # fmt: skip
     b = list(src.epoch(3))[1]
-    key = jax.random.key(int(np.random.default_rng([4, 3, 1]).integers(0, 2**31 - 1)))
+    key = jax.random.key(int(stream("batch", 4, 3, 1).integers(0, 2**31 - 1)))
     live = b["mask"][:, :, None] & b["antenna_mask"][:, None, :]
     np.testing.assert_allclose(b["H"][live], np.asarray(jb.pathloss(key, (16,), 6, 5))[live], rtol=1e-6)
     assert np.all(b["H"][~live] == 0) and list(b["mask"].sum(1)) == [4] * 16

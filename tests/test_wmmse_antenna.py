@@ -1,6 +1,8 @@
 """WMMSE under per-antenna power constraints (#19): feasibility, never below its feasible starts, a known
 optimum (one user), and first-order stationarity checked by autodiff of the sum rate (independent code)."""
 
+import inspect
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -176,4 +178,4 @@ def test_public_wmmse_per_antenna_honours_tol_and_window():
     for name, value in (("multiplier", "search"), ("stop", "paper")):
         with pytest.raises(ValueError, match=f"{name}='{value}' applies to power=\"total\" only"):
             jb.wmmse(H, 1.0, power="antenna", **{name: value})
-    assert jb.wmmse.__module__ == "jaxbeam.solvers.wmmse" and "power" in jb.wmmse.__code__.co_varnames
+    assert jb.wmmse.__module__ == "jaxbeam.solvers.wmmse" and "power" in inspect.signature(jb.wmmse).parameters
