@@ -233,7 +233,7 @@ def plot(rows: list[dict], path: Path, batch: str) -> None:
         ax.axis("off")
     fig.suptitle("red: on the frontier, orange: learned, blue: classical", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=80)  # a small file: results/ is committed
     plt.close(fig)
 
 
