@@ -27,9 +27,10 @@ import numpy as np
 import jaxbeam as jb
 from benchmarks._results import header, markdown_header
 from benchmarks.frontier import quality
+from jaxbeam.data.streams import stream
 from jaxbeam.jobs.load import load_beamformer
 from jaxbeam.jobs.report import markdown_table
-from jaxbeam.train.sources import _masked_batch
+from jaxbeam.train.sources import masked_channels
 
 BUDGETS = (1, 2, 3, 5, 10)
 
@@ -54,10 +55,12 @@ def score(bf, H, P, sigma2, mask=None, antenna_mask=None) -> dict:
 
 def random_masks(Km: int, Nm: int, n: int, seed: int):
     """``n`` samples with K, N uniform in 1..Km, 1..Nm, padded to (Km, Nm) (masked rows / columns zero):
-    ``(H, mask, antenna_mask)``. Classical methods need no antenna mask: their beams lie in the channels' row
-    space, so they put nothing on a zero column."""
-    rng = np.random.default_rng(np.random.SeedSequence([9, seed]))
-    b = _masked_batch(rng, rng.integers(1, Km + 1, n), rng.integers(1, Nm + 1, n), Km, Nm)
+    ``(H, mask, antenna_mask)``, drawn as the model's fixed sets are (:func:`jaxbeam.train.sources.masked_channels`).
+    Classical methods need no antenna mask: their beams lie in the channels' row space, so they put nothing on a
+    zero column."""
+    sizes = stream("fixed_set", seed, 1)
+    configs = np.stack([sizes.integers(1, Km + 1, n), sizes.integers(1, Nm + 1, n)], axis=1)
+    b = masked_channels(Km, Nm, configs, 1, seed=seed)
     return jnp.asarray(b["H"]), jnp.asarray(b["mask"]), jnp.asarray(b["antenna_mask"])
 
 

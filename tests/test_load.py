@@ -42,7 +42,7 @@ def test_bert_run(tmp_path):
     run = tmp_path / "r"
     argv = ["pretrain", "--preset", "smoke", "--labels", str(labels), "--workdir", str(run), "--set", "epochs=1"]
     assert main(argv) == 0
-    bf = load_beamformer(run / "model" if (run / "model").is_dir() else run)
+    bf = load_beamformer(run / "model")  # jaxbeam pretrain writes its run to WORKDIR/model
     assert bf.kind == "bert" and bf.utility == "sr" and bf.N == 4
     cfg = configs.get_preset("smoke")
     params = train.load_params(bf.run_dir, which="best")

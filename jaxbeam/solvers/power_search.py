@@ -10,9 +10,9 @@ direction,
 
 with ``dir`` RZF (at each power its own regularisation ``K sigma2 / (P r^j)``), ZF, MRT or WMMSE-k
 (:func:`jaxbeam.wmmse_fixed`), ``L`` levels a factor ``r`` apart (default 13 levels 1.5 dB apart: ``P`` down to
-``P / 64``). The levels are evaluated one after another inside one jitted call (``lax.map``: the memory of one
-batch); the search is a grid, not an adaptive 1-D search, so its cost is fixed and its result is the exact
-maximum over the grid.
+``P / 64``). The levels are evaluated one after another inside one jitted call (a ``lax.scan`` keeping the
+running best: the memory of one batch); the search is a grid, not an adaptive 1-D search, so its cost is fixed
+and its result is the exact maximum over the grid.
 """
 
 from __future__ import annotations
@@ -92,11 +92,20 @@ def power_search(
         W = _direction(direction, H, P * scale, sigma2, mask, k)
         return W, utility_fn(utility, H, W, sigma2, Pc, mask=mask)
 
-    Ws, Us = jax.lax.map(one, scales)  # (L, ..., K, N), (L, ...): one level at a time, memory of one batch
-    best = jnp.argmax(jnp.where(jnp.isnan(Us), -jnp.inf, Us), axis=0)
-    W = jnp.take_along_axis(Ws, best[None, ..., None, None], axis=0)[0]
+    def keep_best(carry, scale):  # the running best: one batch of beams in memory, whatever the number of levels
+        W_best, U_best, p_best = carry
+        W, U = one(scale)
+        better = U > U_best  # strict: ties keep the higher power (the earlier level); NaN never wins
+        return (
+            jnp.where(better[..., None, None], W, W_best),
+            jnp.where(better, U, U_best),
+            jnp.where(better, P * scale, p_best),
+        ), None
+
+    init = (jnp.zeros(H.shape, H.dtype), jnp.full(batch, -jnp.inf, H.real.dtype), jnp.zeros(batch, H.real.dtype))
+    (W, _, p), _ = jax.lax.scan(keep_best, init, scales)
     if return_power:
-        return W, P * scales[best]
+        return W, p
     return W
 
 
