@@ -83,6 +83,11 @@ def _coerce(field_type: str, default, text: str):
         if text.lower() in ("0", "false", "no"):
             return False
         raise ValueError(f"expected true/false, got {text!r}")
+    if isinstance(default, tuple) and default and all(isinstance(v, tuple) for v in default):  # (K, N) pairs
+        try:
+            return tuple(tuple(int(x) for x in item.split("x")) for item in text.split(","))
+        except ValueError:
+            raise ValueError(f"expected KxN pairs separated by commas (e.g. 12x12,16x8); got {text!r}") from None
     if isinstance(default, tuple):
         cast = int if default and all(isinstance(v, int) for v in default) else float
         return tuple(cast(t) for t in text.split(","))
@@ -148,6 +153,20 @@ def make_sao_config(preset: str, sets: list[str] | None, **direct):
     overrides = parse_sets(sets, fields, "SAO config field")
     try:
         return configs.get_sao_preset(preset, **overrides, **direct)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def make_unfolded_config(preset: str, sets: list[str] | None):
+    """``configs.get_unfolded_preset(preset, ...)`` from ``--set NAME=VALUE`` strings."""
+    from jaxbeam import configs
+
+    if preset not in configs.UNFOLDED_PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(configs.UNFOLDED_PRESETS)}; got {preset!r}")
+    base = configs.UNFOLDED_PRESETS[preset]
+    fields = {f.name: (f.type, getattr(base, f.name)) for f in dataclasses.fields(base)}
+    try:
+        return configs.get_unfolded_preset(preset, **parse_sets(sets, fields, "unfolded config field"))
     except ValueError as e:
         raise UserError(str(e)) from None
 

@@ -18,6 +18,8 @@ def _evaluate(args) -> int:
 
     if _is_sao(args.checkpoint):
         return _evaluate_sao(args)
+    if _is_sao(args.checkpoint, key="unfolded_config"):
+        return _evaluate_unfolded(args)
     if args.infer_steps is not None:
         raise UserError("--infer-steps applies to SAO runs (paper 002) only; this is a BERT or UBERT run")
     if args.channel is not None or args.channel_arg:
@@ -65,10 +67,12 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _is_sao(checkpoint: str) -> bool:
+def _is_sao(checkpoint: str, key: str = "sao_config") -> bool:
+    """Whether ``checkpoint`` holds a run whose identity has ``key`` (an SAO run; ``"unfolded_config"``: an
+    unfolded-WMMSE run)."""
     f = Path(checkpoint) / "config.json"
     try:
-        return f.is_file() and "sao_config" in json.loads(f.read_text()).get("identity", {})
+        return f.is_file() and key in json.loads(f.read_text()).get("identity", {})
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return False
 
@@ -100,6 +104,42 @@ def _evaluate_sao(args) -> int:
     return 0
 
 
+def _matched(r: dict) -> str:
+    k = r["matched_k"]
+    return f"WMMSE-{k} ({r[f'wmmse_{k}_pct']:.2f})"
+
+
+def _evaluate_unfolded(args) -> int:
+    """An unfolded-WMMSE run: sum rate on fresh Rayleigh channels at each of its systems beside RZF, WMMSE at the
+    same iterations untrained, WMMSE's ladder and converged WMMSE."""
+    from jaxbeam.jobs.report import markdown_table
+    from jaxbeam.jobs.unfolded import evaluate_systems, load_unfolded
+
+    extra = [f for f, v in (("--labels", args.labels), ("--csi-error-db", args.csi_error_db),
+                            ("--infer-steps", args.infer_steps), ("--channel", args.channel)) if v]  # fmt: skip
+    if extra or args.channel_arg:
+        raise UserError(f"an unfolded-WMMSE run is evaluated on fresh Rayleigh channels at its systems; drop "
+                        f"{', '.join(extra) or '--channel-arg'}")  # fmt: skip
+    try:
+        cfg, params = load_unfolded(args.checkpoint)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    rows = evaluate_systems(cfg, params, samples=args.samples, seed=args.seed)
+    T = cfg.iterations
+    body = [
+        [f"({r['K']}, {r['N']})", f"{r['wmmse']:.2f}", f"{r['unfolded_pct']:.2f} +- {r['unfolded_ci95']:.2f}",
+         f"{r[f'wmmse_{T}_pct']:.2f}", f"{r['rzf_pct']:.2f}",
+         "none <= 50" if r["matched_k"] is None else _matched(r)]
+        for r in rows
+    ]  # fmt: skip
+    header = ["(K, N)", "WMMSE SR", f"unfolded-{T} %", f"WMMSE-{T} %", "RZF %", "cheapest WMMSE-k >= it"]
+    print(f"Sum rate at {cfg.snr_db:g} dB, {args.samples} fresh Rayleigh channels per (K, N), % of WMMSE (tol 1e-5):\n")
+    print(markdown_table(header, body))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -115,8 +155,8 @@ def add_evaluate(sub) -> None:
     p.add_argument("--labels", nargs="+", help="label data set directories (BERT, UBERT runs)")
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test", help="part (default test)")
     p.add_argument("--csi-error-db", type=float, help="evaluate with CSI error ||e||^2 = mu ||h||^2, mu in dB")
-    p.add_argument("--samples", type=positive_int, default=256, help="SAO runs: channels per (K, N) (default 256)")
-    p.add_argument("--seed", type=int, default=12345, help="SAO runs: seed of the test channels")
+    p.add_argument("--samples", type=positive_int, default=256, help="SAO / unfolded runs: channels per (K, N)")
+    p.add_argument("--seed", type=int, default=12345, help="SAO / unfolded runs: seed of the test channels")
     p.add_argument(
         "--infer-steps",
         type=nonnegative_int,

@@ -130,6 +130,8 @@ def _pretrain(args) -> int:
         return _pretrain_ubert(args)
     if getattr(args, "model", "bert") in SAO_MODELS:
         return _pretrain_sao(args)
+    if getattr(args, "model", "bert") == "unfolded":
+        return _pretrain_unfolded(args)
     cfg = make_config(args.preset, args.set, **direct_overrides(args))
     if cfg.train.task_weighting != "equal":
         raise UserError(f"--set task_weighting={cfg.train.task_weighting} is for --model ubert (BERT trains one task)")
@@ -181,6 +183,32 @@ def _pretrain_sao(args) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     print(f"trained MT-SAO{'-lift' if cfg.lift else ''} in {workdir}; evaluate with: jaxbeam evaluate {workdir}")
+    return 0
+
+
+def _pretrain_unfolded(args) -> int:
+    """``jaxbeam pretrain --model unfolded``: the deep-unfolded WMMSE on its preset (no labels)."""
+    from jaxbeam.cli.args import make_unfolded_config
+    from jaxbeam.jobs.unfolded import train_unfolded
+
+    given = [
+        f"--{k}"
+        for k in ("labels", "utility", "K", "N", "P", "steps", "minutes", "task_labels")
+        if getattr(args, k, None)
+    ]
+    if given:
+        raise UserError(
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --model unfolded (unsupervised "
+            "sum rate on the preset's (K, N) systems); change the preset with --set, e.g. --set iterations=3 "
+            "--set systems=16x16,12x8"
+        )
+    cfg = make_unfolded_config(args.preset, args.set)
+    workdir = Path(args.workdir) / "model"
+    try:
+        train_unfolded(cfg, workdir)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"trained the unfolded WMMSE (T = {cfg.iterations}) in {workdir}; evaluate with: jaxbeam evaluate {workdir}")
     return 0
 
 
@@ -264,10 +292,11 @@ def add_pretrain(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="label seed when labels are made here (default 0)")
     p.add_argument(
         "--model",
-        choices=["bert", "ubert", *SAO_MODELS],
+        choices=["bert", "ubert", *SAO_MODELS, "unfolded"],
         default="bert",
         help="bert: one utility (eq. 17); ubert: multi-task UBERT on SR, MR and EE labels (eqs. 29-30, Algorithm 1);"
-        " sao / sao_lift: paper 002's semi-amortised optimiser (its Algorithm 1, unsupervised, any K <= K_m, N <= N_m)",
+        " sao / sao_lift: paper 002's semi-amortised optimiser (its Algorithm 1, unsupervised, any K <= K_m, N <= N_m);"
+        " unfolded: deep-unfolded WMMSE, T iterations with 3 learned scalars each (unsupervised, any K, N)",
     )
     p.add_argument(
         "--task-labels",

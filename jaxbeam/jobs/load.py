@@ -4,7 +4,8 @@ that every benchmark treats exactly like a classical method.
 
 Runs it reads: ``jaxbeam pretrain`` BERT and UBERT runs, their fine-tunings (full, frozen, LoRA and MoE-LoRA:
 adapters merged, eq. 22; a UBERT MoE-LoRA run with the given task's expert mix) and MT-SAO runs
-(``jaxbeam pretrain --model sao_lift``). Checkpoints are read by :func:`jaxbeam.train.load_params` (the newest
+(``jaxbeam pretrain --model sao_lift``) and deep-unfolded WMMSE runs (``jaxbeam pretrain --model unfolded``).
+Checkpoints are read by :func:`jaxbeam.train.load_params` (the newest
 readable step, with a warning for a damaged newer one).
 """
 
@@ -73,11 +74,11 @@ class Beamformer:
     """A trained model as a pure function of the channels.
 
     Attributes:
-      kind: ``"bert"``, ``"ubert"`` or ``"sao"``.
+      kind: ``"bert"``, ``"ubert"``, ``"sao"`` or ``"unfolded"``.
       utility: the utility it serves (``"sr"``, ``"mr"`` or ``"ee"``).
       sigma2: the noise power [W] it was trained at (BERT and UBERT only work there; MT-SAO's gradient steps
-        take any).
-      N: the antennas it takes (None: any, UBERT; MT-SAO: at most N).
+        and the unfolded WMMSE's iterations take any).
+      N: the antennas it takes (None: any, UBERT and unfolded WMMSE; MT-SAO: at most N).
       apply: ``apply(params, H, P, sigma2, mask, antenna_mask) -> W``, pure.
       params: its parameters (merged adapters included).
       run_dir: where it was loaded from.
@@ -102,7 +103,7 @@ class Beamformer:
             raise ValueError("antenna_mask: a BERT has a fixed number of antennas; give H with its N columns")
         if sigma2 is None:
             sigma2 = self.sigma2
-        elif self.kind != "sao" and isinstance(sigma2, int | float) and not np.isclose(sigma2, self.sigma2):
+        elif self.kind in ("bert", "ubert") and isinstance(sigma2, int | float) and not np.isclose(sigma2, self.sigma2):
             raise ValueError(
                 f"sigma2 must be the noise power this {self.kind.upper()} was trained at, {self.sigma2} W; "
                 f"got {sigma2!r} (BERT and UBERT take no noise power; MT-SAO does)"
@@ -148,6 +149,18 @@ def _sao(run_dir) -> Beamformer:
     return Beamformer("sao", "sr", cfg.sigma2, cfg.max_antennas, apply, params, str(run_dir), cfg.max_users)
 
 
+def _unfolded(run_dir) -> Beamformer:
+    from jaxbeam.jobs.unfolded import load_unfolded, unfolded_model
+
+    cfg, params = load_unfolded(run_dir)
+    model = unfolded_model(cfg)
+
+    def apply(params, H, P, sigma2, mask, antenna_mask):
+        return model.apply({"params": params}, H, P, mask, antenna_mask, sigma2)
+
+    return Beamformer("unfolded", "sr", cfg.sigma2, None, apply, params, str(run_dir))
+
+
 def load_beamformer(run_dir: str | Path, *, task: str | None = None) -> Beamformer:
     """The trained model in ``run_dir`` as a :class:`Beamformer` (module docstring).
 
@@ -165,6 +178,12 @@ def load_beamformer(run_dir: str | Path, *, task: str | None = None) -> Beamform
     if not f.is_file():
         raise ValueError(f"run_dir {run_dir} is not a training run directory (no config.json)")
     ident = json.loads(f.read_text()).get("identity", {})
+    from jaxbeam.jobs.unfolded import IDENTITY_KEY
+
+    if isinstance(ident, dict) and IDENTITY_KEY in ident:
+        if task not in (None, "sr"):
+            raise ValueError(f"task: an unfolded-WMMSE run serves the sum rate only; got {task!r}")
+        return _unfolded(path)
     if isinstance(ident, dict) and "sao_config" in ident:
         if task not in (None, "sr"):
             raise ValueError(f"task: an MT-SAO run serves the sum rate only; got {task!r}")

@@ -11,6 +11,7 @@ from jaxbeam.solvers.maxmin import maxmin_exact
 from jaxbeam.solvers.power_search import power_search
 from jaxbeam.solvers.refine import refine
 from jaxbeam.solvers.sca import UTILITIES, SCAState, sca
+from jaxbeam.solvers.unfolded import unfolded_wmmse
 from jaxbeam.solvers.wmmse import WMMSEState, wmmse, wmmse_beams, wmmse_fixed, wmmse_init, wmmse_step
 from jaxbeam.solvers.wmmse_antenna import wmmse_antenna
 
@@ -22,6 +23,7 @@ __all__ = [
     "power_search",
     "refine",
     "sca",
+    "unfolded_wmmse",
     "wmmse",
     "wmmse_antenna",
     "wmmse_beams",

@@ -79,11 +79,15 @@ def rzf_coef(Gm, P, mask_f):
 MULTIPLIERS = ("closed", "search")
 
 
-def mmse_update_bm(G, Gm, P, weights, mu0, *, newton_steps: int, multiplier: str):
+def mmse_update_bm(G, Gm, P, weights, mu0, *, newton_steps: int, multiplier: str, mu_scale=None, v_power=None):
     """One WMMSE beam update in the batch-minor layout.
 
     Args: the gains ``G = Gm @ Y`` of the current coefficients and ``Gm``, both ``(K, K, B)``; ``P``
-    and ``mu0`` ``(B,)``; ``weights`` ``(K, B)`` (zero for absent users).
+    and ``mu0`` ``(B,)``; ``weights`` ``(K, B)`` (zero for absent users). ``mu_scale`` and ``v_power``
+    (``multiplier="closed"`` only; None = 1, WMMSE itself): the closed multiplier times ``mu_scale`` and the
+    MSE weights raised to ``v_power`` (``v_k <- v_k^{v_power}``), the learned knobs of
+    :func:`jaxbeam.solvers.unfolded.unfolded_wmmse`. The update is differentiable everywhere (absent users
+    included: their square roots and phases are taken of safe stand-ins).
 
     ``multiplier="closed"`` (the normalised WMMSE of Christensen et al., IEEE TWC 2008): substitute
     ``W = sqrt(P / ||W~||^2) W~`` and move the scale into the receivers; the power constraint then
@@ -111,12 +115,15 @@ def mmse_update_bm(G, Gm, P, weights, mu0, *, newton_steps: int, multiplier: str
     u = gkk / total
     sig = C.abs2(gkk)
     v = total / jnp.maximum(total - sig, jnp.finfo(total.dtype).tiny)  # 1 / MSE = 1 + SINR
-    au = jnp.abs(u)
-    active = (weights > 0) & (au > 0)
-    c = jnp.where(active, weights * v * au**2, 0.0)
-    d = jnp.sqrt(c)
-    phase = jnp.where(active, u / jnp.where(active, au, 1.0), 0.0)
-    r = jnp.where(active, jnp.sqrt(weights * v), 0.0) * phase  # (K, B)
+    if v_power is not None:
+        v = v**v_power
+    au2 = C.abs2(u)
+    active = (weights > 0) & (au2 > 0)
+    safe = lambda x: jnp.where(active, x, 1.0)  # noqa: E731  (finite gradients of sqrt and |u| at absent users)
+    c = jnp.where(active, weights * v * au2, 0.0)
+    d = jnp.where(active, jnp.sqrt(safe(c)), 0.0)
+    phase = jnp.where(active, u / jnp.sqrt(safe(au2)), 0.0)
+    r = jnp.where(active, jnp.sqrt(safe(weights * v)), 0.0) * phase  # (K, B)
     T0 = d[:, None] * Gm * d[None, :]
     T = T0 + jnp.where(eye, jnp.where(active, 0.0, 1.0)[:, None, :], 0.0).astype(dtype)
 
@@ -129,6 +136,8 @@ def mmse_update_bm(G, Gm, P, weights, mu0, *, newton_steps: int, multiplier: str
 
     if multiplier == "closed":
         mu = jnp.sum(c, axis=0) / P
+        if mu_scale is not None:
+            mu = mu * mu_scale
         p, Z = evaluate(mu)
         scale = jnp.where(p > 0, jnp.sqrt(P / jnp.where(p > 0, p, 1.0)), 1.0)
         return d[:, None].astype(dtype) * Z * scale.astype(dtype), mu

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxbeam.core import _checks
+from jaxbeam.core.precoders import rzf
 from jaxbeam.core.utility import TASKS, utility
 
 SIMILARITIES = ("matrix", "per_user")
@@ -206,5 +207,26 @@ def make_trajectory_loss(sigma2: float) -> LossFn:
         m = None if mask is None else mask[:, None]
         rates = utility("sr", H[:, None], W, s2, 0.5, m)  # (B, L_w)
         return -jnp.sum(rates, axis=-1), {"utility": rates[:, -1]}
+
+    return loss_fn
+
+
+def make_relative_rate_loss(sigma2: float) -> LossFn:
+    r"""Label-free sum-rate loss with every sample on one scale: ``-R_sum(H, W) / R_sum(H, W_RZF)`` per sample,
+    RZF (eq. 5) at the same budget as the reference (a constant: no gradient flows through it). A batch that
+    mixes system sizes then weighs each alike (a large system's rate is several times a small one's).
+
+    The batch holds ``"H"`` ``(B, K, N)`` (masked entries zero), ``"P"`` ``(B,)``, optional ``"mask"`` ``(B, K)``
+    and ``"sigma2"``. Metrics: ``"utility"`` (the sum rate [bit/s/Hz]) and ``"vs_rzf"`` (the ratio).
+    """
+    _checks.values("sigma2", sigma2, low=0.0, what="noise power in W")
+
+    def loss_fn(W: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        H, mask, P = batch["H"], batch.get("mask"), batch["P"]
+        s2 = jnp.asarray(batch.get("sigma2", sigma2))
+        rate = utility("sr", H, W, s2, 0.5, mask)
+        ref = jax.lax.stop_gradient(utility("sr", H, rzf(H, P, s2, mask=mask), s2, 0.5, mask))
+        ratio = rate / jnp.maximum(ref, jnp.finfo(rate.dtype).tiny)
+        return -ratio, {"utility": rate, "vs_rzf": ratio}
 
     return loss_fn

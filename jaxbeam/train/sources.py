@@ -363,6 +363,52 @@ class CurriculumSource:
             yield batch
 
 
+class SystemsSource:
+    """Channels at a mix of system sizes: each sample's ``(K, N)`` drawn uniformly from ``systems`` and masked
+    inside ``max K x max N`` at random positions (as :class:`CurriculumSource`'s batches, without stages).
+
+    Batch ``i`` of epoch ``e`` is drawn from ``stream("batch", seed, e, i)`` (resume-exact).
+
+    Args:
+      systems: the ``(K, N)`` pairs.
+      batch_size, steps_per_epoch: global batch and batches per epoch.
+      P: power budget [W] of every sample.
+      seed: base seed.
+      channel: ``"rayleigh"`` or a source of :data:`jaxbeam.core.channels.CHANNELS` (default parameters).
+    """
+
+    def __init__(
+        self,
+        systems: Sequence[tuple[int, int]],
+        *,
+        batch_size: int,
+        steps_per_epoch: int,
+        P: float = 1.0,
+        seed: int = 0,
+        channel: str = "rayleigh",
+    ):
+        from jaxbeam.core.channels import channel_params
+
+        channel_params(channel)  # ValueError for an unknown source
+        self.systems = np.asarray(systems, np.int64).reshape(-1, 2)
+        if len(self.systems) == 0 or self.systems.min() < 1:
+            raise ValueError(f"systems must be (K, N) pairs of positive ints; got {list(map(tuple, self.systems))}")
+        for name, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        self.K_max, self.N_max = (int(x) for x in self.systems.max(axis=0))
+        self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
+        self.P, self.seed, self.channel = float(P), seed, channel
+
+    def epoch(self, epoch: int, *, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(start, self.steps_per_epoch):
+            rng = stream("batch", self.seed, epoch, i)
+            c = self.systems[rng.integers(0, len(self.systems), self.batch_size)]
+            batch = _masked_batch(rng, c[:, 0], c[:, 1], self.K_max, self.N_max, self.channel)
+            batch["P"] = np.full(self.batch_size, self.P, np.float32)
+            yield batch
+
+
 def masked_channels(
     K_max: int,
     N_max: int,
