@@ -282,8 +282,10 @@ def wmmse_fixed(
     speed-quality ladder): one ``fori_loop`` with a fixed trip count, no stopping test and no data-dependent
     loop, the same work for every sample (what an accelerator wants, and what a fair timing needs).
 
-    Equals ``iterations`` calls of :func:`wmmse_step` from :func:`wmmse_init` (a sample whose utility stops
-    changing exactly is left where it is, as there). ``iterations = 0`` is RZF at full power.
+    Equals ``iterations`` calls of :func:`wmmse_step` from :func:`wmmse_init` up to rounding (``wmmse_step`` also
+    freezes a sample whose utility stops changing exactly); each iteration is the beam update alone, with no
+    utility or stopping test computed, so a budget costs what its iterations cost. ``iterations = 0`` is RZF at
+    full power.
 
     Args:
       H, P, sigma2, weights, mask, multiplier: as :func:`jaxbeam.wmmse`.
@@ -297,6 +299,10 @@ def wmmse_fixed(
     budget = P
     Hn, batch, (Gm, P, weights, mask_f) = _prepare_bm(H, P, sigma2, mask, weights)
     steps = _newton_steps(P.dtype)
-    step = lambda _, s: _step_bm(s, Gm, P, weights, 0.0, steps, multiplier)
-    state = jax.lax.fori_loop(0, iterations, step, _initial_state(Gm, P, weights, mask_f))
-    return project_power(C.beams(_from_bm(state.coef, batch), Hn), budget)
+
+    def step(_, carry):  # the beam update alone: no utility, no stopping test (the cheapest WMMSE iteration)
+        Y, mu = carry
+        return mmse_update_bm(_bmm_bm(Gm, Y), Gm, P, weights, mu, newton_steps=steps, multiplier=multiplier)
+
+    Y, _ = jax.lax.fori_loop(0, iterations, step, (_rzf_coef_bm(Gm, P, mask_f), jnp.zeros_like(P)))
+    return project_power(C.beams(_from_bm(Y, batch), Hn), budget)
