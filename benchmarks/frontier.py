@@ -14,11 +14,13 @@ On the same fresh channels, batch and machine, in one run, each method's quality
 
 Systems (P = 1 W): BERT4beam's (6, 12) and (8, 16) at 10 dB (SR, MR, EE), and (12, 12), (16, 16), (16, 12), (12, 8)
 at 20 dB (SR), where RZF is far from WMMSE. The classical ladder on every panel: MRT, ZF (K <= N), RZF, RZF_BAL
-(closed forms); SR: WMMSE-k (:func:`jaxbeam.wmmse_fixed`, k in 1, 2, 3, 5, 10, 20, 50 from RZF) and WMMSE to
+(closed forms); SR: WMMSE-k (:func:`jaxbeam.wmmse_fixed`, k in 1, 2, 3, 5, 10, 20, 50 from RZF; at 20 dB every k
+up to 8 and 10, 12, 15, 20, 30, 50: :data:`DENSE_BUDGETS`) and WMMSE to
 convergence (``tol=1e-5``, reference); MR: the exact max-min optimum (reference); EE: the power search on RZF's
 and ZF's directions (:func:`jaxbeam.power_search`, 13 levels 1.5 dB apart) and SCA (reference). Learned models:
-the ``cpu`` models of the experiment cache (``--runs``; BERT per utility and UBERT at (6, 12) and (8, 16)) and
-MT-SAO runs (``--sao RUN``, any number), loaded with :func:`jaxbeam.jobs.load.load_beamformer`. Each learned
+the ``cpu`` models of the experiment cache (``--runs``; BERT per utility and UBERT at (6, 12) and (8, 16)),
+MT-SAO runs (``--sao RUN``) and deep-unfolded WMMSE runs (``--unfolded RUN``), any number, loaded with
+:func:`jaxbeam.jobs.load.load_beamformer`. Each learned
 row names the cheapest classical method that reaches at least its quality (``matched_by``) and how much faster
 that method is (``speedup``; < 1: the model is faster).
 
@@ -53,6 +55,9 @@ SYSTEMS = ((6, 12, 10.0, ("sr", "mr", "ee")), (8, 16, 10.0, ("sr", "mr", "ee")))
 SYSTEMS += tuple((K, N, 20.0, ("sr",)) for K, N in ((12, 12), (16, 16), (16, 12), (12, 8)))
 QUICK_SYSTEMS = ((3, 4, 10.0, ("sr", "mr", "ee")),)
 BUDGETS = (1, 2, 3, 5, 10, 20, 50)
+DENSE_BUDGETS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50)
+"""The ladder on the 20 dB panels, where learned WMMSE variants compete: every budget up to 8 and a few above, so
+a learned method is never credited with a gap between two budgets."""
 QUICK_BUDGETS = (1, 5)
 SLOW = {"WMMSE (converged)", "SCA"}
 """Timed at the smallest batch only."""
@@ -152,6 +157,12 @@ def learned_methods(args, utility: str, K: int, N: int, sigma2: float, notes: li
         bf = load_beamformer(run)
         if utility == bf.utility and K <= bf.K and N <= bf.N:  # MT-SAO takes any sigma2 (its gradient steps)
             out[f"MT-SAO ({Path(run).name})"] = lambda H, bf=bf: bf(H, P, sigma2)
+    for run in args.unfolded:
+        bf = load_beamformer(run)
+        if utility == bf.utility:  # any K, N and sigma2 (WMMSE's iterations)
+            T = len(bf.params["gamma"])
+            name = Path(run).parent.name if Path(run).name == "model" else Path(run).name
+            out[f"unfolded WMMSE-{T} ({name})"] = lambda H, bf=bf: bf(H, P, sigma2)
     if args.runs is None or (K, N) not in ((6, 12), (8, 16)) or abs(sigma2 - 0.1) > 1e-12:
         return out  # the cpu BERT / UBERT models exist at BERT4beam's systems, 10 dB
     from experiments.context import Context  # the experiment cache; benchmarks stand above experiments
@@ -177,7 +188,8 @@ def run(args) -> list[dict]:
         sigma2 = P / 10 ** (snr_db / 10)
         H = jb.rayleigh(jax.random.fold_in(key, 1000 * K + N), (args.samples,), K, N)
         for utility in utilities:
-            methods, refs = classical(utility, K, N, sigma2, QUICK_BUDGETS if args.quick else BUDGETS)
+            budgets = QUICK_BUDGETS if args.quick else DENSE_BUDGETS if snr_db >= 20 else BUDGETS
+            methods, refs = classical(utility, K, N, sigma2, budgets)
             learned = learned_methods(args, utility, K, N, sigma2, notes)
             measured = {}
             for name, fn in {**methods, **learned}.items():
@@ -272,6 +284,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-models", dest="runs", action="store_const", const=None, help="no cached BERT / UBERT")
     p.add_argument("--train-missing", action="store_true", help="train cpu models missing from --runs")
     p.add_argument("--sao", type=Path, action="append", default=[], help="an MT-SAO run directory (repeatable)")
+    p.add_argument(
+        "--unfolded",
+        type=Path,
+        action="append",
+        default=[],
+        help="a deep-unfolded WMMSE run directory (repeatable; jaxbeam pretrain --model unfolded)",
+    )
     p.add_argument("--seed", type=int, default=20261206, help="channel seed (one no design was chosen on)")
     p.add_argument("--out", type=Path, default=Path("results/frontier.json"))
     p.add_argument("--quiet", dest="progress", action="store_false")
@@ -283,13 +302,15 @@ def main(argv=None) -> int:
         p.error(f"--batches must be comma-separated positive ints; got {args.batches!r}")
     if args.quick:
         args.samples, args.repeats, args.runs, args.sao = min(args.samples, 32), 2, None, []
+        args.unfolded = []
         args.batches = [args.samples]  # the quality's shapes: one compilation less per method
     if args.samples < 2 or args.repeats < 1 or min(args.batches) < 1:
         p.error(f"--samples must be >= 2, --repeats and --batches >= 1; got {args.samples}, {args.repeats}, "
                 f"{args.batches}")  # fmt: skip
-    for sao_run in args.sao:
-        if not (sao_run / "config.json").is_file():
-            p.error(f"--sao must be an MT-SAO run directory with a config.json; got {sao_run}")
+    for flag, what, dirs in (("--sao", "an MT-SAO", args.sao), ("--unfolded", "an unfolded-WMMSE", args.unfolded)):
+        for d in dirs:
+            if not (d / "config.json").is_file():
+                p.error(f"{flag} must be {what} run directory with a config.json; got {d}")
     t0 = time.perf_counter()
     rows = run(args)
     head = header("benchmarks.frontier", argv)
