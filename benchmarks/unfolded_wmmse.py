@@ -12,6 +12,11 @@ channels from ``--seed`` (never used in training or to choose a design):
   up to 200: "WMMSE iterations to match"). One unfolded iteration costs about one WMMSE iteration (speeds are
   measured side by side in ``benchmarks.frontier``).
 
+Speed (``--batch``, default 4096, on the trained systems): each model and WMMSE-k for every k up to 20 are timed
+round-robin, one call each per round for ``--rounds`` rounds (compile excluded), and each method's median is
+reported, so slow drifts of a shared machine hit every method alike; beside each model, the fewest WMMSE
+iterations that reach its quality and how much slower that WMMSE-k is.
+
 Writes ``--out`` (``results/unfolded_wmmse.json``) and its ``.md``.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -95,10 +101,55 @@ def run(args) -> list[dict]:
             if args.progress:
                 print(f"T = {T} ({K}, {N}) {snr:g} dB: {r['unfolded_pct']:.2f} +- {r['ci95']:.2f} % (WMMSE-{T} "
                       f"{r['wmmse_T_pct']:.2f}); WMMSE needs {r['iterations_to_match']}", flush=True)  # fmt: skip
-    return rows
+    speeds = speed(rows, models, args, key) if args.rounds > 0 else []
+    return rows, speeds
 
 
-def render(head: dict, rows: list[dict]) -> str:
+def interleaved_speed(fns: dict, H, rounds: int) -> dict:
+    """Median samples/s of each ``fn(H)`` (jitted here), timed round-robin over ``rounds`` rounds."""
+    jitted = {name: jax.jit(fn) for name, fn in fns.items()}
+    for f in jitted.values():
+        jax.block_until_ready(f(H))  # compile
+    times = {name: [] for name in jitted}
+    for _ in range(rounds):
+        for name, f in jitted.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(H))
+            times[name].append(time.perf_counter() - t0)
+    return {name: H.shape[0] / float(np.median(t)) for name, t in times.items()}
+
+
+def speed(rows: list[dict], models: dict, args, key) -> list[dict]:
+    """Per trained system: samples/s of each model and of WMMSE-k (k = 1..20), interleaved; each model's row gets
+    the speed of the fewest WMMSE iterations that reach its quality (``iterations_to_match``)."""
+    out = []
+    for K, N, snr in SYSTEMS:
+        sigma2 = P / 10 ** (snr / 10)
+        H = jb.rayleigh(jax.random.fold_in(key, 7 + K * N), (args.batch,), K, N)
+        fns = {f"unfolded-{T}": (lambda H, bf=bf, s2=sigma2: bf(H, P, s2)) for T, (bf, _) in models.items()}
+        fns.update({f"WMMSE-{k}": (lambda H, k=k, s2=sigma2: jb.wmmse_fixed(H, P, s2, k)) for k in range(1, 21)})
+        sps = interleaved_speed(fns, H, args.rounds)
+        rec = {"K": K, "N": N, "snr_db": snr, "batch": args.batch, "rounds": args.rounds, "samples_per_s": sps}
+        for r in rows:
+            if (r["K"], r["N"], r["snr_db"]) == (K, N, snr):
+                k = r["iterations_to_match"]
+                mine = sps[f"unfolded-{r['T']}"]
+                r["samples_per_s"] = mine
+                r["matched_samples_per_s"] = None if k is None or k > 20 or k == 0 else sps[f"WMMSE-{k}"]
+                r["speedup_over_match"] = (
+                    None if r["matched_samples_per_s"] is None else mine / r["matched_samples_per_s"]
+                )
+        out.append(rec)
+        if args.progress:
+            print(f"({K}, {N}) speed: " + ", ".join(f"{n} {v:,.0f}/s" for n, v in sps.items()), flush=True)
+    return out
+
+
+def _speed_of(speeds: list[dict], row: dict) -> dict:
+    return next(s for s in speeds if (s["K"], s["N"]) == (row["K"], row["N"]))["samples_per_s"]
+
+
+def render(head: dict, rows: list[dict], speeds: list[dict]) -> str:
     out = [markdown_header("Deep-unfolded WMMSE against WMMSE at every iteration count", head)]
     out.append(
         f"{rows[0]['samples']} fresh Rayleigh channels per system, P = {P:g} W; % of the per-sample best of converged "
@@ -122,6 +173,22 @@ def render(head: dict, rows: list[dict]) -> str:
         hdr = ["(K, N)", "SNR [dB]", "trained on", f"unfolded-{T} %", f"WMMSE-{T} %", "RZF %", "WMMSE-10 %",
                "WMMSE-20 %", "WMMSE iterations to match"]  # fmt: skip
         out.append(markdown_table(hdr, body) + "\n")
+        timed = [r for r in sub if "samples_per_s" in r]
+        if timed:
+            b = speeds[0]["batch"]
+            body = [
+                [f"({r['K']}, {r['N']})", f"{r['samples_per_s']:,.0f}",
+                 "none <= 20" if r["matched_samples_per_s"] is None else
+                 f"WMMSE-{r['iterations_to_match']}: {r['matched_samples_per_s']:,.0f}",
+                 "-" if r["speedup_over_match"] is None else f"{r['speedup_over_match']:.2f}x",
+                 f"{_speed_of(speeds, r)[f'WMMSE-{T}']:,.0f}"]
+                for r in timed
+            ]  # fmt: skip
+            hdr = ["(K, N)", f"unfolded-{T} [samples/s]", "WMMSE at its quality [samples/s]", "speed-up",
+                   f"WMMSE-{T} [samples/s]"]  # fmt: skip
+            out.append(f"Speed at batch {b} (jitted, compile excluded, medians of {speeds[0]['rounds']} interleaved "
+                       "rounds):\n")  # fmt: skip
+            out.append(markdown_table(hdr, body) + "\n")
         out.append("Learned parameters (per iteration): " + "; ".join(
             f"{k} = {v}" for k, v in sub[0]["params"].items()) + "\n")  # fmt: skip
     return "\n".join(out)
@@ -135,6 +202,8 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=1000, help="channels per system (default 1000)")
     p.add_argument("--seed", type=int, default=20261207, help="channel seed (one no design was chosen on)")
     p.add_argument("--out", type=Path, default=Path("results/unfolded_wmmse.json"))
+    p.add_argument("--batch", type=int, default=4096, help="batch of the speed measurement (default 4096)")
+    p.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (default 9; 0: no timing)")
     p.add_argument("--quiet", dest="progress", action="store_false")
     args = p.parse_args(argv)
     try:
@@ -143,12 +212,12 @@ def main(argv=None) -> int:
         p.error(f"--iterations must be comma-separated positive ints; got {args.iterations!r}")
     if min(args.iterations) < 1 or args.samples < 2:
         p.error(f"--iterations must be >= 1 and --samples >= 2; got {args.iterations}, {args.samples}")
-    rows = run(args)
+    rows, speeds = run(args)
     head = header("benchmarks.unfolded_wmmse", argv)
-    md = render(head, rows)
+    md = render(head, rows, speeds)
     print(md)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"header": head, "rows": rows}, indent=1))
+    args.out.write_text(json.dumps({"header": head, "rows": rows, "speed": speeds}, indent=1))
     args.out.with_suffix(".md").write_text(md)
     return 0
 
