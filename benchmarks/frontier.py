@@ -6,7 +6,9 @@ On the same fresh channels, batch and machine, in one run, each method's quality
   confidence interval of that paired ratio (delta method); ``--samples`` i.i.d. Rayleigh channels drawn
   from ``--seed`` (a seed no design choice was made on);
 * throughput: samples/s of one jitted call at each batch of ``--batches`` (default 100 and 4096; compile
-  excluded, ``block_until_ready``, median of repeated calls); latency: one sample, median over ``--repeats``;
+  excluded, ``block_until_ready``), the median of ``--rounds`` rounds in which every method of the panel is called
+  once in turn, so a slow drift of a shared machine hits all alike; latency: one sample, median over ``--repeats``
+  interleaved calls;
 * the frontier: a method is on it when no other is at least as good and at least as fast (at the largest
   batch) and better in one. The solvers run to convergence (WMMSE, SCA) are timed at the smallest batch only
   (converged WMMSE takes minutes per call at (16, 16) x 4096 on a CPU); at the largest batch they count as not
@@ -85,31 +87,43 @@ def classical(utility: str, K: int, N: int, sigma2: float, budgets=BUDGETS) -> t
     return out, {"SCA", *(n for n in out if n.endswith("power search"))}
 
 
-def _clock(f, x, budget_s: float = 1.0, most: int = 7) -> float:
-    """Median seconds of ``f(x)`` (already compiled for these shapes) over up to ``most`` calls in ``budget_s``."""
-    times, start = [], time.perf_counter()
-    while len(times) < most and (not times or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(x))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _once(f, x) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(x))
+    return time.perf_counter() - t0
 
 
-def measure(fn, H, utility: str, sigma2: float, batches, repeats: int, key) -> dict:
-    """Utilities per sample on ``H``, samples/s at each batch size (fresh channels of ``H``'s shape) and the
-    one-sample latency [ms] of ``fn: H -> W``, jitted."""
-    f = jax.jit(fn)
-    u = np.asarray(jb.utility(utility, H, f(H), sigma2, PC), np.float64)
+def measure_panel(fns: dict, H, utility: str, sigma2: float, batches, rounds: int, repeats: int, key) -> dict:
+    """``{name: {"u", "samples_per_s", "latency_ms"}}`` of the jitted ``fns`` (``H -> W``) of one panel: utilities
+    per sample on ``H``; samples/s at each batch size (fresh channels of ``H``'s shape; the methods of
+    :data:`SLOW` at the smallest batch only) as the median of ``rounds`` rounds in which every method is called
+    once in turn (so a slow drift of a shared machine hits every method alike); and the one-sample latency [ms],
+    the median of ``repeats`` interleaved calls. Compilation excluded."""
+    jitted = {name: jax.jit(fn) for name, fn in fns.items()}
+    out = {name: {"u": np.asarray(jb.utility(utility, H, f(H), sigma2, PC), np.float64), "samples_per_s": {}}
+           for name, f in jitted.items()}  # fmt: skip
     K, N = H.shape[-2:]
-    rate = {}
-    for b in batches:
+    for i, b in enumerate(batches):
         Hb = jb.rayleigh(jax.random.fold_in(key, b), (b,), K, N)
-        jax.block_until_ready(f(Hb))  # compile
-        rate[str(b)] = b / _clock(f, Hb)
+        here = {n: f for n, f in jitted.items() if i == 0 or n not in SLOW}
+        for f in here.values():
+            jax.block_until_ready(f(Hb))  # compile
+        times = {n: [] for n in here}
+        for _ in range(rounds):
+            for n, f in here.items():
+                times[n].append(_once(f, Hb))
+        for n, t in times.items():
+            out[n]["samples_per_s"][str(b)] = b / statistics.median(t)
     one = jb.rayleigh(jax.random.fold_in(key, 1), (repeats, 1), K, N)
-    jax.block_until_ready(f(one[0]))
-    lat = [_clock(f, one[i], budget_s=0.0, most=1) for i in range(repeats)]
-    return {"u": u, "samples_per_s": rate, "latency_ms": 1e3 * statistics.median(lat)}
+    lat = {n: [] for n in jitted}
+    for f in jitted.values():
+        jax.block_until_ready(f(one[0]))
+    for i in range(repeats):
+        for n, f in jitted.items():
+            lat[n].append(_once(f, one[i]))
+    for n, t in lat.items():
+        out[n]["latency_ms"] = 1e3 * statistics.median(t)
+    return out
 
 
 def quality(u: np.ndarray, best: np.ndarray) -> tuple[float, float]:
@@ -191,14 +205,12 @@ def run(args) -> list[dict]:
             budgets = QUICK_BUDGETS if args.quick else DENSE_BUDGETS if snr_db >= 20 else BUDGETS
             methods, refs = classical(utility, K, N, sigma2, budgets)
             learned = learned_methods(args, utility, K, N, sigma2, notes)
-            measured = {}
-            for name, fn in {**methods, **learned}.items():
-                batches = args.batches[:1] if name in SLOW else args.batches
-                measured[name] = measure(fn, H, utility, sigma2, batches, args.repeats, key)
-                if args.progress:
-                    print(f"  ({K}, {N}) {snr_db:g} dB {utility.upper()} {name}: "
-                          + ", ".join(f"{v:,.0f}/s at {b}" for b, v in measured[name]["samples_per_s"].items()),
-                          flush=True)  # fmt: skip
+            fns = {**methods, **learned}
+            measured = measure_panel(fns, H, utility, sigma2, args.batches, args.rounds, args.repeats, key)
+            if args.progress:
+                for name, m in measured.items():
+                    speeds = ", ".join(f"{v:,.0f}/s at {b}" for b, v in m["samples_per_s"].items())
+                    print(f"  ({K}, {N}) {snr_db:g} dB {utility.upper()} {name}: {speeds}", flush=True)
             best = np.max([measured[n]["u"] for n in refs], axis=0)
             panel = []
             for name, m in measured.items():
@@ -280,6 +292,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=1000, help="channels per system for the quality (default 1000)")
     p.add_argument("--batches", default="100,4096", help="batch sizes timed, comma-separated (default 100,4096)")
     p.add_argument("--repeats", type=int, default=20, help="one-sample calls timed for the latency")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds per batch size (default 7)")
     p.add_argument("--runs", type=Path, default=Path("runs/experiments/cpu"), help="experiment cache of cpu models")
     p.add_argument("--no-models", dest="runs", action="store_const", const=None, help="no cached BERT / UBERT")
     p.add_argument("--train-missing", action="store_true", help="train cpu models missing from --runs")
@@ -302,10 +315,11 @@ def main(argv=None) -> int:
         p.error(f"--batches must be comma-separated positive ints; got {args.batches!r}")
     if args.quick:
         args.samples, args.repeats, args.runs, args.sao = min(args.samples, 32), 2, None, []
+        args.rounds = 2
         args.unfolded = []
         args.batches = [args.samples]  # the quality's shapes: one compilation less per method
-    if args.samples < 2 or args.repeats < 1 or min(args.batches) < 1:
-        p.error(f"--samples must be >= 2, --repeats and --batches >= 1; got {args.samples}, {args.repeats}, "
+    if args.samples < 2 or args.repeats < 1 or args.rounds < 1 or min(args.batches) < 1:
+        p.error(f"--samples must be >= 2, --repeats, --rounds and --batches >= 1; got {args.samples}, {args.repeats}, "
                 f"{args.batches}")  # fmt: skip
     for flag, what, dirs in (("--sao", "an MT-SAO", args.sao), ("--unfolded", "an unfolded-WMMSE", args.unfolded)):
         for d in dirs:
