@@ -7,8 +7,8 @@ On the same fresh channels, batch and machine, in one run, each method's quality
   from ``--seed`` (a seed no design choice was made on);
 * throughput: samples/s of one jitted call at each batch of ``--batches`` (default 100 and 4096; compile
   excluded, ``block_until_ready``), the median of ``--rounds`` rounds in which every method of the panel is called
-  once in turn, so a slow drift of a shared machine hits all alike; latency: one sample, median over ``--repeats``
-  interleaved calls;
+  once, in a new random order each round, so a slow drift of a shared machine hits all alike; latency: one
+  sample, median over ``--repeats`` interleaved calls;
 * the frontier: a method is on it when no other is at least as good and at least as fast (at the largest
   batch) and better in one. The solvers run to convergence (WMMSE, SCA) are timed at the smallest batch only
   (converged WMMSE takes minutes per call at (16, 16) x 4096 on a CPU); at the largest batch they count as not
@@ -97,7 +97,8 @@ def measure_panel(fns: dict, H, utility: str, sigma2: float, batches, rounds: in
     """``{name: {"u", "samples_per_s", "latency_ms"}}`` of the jitted ``fns`` (``H -> W``) of one panel: utilities
     per sample on ``H``; samples/s at each batch size (fresh channels of ``H``'s shape; the methods of
     :data:`SLOW` at the smallest batch only) as the median of ``rounds`` rounds in which every method is called
-    once in turn (so a slow drift of a shared machine hits every method alike); and the one-sample latency [ms],
+    once, in a new random order each round (so a slow drift of a shared machine, or the cost of running right
+    after a memory-hungry method, hits every method alike); and the one-sample latency [ms],
     the median of ``repeats`` interleaved calls. Compilation excluded."""
     jitted = {name: jax.jit(fn) for name, fn in fns.items()}
     out = {name: {"u": np.asarray(jb.utility(utility, H, f(H), sigma2, PC), np.float64), "samples_per_s": {}}
@@ -109,9 +110,10 @@ def measure_panel(fns: dict, H, utility: str, sigma2: float, batches, rounds: in
         for f in here.values():
             jax.block_until_ready(f(Hb))  # compile
         times = {n: [] for n in here}
-        for _ in range(rounds):
-            for n, f in here.items():
-                times[n].append(_once(f, Hb))
+        rng = np.random.default_rng(b)
+        for _ in range(rounds):  # a new order each round: no method always follows the same (e.g. a large) one
+            for n in rng.permutation(list(here)):
+                times[n].append(_once(here[n], Hb))
         for n, t in times.items():
             out[n]["samples_per_s"][str(b)] = b / statistics.median(t)
     one = jb.rayleigh(jax.random.fold_in(key, 1), (repeats, 1), K, N)
