@@ -104,3 +104,60 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# --- trained smoke runs shared by several test files (tests/trained_runs.py says why and how) ---------------
+@pytest.fixture(scope="session")
+def smoke_bert_run(tmp_path_factory):
+    """``(run, labels)``: `jaxbeam pretrain --preset smoke` (BERT, 2 epochs x 4 steps: checkpoints 4 and 8) on
+    stand-in SR labels at (K, N) = (3, 4) (80 samples, 64 for training), and the labels' folder."""
+    from trained_runs import stand_in_labels
+
+    from jaxbeam.cli import main
+    from jaxbeam.data.format import save_labels
+
+    root = tmp_path_factory.mktemp("smoke_bert_run")
+    labels = save_labels(root / "labels", stand_in_labels())
+    assert main(["pretrain", "--preset", "smoke", "--labels", str(labels), "--workdir", str(root / "run")]) == 0
+    return root / "run" / "model", labels
+
+
+@pytest.fixture(scope="session")
+def ubert_moe_lora_run(tmp_path_factory):
+    """A UBERT MoE-LoRA fine-tuning (rank 2, 2 experts; 2 epochs at lr 1e-2) of a random smoke-sized base
+    (features 8, 1 layer) on stand-in label sets of every task at (K, N) = (4, 6) (90 samples each).
+
+    A dict: ``cfg``, ``model``, ``base`` (the base parameters), ``sets`` (task -> LabelSet), ``adapter``,
+    ``tuned`` (what :func:`jaxbeam.jobs.pretrain.finetune_ubert` returned), ``dir`` (its run folder) and the
+    inputs ``H`` (6 channels at (4, 6)), ``P``."""
+    import numpy as np
+    from trained_runs import stand_in_labels
+
+    import jaxbeam as jb
+    from jaxbeam import configs
+    from jaxbeam.jobs.builders import ubert_model
+    from jaxbeam.jobs.pretrain import finetune_ubert
+    from jaxbeam.models import lora
+
+    cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
+    model = ubert_model(cfg)
+    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), np.ones(6, np.float32)
+    base = jax.device_get(model.init(jax.random.key(3), H, P, np.zeros(6, np.int32))["params"])  # any base
+    sets = {u: stand_in_labels(u, 90, 4, 6, seed=1) for u in jb.TASKS}
+    adapter = lora.LoRAConfig(rank=2, experts=2)
+    d = tmp_path_factory.mktemp("ubert_moe_lora") / "ft"
+    tuned = finetune_ubert(cfg, sets, d, base, epochs=2, learning_rate=1e-2, adapter=adapter, progress=False)
+    return dict(cfg=cfg, model=model, base=base, sets=sets, adapter=adapter, tuned=tuned, dir=d, H=H, P=P)
+
+
+@pytest.fixture(scope="session")
+def sao_run(tmp_path_factory):
+    """`jaxbeam pretrain --model sao_lift --preset smoke` with :data:`SAO_RUN_ARGS` (one layer, stages (2, 3)
+    and (4, 3) in a 4 x 4 model, 2 optimizer steps per dispatch); the run folder ``WORKDIR/model``."""
+    from trained_runs import SAO_RUN_ARGS
+
+    from jaxbeam.cli import main
+
+    run = tmp_path_factory.mktemp("sao_run") / "sao"
+    assert main(["pretrain", "--model", "sao_lift", "--preset", "smoke", "--workdir", str(run), *SAO_RUN_ARGS]) == 0
+    return run / "model"

@@ -6,6 +6,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from trained_runs import SAO_RUN_ARGS, TRAINED_RUNS
 
 import jaxbeam as jb
 from jaxbeam.cli import main
@@ -172,11 +173,16 @@ def test_the_stated_duration_of_a_step_budget_uses_the_models_own_rate():
     assert runs.describe_budget(runs.budget_record(epochs=40)) == "40 epochs"
 
 
-def test_sao_pretrain_then_evaluate_on_its_grid(tmp_path, capsys):
-    run = tmp_path / "sao"
-    one = ["--set", "num_layers=1", "--set", "window=1", "--set", "K_schedule=2,4", "--set", "N_schedule=3"]
-    one += ["--set", "steps_per_call=2"]  # two optimizer steps per dispatch
-    assert main(["pretrain", "--model", "sao_lift", "--preset", "smoke", "--workdir", str(run), *one]) == 0
+@TRAINED_RUNS
+def test_sao_pretrain_then_evaluate_on_its_grid(sao_run, tmp_path, capsys, monkeypatch):
+    """The shared ``sao_run`` (tests/conftest.py) is `jaxbeam pretrain --model sao_lift --preset smoke` with
+    ``SAO_RUN_ARGS`` (one layer, stages (2, 3), (4, 3), 2 steps per dispatch); evaluated here on its grid."""
+    run = sao_run.parent
+    one = SAO_RUN_ARGS
+    # two WMMSE-k rungs beside every grid point (each rung is one more program compiled per (K, N); the
+    # record's code is the same for any number of them)
+    monkeypatch.setattr("jaxbeam.jobs.sao.LADDER", (1, 50))
+    capsys.readouterr()
     out_json = tmp_path / "grid.json"
     assert main(["evaluate", str(run / "model"), "--samples", "8", "--out", str(out_json)]) == 0
     rows = json.loads(out_json.read_text())

@@ -22,6 +22,17 @@ from jaxbeam.jobs.sao import sao_model
 pytestmark = pytest.mark.xdist_group("sao_experiments")
 
 
+@pytest.fixture(autouse=True)
+def short_ladder(monkeypatch):
+    """Two WMMSE-k rungs (1 and 50) beside every point instead of the seven of ``jaxbeam.jobs.sao.LADDER``:
+    each rung is one more WMMSE program compiled per (K, N) (most of a smoke point's time), and the code that
+    scores, times and matches them is the same for any number of rungs."""
+    import experiments.sao_table2_inference_time as table2
+
+    monkeypatch.setattr("jaxbeam.jobs.sao.LADDER", (1, 50))
+    monkeypatch.setattr(table2, "LADDER", (1, 50))
+
+
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("sao_experiments")

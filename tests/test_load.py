@@ -1,5 +1,7 @@
 """``jaxbeam.jobs.load.load_beamformer``: every kind of trained run as a pure function usable inside ``jit``,
-equal to the model applied by hand with the run's parameters (#36, item 2)."""
+equal to the model applied by hand with the run's parameters (#36, item 2).
+
+The runs are the shared trained smoke runs of tests/conftest.py (one xdist group: ``trained_runs``)."""
 
 import json
 
@@ -8,25 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from trained_runs import TRAINED_RUNS
 
 import jaxbeam as jb
 from jaxbeam import configs, train
-from jaxbeam.cli import main
-from jaxbeam.configs import get_sao_preset
-from jaxbeam.data.format import LabelSet, save_labels, split_ids
-from jaxbeam.jobs.builders import bert_model, ubert_model
+from jaxbeam.jobs.builders import bert_model
 from jaxbeam.jobs.load import Beamformer, load_beamformer
-from jaxbeam.jobs.pretrain import finetune_ubert, task_params
-from jaxbeam.jobs.sao import load_sao, sao_model, train_sao
-from jaxbeam.models import lora
+from jaxbeam.jobs.pretrain import task_params
+from jaxbeam.jobs.sao import load_sao, sao_model
 
-
-def _labels(utility="sr", S=80, K=3, N=4, seed=0):
-    H = np.asarray(jb.rayleigh(jax.random.key(seed), (S,), K, N))
-    P = np.ones(S, np.float32)
-    W = np.asarray(jb.rzf(H, P, 0.1)) * (0.5 if utility == "ee" else 1.0)
-    U = np.asarray(jb.utility(utility, H, W, 0.1))
-    return LabelSet(H=H, W=W, P=P, U=U, split_ids=split_ids(S, seed), meta={"utility": utility, "solver": "rzf"})
+pytestmark = TRAINED_RUNS
 
 
 def _round_trip(bf: Beamformer, by_hand, H, P):
@@ -37,12 +30,9 @@ def _round_trip(bf: Beamformer, by_hand, H, P):
     assert np.all(np.asarray(jb.feasible(W, P)))
 
 
-def test_bert_run(tmp_path):
-    labels = save_labels(tmp_path / "labels", _labels())
-    run = tmp_path / "r"
-    argv = ["pretrain", "--preset", "smoke", "--labels", str(labels), "--workdir", str(run), "--set", "epochs=1"]
-    assert main(argv) == 0
-    bf = load_beamformer(run / "model")  # jaxbeam pretrain writes its run to WORKDIR/model
+def test_bert_run(smoke_bert_run, tmp_path):
+    run, _ = smoke_bert_run  # `jaxbeam pretrain --preset smoke` on stand-in SR labels at (3, 4)
+    bf = load_beamformer(run)  # jaxbeam pretrain writes its run to WORKDIR/model
     assert bf.kind == "bert" and bf.utility == "sr" and bf.N == 4
     cfg = configs.get_preset("smoke")
     params = train.load_params(bf.run_dir, which="best")
@@ -56,36 +46,31 @@ def test_bert_run(tmp_path):
         load_beamformer(tmp_path)
 
 
-def test_ubert_moe_lora_run_per_task(tmp_path):
-    cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
-    model = ubert_model(cfg)
-    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), jnp.ones(6)
-    base = jax.device_get(model.init(jax.random.key(3), H, P, jnp.zeros(6, jnp.int32))["params"])
-    sets = {u: _labels(u, 90, 4, 6, seed=1) for u in jb.TASKS}
-    adapter = lora.LoRAConfig(rank=2, experts=2)
-    tuned = finetune_ubert(cfg, sets, tmp_path / "ft", base, epochs=1, adapter=adapter, progress=False)
+def test_ubert_moe_lora_run_per_task(ubert_moe_lora_run):
+    run = ubert_moe_lora_run  # a MoE-LoRA fine-tuning of UBERT on every task at (K, N) = (4, 6)
+    model, adapter, tuned, H, P = run["model"], run["adapter"], run["tuned"], run["H"], jnp.ones(6)
     for t, u in enumerate(jb.TASKS):
-        bf = load_beamformer(tmp_path / "ft", task=u)
+        bf = load_beamformer(run["dir"], task=u)
         assert bf.kind == "ubert" and bf.utility == u and bf.N is None
         mixed = task_params(tuned, adapter, t)
         _round_trip(bf, lambda H, P, m=mixed, t=t: model.apply({"params": m}, H, P, jnp.full(6, t)), H, P)
     with pytest.raises(ValueError, match="task must be one of"):
-        load_beamformer(tmp_path / "ft")
+        load_beamformer(run["dir"])
 
 
-def test_sao_run(tmp_path):
-    cfg = get_sao_preset("smoke")
-    train_sao(cfg, tmp_path / "sao", progress=False)
-    bf = load_beamformer(tmp_path / "sao")
+def test_sao_run(sao_run, tmp_path, monkeypatch):
+    bf = load_beamformer(sao_run)  # `jaxbeam pretrain --model sao_lift --preset smoke` (one layer)
     assert bf.kind == "sao" and bf.utility == "sr"
-    _, params = load_sao(tmp_path / "sao")
+    cfg, params = load_sao(sao_run)
     H = jb.rayleigh(jax.random.key(2), (5,), cfg.max_users, cfg.max_antennas)
     _round_trip(bf, lambda H, P: sao_model(cfg, sigma2=cfg.sigma2).apply({"params": params}, H, P), H, cfg.P)
     # the off-schedule benchmark on the same run (sizes inside the smoke model's 4 x 4; a random-mask set)
     from benchmarks import sao_generalisation
 
+    # two WMMSE-k rungs (each rung is a program compiled per row; the row code is the same for any number)
+    monkeypatch.setattr(sao_generalisation, "BUDGETS", (1, 10))
     out = tmp_path / "gen.json"
-    assert sao_generalisation.main(["--run", str(tmp_path / "sao"), "--sizes", "3", "--samples", "8",
+    assert sao_generalisation.main(["--run", str(sao_run), "--sizes", "3", "--samples", "8",
                                     "--out", str(out)]) == 0  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     assert [r["set"] for r in rows] == ["(3, 3)", "random masks in [1, 4] x [1, 4]"]

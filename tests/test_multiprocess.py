@@ -41,8 +41,9 @@ def test_several_processes_train_like_one_with_as_many_devices(tmp_path):
     n, m = common.PROCESSES, common.LOCAL_DEVICES
     assert n > 1 and jax.device_count() == n * m  # the reference: this process (tests/conftest.py)
     port = str(_free_port())
+    # the workers inherit XLA_FLAGS (tests/conftest.py: XLA:CPU at -O0, the same ops; most of their time is
+    # compilation) but not the compilation cache (each process of a distributed run compiles its own program)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("XLA_FLAGS", None)
     worker = str(ROOT / "tests" / "multiprocess_worker.py")
     procs = [
         subprocess.Popen(

@@ -2,12 +2,14 @@
 pre-training and fine-tuning end to end (tiny configs)."""
 
 import json
+import shutil
 
 import chex
 import jax
 import numpy as np
 import optax
 import pytest
+from trained_runs import TRAINED_RUNS
 
 import jaxbeam as jb
 from jaxbeam import configs, train
@@ -218,17 +220,15 @@ def test_pretrain_ubert_end_to_end_then_finetune_without_reinit(tmp_path):
     chex.assert_trees_all_close(tuned_dev, jax.device_get(params), atol=1e-6)
 
 
-def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
+@TRAINED_RUNS
+def test_ubert_adapter_finetuning_trains_only_task_gated_experts(ubert_moe_lora_run, tmp_path):
     """MoE-LoRA on UBERT (003 eq. 24, #18): the base stays bit-identical, the gate learns a mix per task (its
-    weights sum to 1), each task's merged parameters compute the adapted model, and the adapters are stored."""
-    cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
-    model = ubert_model(cfg)
-    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), np.ones(6, np.float32)
-    params = jax.device_get(model.init(jax.random.key(3), H, P, np.zeros(6, np.int32))["params"])  # any base
-    new = {u: _labels(u, 90, K=4, N=6, seed=1) for u in jb.TASKS}
-    adapter = lora.LoRAConfig(rank=2, experts=2)
-    tuned = finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
-                           progress=False)  # fmt: skip
+    weights sum to 1), each task's merged parameters compute the adapted model, and the adapters are stored.
+    The fine-tuning is the shared ``ubert_moe_lora_run`` (tests/conftest.py: rank 2, 2 experts, 2 epochs at
+    lr 1e-2 on every task at (K, N) = (4, 6)); a copy of its folder is resumed here."""
+    run = ubert_moe_lora_run
+    cfg, model, params, new, adapter, tuned = (run[k] for k in ("cfg", "model", "base", "sets", "adapter", "tuned"))
+    H, P = run["H"], run["P"]
     chex.assert_trees_all_equal(tuned["base"], params)  # frozen: not one bit moved
     assert any(float(np.abs(x["B"]).max()) > 0 for x in tuned["lora"]["layers"].values())  # B starts at 0
     w = lora.expert_weights(tuned["lora"], np.arange(3))
@@ -240,13 +240,15 @@ def test_ubert_adapter_finetuning_trains_only_task_gated_experts(tmp_path):
         adapted = lora.apply(model, tuned["base"], tuned["lora"], adapter, H, P, task, task=task)
         merged = model.apply({"params": task_params(tuned, adapter, t)}, H, P, task)
         np.testing.assert_allclose(np.asarray(merged), np.asarray(adapted), rtol=1e-4, atol=1e-5)
-    stored, _ = load_adapters(tmp_path / "ft" / "adapters", tuned["base"])
+    stored, _ = load_adapters(run["dir"] / "adapters", tuned["base"])
     chex.assert_trees_all_equal(stored, jax.device_get(tuned["lora"]))
-    again = finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2, adapter=adapter,
+    ft = tmp_path / "ft"
+    shutil.copytree(run["dir"], ft)
+    again = finetune_ubert(cfg, new, ft, params, epochs=2, learning_rate=1e-2, adapter=adapter,
                            progress=False)  # fmt: skip  # the finished run is loaded, not retrained
     chex.assert_trees_all_equal(jax.device_get(again), jax.device_get(tuned))
     with pytest.raises(ValueError, match="adapter"):  # the same folder under another adapter config
-        finetune_ubert(cfg, new, tmp_path / "ft", params, epochs=2, learning_rate=1e-2,
+        finetune_ubert(cfg, new, ft, params, epochs=2, learning_rate=1e-2,
                        adapter=lora.LoRAConfig(rank=2), progress=False)  # fmt: skip
 
 

@@ -33,8 +33,9 @@ KILLS_PER_JOB = 5
 
 
 def _spawn(root, cache):
+    # XLA_FLAGS inherited (tests/conftest.py: XLA:CPU at -O0; the worker's time is mostly compilation); the
+    # reference and the killed runs share them, so "bit-identical" compares the same programs
     env = {**os.environ, "JAXBEAM_TEST_JAX_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-    env.pop("XLA_FLAGS", None)
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(root), *JOBS],
         stdout=subprocess.PIPE,

@@ -1,41 +1,29 @@
-"""`jaxbeam evaluate` on a UBERT MoE-LoRA fine-tuning: each task is scored with its own expert mix."""
+"""`jaxbeam evaluate` on a UBERT MoE-LoRA fine-tuning: each task is scored with its own expert mix.
+
+The fine-tuning is the shared ``ubert_moe_lora_run`` (tests/conftest.py: rank 2, 2 experts, 2 epochs at lr
+1e-2, of a random smoke-sized base, on stand-in label sets of every task at (K, N) = (4, 6))."""
 
 import json
 
 import jax
 import numpy as np
+from trained_runs import TRAINED_RUNS
 
 import jaxbeam as jb
-from jaxbeam import configs
 from jaxbeam.cli import main
-from jaxbeam.data.format import LabelSet, save_labels, split_ids
-from jaxbeam.jobs.builders import ubert_model
+from jaxbeam.data.format import save_labels
 from jaxbeam.jobs.evaluate import performance_rows
-from jaxbeam.jobs.pretrain import finetune_ubert, task_params
-from jaxbeam.models import lora
+from jaxbeam.jobs.pretrain import task_params
+
+pytestmark = TRAINED_RUNS
 
 
-def _labels(utility, S, K, N, seed):
-    """Stand-in label sets (RZF beams, EE at half power): fast and deterministic."""
-    H = np.asarray(jb.rayleigh(jax.random.key(seed), (S,), K, N))
-    P = np.ones(S, np.float32)
-    W = np.asarray(jb.rzf(H, P, 0.1)) * (0.5 if utility == "ee" else 1.0)
-    U = np.asarray(jb.utility(utility, H, W, 0.1))
-    return LabelSet(H=H, W=W, P=P, U=U, split_ids=split_ids(S, seed), meta={"utility": utility, "solver": "rzf"})
-
-
-def test_evaluate_scores_a_ubert_moe_lora_run_per_task(tmp_path, capsys):
-    cfg = configs.get_preset("smoke", features=8, num_layers=1, epochs=1)
-    model = ubert_model(cfg)
-    H, P = jb.rayleigh(jax.random.key(5), (6,), 4, 6), np.ones(6, np.float32)
-    base = jax.device_get(model.init(jax.random.key(3), H, P, np.zeros(6, np.int32))["params"])  # any base
-    sets = {u: _labels(u, 90, 4, 6, seed=1) for u in jb.TASKS}
-    adapter = lora.LoRAConfig(rank=2, experts=2)
-    tuned = finetune_ubert(cfg, sets, tmp_path / "ft", base, epochs=2, learning_rate=1e-2, adapter=adapter,
-                           progress=False)  # fmt: skip
+def test_evaluate_scores_a_ubert_moe_lora_run_per_task(ubert_moe_lora_run, tmp_path, capsys):
+    run = ubert_moe_lora_run
+    cfg, model, sets, adapter, tuned = run["cfg"], run["model"], run["sets"], run["adapter"], run["tuned"]
     dirs = [str(save_labels(tmp_path / u, sets[u])) for u in jb.TASKS]
     out = tmp_path / "rows.json"
-    assert main(["evaluate", str(tmp_path / "ft"), "--labels", *dirs, "--out", str(out)]) == 0
+    assert main(["evaluate", str(run["dir"]), "--labels", *dirs, "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert [r["utility"] for r in rows] == list(jb.TASKS)
     capsys.readouterr()
@@ -54,6 +42,6 @@ def test_evaluate_scores_a_ubert_moe_lora_run_per_task(tmp_path, capsys):
         pairs = zip(jax.tree.leaves(merged[a]), jax.tree.leaves(merged[b]), strict=True)
         assert any(not np.array_equal(x, y) for x, y in pairs)
     # fine-tuning from such a run has no single set of parameters: one line, no traceback
-    code = main(["finetune", str(tmp_path / "ft"), "--workdir", str(tmp_path / "ft2"), "--epochs", "1"])
+    code = main(["finetune", str(run["dir"]), "--workdir", str(tmp_path / "ft2"), "--epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "mix per task" in err and "Traceback" not in err, err

@@ -1,6 +1,9 @@
 """Every reader of a run's checkpoints (`jaxbeam evaluate`, `jaxbeam finetune`, a restarted `jaxbeam pretrain`,
 :func:`jaxbeam.train.load_params`) falls back past a truncated newest checkpoint with a warning, and stops with
-one line naming the directory, nothing else on stderr, when none is readable."""
+one line naming the directory, nothing else on stderr, when none is readable.
+
+Both tests read the shared smoke BERT run (``smoke_bert_run`` in tests/conftest.py: 2 epochs x 4 steps,
+checkpoints 4 and 8) and damage a copy of it."""
 
 import gc
 import logging
@@ -8,22 +11,13 @@ import shutil
 import sys
 
 import jax
-import numpy as np
 import pytest
+from trained_runs import TRAINED_RUNS
 
-import jaxbeam as jb
 from jaxbeam import train
 from jaxbeam.cli import main
-from jaxbeam.data.format import LabelSet, save_labels, split_ids
 
-
-def _labels(S=80, seed=0):
-    """Stand-in SR labels at the smoke preset's (K, N) = (3, 4) (RZF beams): 64 training samples, 4 steps an epoch."""
-    H = np.asarray(jb.rayleigh(jax.random.key(seed), (S,), 3, 4))
-    P = np.ones(S, np.float32)
-    W = np.asarray(jb.rzf(H, P, 0.1))
-    U = np.asarray(jb.sum_rate(H, W, 0.1))
-    return LabelSet(H=H, W=W, P=P, U=U, split_ids=split_ids(S, seed), meta={"utility": "sr", "solver": "rzf"})
+pytestmark = TRAINED_RUNS
 
 
 def _truncate(step_dir):
@@ -50,15 +44,12 @@ def _noise(caplog, unraisable):
     return logged + [repr(e)[:200] for e in unraisable]
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    """A smoke-preset BERT run of 2 epochs x 4 steps (checkpoints 4 and 8) and its labels; read-only."""
-    root = tmp_path_factory.mktemp("pretrained")
-    labels = save_labels(root / "labels", _labels())
-    assert main(["pretrain", "--preset", "smoke", "--labels", str(labels), "--workdir", str(root / "run")]) == 0
-    ck = root / "run" / "model" / "checkpoints"
-    assert sorted(p.name for p in ck.iterdir()) == ["4", "8"]
-    return root / "run" / "model", labels
+@pytest.fixture
+def pretrained(smoke_bert_run):
+    """The shared smoke BERT run (2 epochs x 4 steps: checkpoints 4 and 8) and its labels; read-only."""
+    run, labels = smoke_bert_run
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["4", "8"]
+    return run, labels
 
 
 def test_every_reader_falls_back_past_a_truncated_newest_checkpoint(pretrained, tmp_path, caplog, unraisable):
