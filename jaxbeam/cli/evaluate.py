@@ -16,9 +16,9 @@ def _evaluate(args) -> int:
     from jaxbeam.jobs.evaluate import REFERENCES, performance_rows
     from jaxbeam.jobs.report import markdown_table
 
-    if _is_sao(args.checkpoint):
+    if _identity_has(args.checkpoint, "sao_config"):
         return _evaluate_sao(args)
-    if _is_sao(args.checkpoint, key="unfolded_config"):
+    if _identity_has(args.checkpoint, "unfolded_config"):
         return _evaluate_unfolded(args)
     if args.infer_steps is not None:
         raise UserError("--infer-steps applies to SAO runs (paper 002) only; this is a BERT or UBERT run")
@@ -67,9 +67,9 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _is_sao(checkpoint: str, key: str = "sao_config") -> bool:
-    """Whether ``checkpoint`` holds a run whose identity has ``key`` (an SAO run; ``"unfolded_config"``: an
-    unfolded-WMMSE run)."""
+def _identity_has(checkpoint: str, key: str) -> bool:
+    """Whether ``checkpoint`` holds a run whose identity has ``key`` (``"sao_config"``: an SAO run;
+    ``"unfolded_config"``: an unfolded-WMMSE run)."""
     f = Path(checkpoint) / "config.json"
     try:
         return f.is_file() and key in json.loads(f.read_text()).get("identity", {})
