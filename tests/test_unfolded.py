@@ -169,7 +169,9 @@ def test_training_resumes_to_the_parameters_of_an_uninterrupted_run(smoke_run, t
         train_unfolded(get_unfolded_preset("smoke", iterations=3), tmp_path / "r", progress=False)
 
 
-def test_loader_and_evaluate_command(smoke_run, tmp_path, capsys):
+def test_loader_and_evaluate_command(smoke_run, tmp_path, capsys, monkeypatch):
+    # two WMMSE-k rungs beside T (each rung is one more program compiled per system; the code is the same for any)
+    monkeypatch.setattr("jaxbeam.jobs.sao.LADDER", (1, 50))
     cfg, params = load_unfolded(smoke_run)
     bf = load_beamformer(smoke_run)
     assert (bf.kind, bf.utility, bf.N, bf.K) == ("unfolded", "sr", None, None)
