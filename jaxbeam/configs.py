@@ -474,23 +474,22 @@ UNFOLDED_PRESETS = {
 }
 
 
-def get_unfolded_preset(name: str, **overrides) -> UnfoldedConfig:
-    """The unfolded-WMMSE preset ``name`` (``"cpu"``, ``"smoke"``) with fields replaced by ``overrides``."""
-    if name not in UNFOLDED_PRESETS:
-        raise ValueError(f"name must be one of {tuple(UNFOLDED_PRESETS)}; got {name!r}")
-    fields = {f.name for f in dataclasses.fields(UnfoldedConfig)}
+def _from_presets(presets: dict, name: str, what: str, overrides: dict):
+    """``presets[name]`` with fields replaced by ``overrides``; ``ValueError`` for an unknown name or field."""
+    if name not in presets:
+        raise ValueError(f"name must be one of {tuple(presets)}; got {name!r}")
+    fields = {f.name for f in dataclasses.fields(presets[name])}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"unknown unfolded config field(s) {unknown}; known fields: {sorted(fields)}")
-    return dataclasses.replace(UNFOLDED_PRESETS[name], **overrides)
+        raise ValueError(f"unknown {what} config field(s) {unknown}; known fields: {sorted(fields)}")
+    return dataclasses.replace(presets[name], **overrides)
+
+
+def get_unfolded_preset(name: str, **overrides) -> UnfoldedConfig:
+    """The unfolded-WMMSE preset ``name`` (``"cpu"``, ``"smoke"``) with fields replaced by ``overrides``."""
+    return _from_presets(UNFOLDED_PRESETS, name, "unfolded", overrides)
 
 
 def get_sao_preset(name: str, **overrides) -> SAOConfig:
     """The SAO preset ``name`` (``"cpu"``, ``"paper"``, ``"smoke"``) with fields replaced by ``overrides``."""
-    if name not in SAO_PRESETS:
-        raise ValueError(f"name must be one of {tuple(SAO_PRESETS)}; got {name!r}")
-    fields = {f.name for f in dataclasses.fields(SAOConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown SAO config field(s) {unknown}; known fields: {sorted(fields)}")
-    return dataclasses.replace(SAO_PRESETS[name], **overrides)
+    return _from_presets(SAO_PRESETS, name, "SAO", overrides)

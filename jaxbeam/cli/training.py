@@ -161,21 +161,25 @@ def _pretrain(args) -> int:
 SAO_MODELS = ("sao", "sao_lift")
 
 
-def _pretrain_sao(args) -> int:
-    """``jaxbeam pretrain --model sao|sao_lift``: paper 002's Algorithm 1 on the SAO preset (no labels)."""
-    from jaxbeam.jobs.sao import train_sao
-
+def _refuse_label_flags(args, trains_on: str, example: str) -> None:
+    """Stop with one line naming the label-training flags given to a label-free model: what it trains on instead
+    and an ``example`` of ``--set`` that changes its preset."""
     given = [
         f"--{k}"
         for k in ("labels", "utility", "K", "N", "P", "steps", "minutes", "task_labels")
         if getattr(args, k, None)
     ]
     if given:
-        raise UserError(
-            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --model {args.model} "
-            "(unsupervised sum rate on the preset's "
-            "(K, N) curriculum); change the preset with --set, e.g. --set max_users=16 --set num_layers=4"
-        )
+        raise UserError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --model {args.model} "
+                        f"({trains_on}); change the preset with --set, e.g. {example}")  # fmt: skip
+
+
+def _pretrain_sao(args) -> int:
+    """``jaxbeam pretrain --model sao|sao_lift``: paper 002's Algorithm 1 on the SAO preset (no labels)."""
+    from jaxbeam.jobs.sao import train_sao
+
+    _refuse_label_flags(args, "unsupervised sum rate on the preset's (K, N) curriculum",
+                        "--set max_users=16 --set num_layers=4")  # fmt: skip
     cfg = make_sao_config(args.preset, args.set, lift=args.model == "sao_lift")
     workdir = Path(args.workdir) / "model"
     try:
@@ -191,17 +195,8 @@ def _pretrain_unfolded(args) -> int:
     from jaxbeam.cli.args import make_unfolded_config
     from jaxbeam.jobs.unfolded import train_unfolded
 
-    given = [
-        f"--{k}"
-        for k in ("labels", "utility", "K", "N", "P", "steps", "minutes", "task_labels")
-        if getattr(args, k, None)
-    ]
-    if given:
-        raise UserError(
-            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --model unfolded (unsupervised "
-            "sum rate on the preset's (K, N) systems); change the preset with --set, e.g. --set iterations=3 "
-            "--set systems=16x16,12x8"
-        )
+    _refuse_label_flags(args, "unsupervised sum rate on the preset's (K, N) systems",
+                        "--set iterations=3 --set systems=16x16,12x8")  # fmt: skip
     cfg = make_unfolded_config(args.preset, args.set)
     workdir = Path(args.workdir) / "model"
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -99,20 +98,13 @@ def _jitted(iterations: int, sigma2: float, P: float):
     return jax.jit(lambda p, H: model.apply({"params": p}, H, P))
 
 
-def _timed(fn, *args):
-    jax.block_until_ready(fn(*args))  # compile
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t0
-
-
 def evaluate_systems(cfg: UnfoldedConfig, params: dict, *, samples: int = 1000, seed: int = 20261206) -> list[dict]:
     """Per ``(K, N)`` of ``cfg.systems``, on ``samples`` fresh channels (``seed``; not the training or validation
     draws): mean sum rate [bit/s/Hz] of the trained model, of the same iterations untrained (WMMSE-T), RZF,
     every WMMSE-k of :data:`jaxbeam.jobs.sao.LADDER` and converged WMMSE (tol 1e-5), as % of converged WMMSE
     with a 95 % interval of the mean per-sample ratio, and the seconds of one batch of all ``samples`` (compile
     excluded)."""
-    from jaxbeam.jobs.sao import LADDER
+    from jaxbeam.jobs.sao import LADDER, _timed
 
     s2, P, T = cfg.sigma2, cfg.P, cfg.iterations
     rows = []

@@ -51,6 +51,11 @@ def _wsr_bm(G, weights):
     return jnp.sum(weights * jnp.log1p(signal / (interference + 1.0)), axis=0) / jnp.log(2.0)
 
 
+def _user_power_bm(Y, Gm):
+    """``||w_k||^2 = y_k^H Gm y_k`` ``(K, B)`` of the beams ``W = Y^T H~`` of batch-minor coefficients ``(K, K, B)``."""
+    return jnp.sum(jnp.real(jnp.conj(Y) * _bmm_bm(Gm, Y)), axis=0)
+
+
 def _rzf_coef_bm(Gm, P, mask_f):
     """Batch-minor :func:`rzf_coef`: ``Gm (K, K, B)``, ``P (B,)``, ``mask_f (K, B)`` -> ``Y (K, K, B)``.
 
@@ -63,7 +68,7 @@ def _rzf_coef_bm(Gm, P, mask_f):
     eye = jnp.eye(K, dtype=bool)[:, :, None]
     Y = gauss_jordan_inverse_bm(Gm + jnp.where(eye, diag[:, None, :], 0.0).astype(Gm.dtype))
     Y = Y * mask_f[None].astype(Y.dtype)
-    norms = jnp.sum(jnp.real(jnp.conj(Y) * _bmm_bm(Gm, Y)), axis=0)  # ||w_k||^2, (K, B)
+    norms = _user_power_bm(Y, Gm)
     scale = jnp.where(norms > 0, jnp.sqrt((P / k_act)[None] / jnp.where(norms > 0, norms, 1.0)), 0.0)
     return Y * scale[None].astype(Y.dtype)
 

@@ -33,7 +33,7 @@ from jax.typing import ArrayLike
 
 from jaxbeam.core.power import project_power
 from jaxbeam.solvers import _common as C
-from jaxbeam.solvers._wmmse_kernel import _bmm_bm, _from_bm, _rzf_coef_bm, _to_bm, mmse_update_bm
+from jaxbeam.solvers._wmmse_kernel import _bmm_bm, _from_bm, _rzf_coef_bm, _to_bm, _user_power_bm, mmse_update_bm
 
 PARAMS = ("log_mu", "log_beta", "gamma")
 """The learned scalars per iteration (module docstring)."""
@@ -54,11 +54,6 @@ def _check_params(params) -> int:
     if len(set(shapes.values())) != 1 or len(shapes["gamma"]) != 1 or shapes["gamma"][0] < 1:
         raise ValueError(f"params must hold one (T,) array per key with the same T >= 1; got shapes {shapes}")
     return shapes["gamma"][0]
-
-
-def _power_bm(Y, Gm):
-    """``||W||_F^2 = sum_k y_k^H Gm y_k`` ``(B,)`` of batch-minor coefficients ``Y`` ``(K, K, B)``."""
-    return jnp.sum(jnp.real(jnp.conj(Y) * _bmm_bm(Gm, Y)), axis=(0, 1))
 
 
 def unfolded_wmmse(
@@ -98,7 +93,7 @@ def unfolded_wmmse(
             mu_scale=jnp.exp(params["log_mu"][t]), v_power=jnp.exp(params["log_beta"][t]),
         )  # fmt: skip
         Yt = Yh + params["gamma"][t].astype(Yh.dtype) * (Yh - Y)
-        p = _power_bm(Yt, Gm)
+        p = jnp.sum(_user_power_bm(Yt, Gm), axis=0)  # ||W||_F^2, (B,)
         scale = jnp.where(p > tiny, jnp.sqrt(Pb / jnp.maximum(p, tiny)), 0.0)
         return Yt * scale.astype(Yt.dtype)
 
