@@ -18,21 +18,28 @@ default 40 s collective rendezvous limit when the machine is busy, and XLA then 
 the limits are raised (they only matter for a stuck run, which pytest's own time-outs catch).
 
 Many tests compile the same programs again (a new ``jax.jit`` closure, a new training engine, the same
-solver at the same shapes, in either xdist worker, and in the next run): the tests share one persistent
-compilation cache, kept between runs where the machine is kept, in
+solver at the same shapes, in either xdist worker, and in the next run): outside CI the tests share one
+persistent compilation cache, kept between runs where the machine is kept, in
 ``$XDG_CACHE_HOME/jaxbeam-tests/jit-<jax version>-<hash of jaxbeam/**/*.py>`` (``~/.cache`` by default;
-``JAXBEAM_TEST_JIT_CACHE`` names another folder). The first pytest process (the xdist controller) picks
-the folder and passes it on to the workers and the ``multidevice`` subprocess in the environment. Why
-reuse is safe: JAX keys every entry by the HLO module, the compile options, the XLA flags, the devices
-and the jax / jaxlib versions, so an entry is only ever used for the same program compiled the same
-way; a stale entry cannot stand in for changed code. The source hash in the folder's name only bounds
-the size: a change to the package starts a new folder, and the controller removes sibling folders that
-no run has touched for ``_STALE_S`` seconds (not those of a run that may still be going on, e.g. from a
-checkout with other sources). JAX locks the folder (``filelock``) when the cache has a size limit, so
-two processes never read a half-written entry; a bad entry (a run killed mid-write) is only a warning
-and a recompile. Worker scripts started by tests (``multiprocess_worker.py``; ``resume_worker.py`` has
-a cache of its own per test) do not use it. Tracing, and with it every trace-time check, still runs on a
-cache hit.
+``JAXBEAM_TEST_JIT_CACHE`` names another folder, ``off`` turns it off). The first pytest process (the xdist
+controller) picks the folder and passes it on to the workers in the environment; the ``multidevice``
+subprocess (a client with 2 devices) uses a subfolder of its own, so an executable is only ever read back
+by a process set up like the one that wrote it. Why reuse is safe: JAX keys every entry by the HLO module,
+the compile options, the XLA flags, the devices and the jax / jaxlib versions, so an entry is only ever
+used for the same program compiled the same way; a stale entry cannot stand in for changed code. The
+source hash in the folder's name only bounds the size: a change to the package starts a new folder, and
+the controller removes sibling folders that no run has touched for ``_STALE_S`` seconds (not those of a
+run that may still be going on, e.g. from a checkout with other sources). JAX locks the folder
+(``filelock``) when the cache has a size limit, so two processes never read a half-written entry; a bad
+entry (a run killed mid-write) is only a warning and a recompile. Worker scripts started by tests
+(``multiprocess_worker.py``; ``resume_worker.py`` has a cache of its own per test) do not use it.
+Tracing, and with it every trace-time check, still runs on a cache hit.
+
+Under ``CI=true`` (a fresh clone on a fresh machine: nothing to reuse between runs) no compiled program is
+read back from disk, neither here nor in the resume workers: a CI run on 2026-12-06 died of a segmentation
+fault inside XLA's ``deserialize_executable`` on a cache hit in an xdist worker (not reproduced here), and
+pytest-xdist then waited for the lost worker until CI's 90-minute limit. ``--max-worker-restart=0``
+(pyproject) makes any crashed worker end the run at once, with the crash reported.
 """
 
 import hashlib
@@ -81,12 +88,17 @@ def _persistent_jit_cache():
     return str(folder)
 
 
+IN_CI = os.environ.get("CI", "").lower() == "true"
 if "JAXBEAM_TEST_JIT_CACHE" not in os.environ:  # the controller (or a run without xdist); workers inherit
-    os.environ["JAXBEAM_TEST_JIT_CACHE"] = _persistent_jit_cache()
-jax.config.update("jax_compilation_cache_dir", os.environ["JAXBEAM_TEST_JIT_CACHE"])
-jax.config.update("jax_compilation_cache_max_size", 8 << 30)  # a limit turns on the file lock
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    os.environ["JAXBEAM_TEST_JIT_CACHE"] = "off" if IN_CI else _persistent_jit_cache()
+if os.environ["JAXBEAM_TEST_JIT_CACHE"] != "off":
+    _folder = Path(os.environ["JAXBEAM_TEST_JIT_CACHE"])
+    if DEVICES > 1:  # another client set-up than the workers': entries of its own
+        _folder = _folder / f"devices-{DEVICES}"
+    jax.config.update("jax_compilation_cache_dir", str(_folder))
+    jax.config.update("jax_compilation_cache_max_size", 8 << 30)  # a limit turns on the file lock
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 @pytest.fixture
