@@ -18,13 +18,12 @@ default 40 s collective rendezvous limit when the machine is busy, and XLA then 
 the limits are raised (they only matter for a stuck run, which pytest's own time-outs catch).
 
 Many tests compile the same programs again (a new ``jax.jit`` closure, a new training engine, the same
-solver at the same shapes, in either xdist worker, and in the next run): outside CI the tests share one
-persistent compilation cache, kept between runs where the machine is kept, in
+solver at the same shapes, in either xdist worker, and in the next run): the tests share one persistent
+compilation cache, kept between runs where the machine is kept, in
 ``$XDG_CACHE_HOME/jaxbeam-tests/jit-<jax version>-<hash of jaxbeam/**/*.py>`` (``~/.cache`` by default;
 ``JAXBEAM_TEST_JIT_CACHE`` names another folder, ``off`` turns it off). The first pytest process (the xdist
-controller) picks the folder and passes it on to the workers in the environment; the ``multidevice``
-subprocess (a client with 2 devices) uses a subfolder of its own, so an executable is only ever read back
-by a process set up like the one that wrote it. Why reuse is safe: JAX keys every entry by the HLO module,
+controller) picks the folder and passes it on to the workers and the ``multidevice`` subprocess in the
+environment. Why reuse is safe: JAX keys every entry by the HLO module,
 the compile options, the XLA flags, the devices and the jax / jaxlib versions, so an entry is only ever
 used for the same program compiled the same way; a stale entry cannot stand in for changed code. The
 source hash in the folder's name only bounds the size: a change to the package starts a new folder, and
@@ -35,11 +34,15 @@ entry (a run killed mid-write) is only a warning and a recompile. Worker scripts
 (``multiprocess_worker.py``; ``resume_worker.py`` has a cache of its own per test) do not use it.
 Tracing, and with it every trace-time check, still runs on a cache hit.
 
-Under ``CI=true`` (a fresh clone on a fresh machine: nothing to reuse between runs) no compiled program is
-read back from disk, neither here nor in the resume workers: a CI run on 2026-12-06 died of a segmentation
-fault inside XLA's ``deserialize_executable`` on a cache hit in an xdist worker (not reproduced here), and
-pytest-xdist then waited for the lost worker until CI's 90-minute limit. ``--max-worker-restart=0``
-(pyproject) makes any crashed worker end the run at once, with the crash reported.
+Memory maps: every XLA:CPU executable alive in a process holds about 20-24 memory mappings (its JIT-linked
+code), and JAX keeps every executable it compiled (its caches are per process). Past Linux's
+``vm.max_map_count`` (65,530 by default: about 2,700 executables) the next compilation or cache read fails to
+map memory inside LLVM and the process dies of a segmentation fault; an xdist worker that runs half the
+suite compiles more than that (two CI runs on 2026-12-06 lost a worker so, at 84-94 % of the run). After
+each test the worker counts its mappings and, past half the limit, drops JAX's in-process caches
+(``jax.clear_caches()``: later tests compile again, or read the persistent cache). ``--max-worker-restart=0``
+(pyproject) makes any crashed worker end the run at once, with the crash reported, instead of leaving
+pytest-xdist waiting for it until CI's time limit.
 """
 
 import hashlib
@@ -88,17 +91,31 @@ def _persistent_jit_cache():
     return str(folder)
 
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 if "JAXBEAM_TEST_JIT_CACHE" not in os.environ:  # the controller (or a run without xdist); workers inherit
-    os.environ["JAXBEAM_TEST_JIT_CACHE"] = "off" if IN_CI else _persistent_jit_cache()
+    os.environ["JAXBEAM_TEST_JIT_CACHE"] = _persistent_jit_cache()
 if os.environ["JAXBEAM_TEST_JIT_CACHE"] != "off":
-    _folder = Path(os.environ["JAXBEAM_TEST_JIT_CACHE"])
-    if DEVICES > 1:  # another client set-up than the workers': entries of its own
-        _folder = _folder / f"devices-{DEVICES}"
-    jax.config.update("jax_compilation_cache_dir", str(_folder))
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAXBEAM_TEST_JIT_CACHE"])
     jax.config.update("jax_compilation_cache_max_size", 8 << 30)  # a limit turns on the file lock
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def _max_map_count() -> int:
+    try:
+        return int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):  # not Linux: no such limit to watch
+        return 0
+
+
+_MAP_LIMIT = _max_map_count()
+_MAPS = Path("/proc/self/maps")
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Drop JAX's compiled programs when this process holds more than half the memory maps Linux allows
+    (module docstring: past the limit XLA:CPU segfaults in its next compilation)."""
+    if _MAP_LIMIT and nextitem is not None and _MAPS.read_bytes().count(b"\n") > _MAP_LIMIT // 2:
+        jax.clear_caches()
 
 
 @pytest.fixture

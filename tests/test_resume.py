@@ -35,10 +35,7 @@ KILLS_PER_JOB = 5
 def _spawn(root, cache):
     # XLA_FLAGS inherited (tests/conftest.py: XLA:CPU at -O0; the worker's time is mostly compilation); the
     # reference and the killed runs share them, so "bit-identical" compares the same programs
-    # (under CI=true no program is read back from disk: tests/conftest.py says why)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if os.environ.get("JAXBEAM_TEST_JIT_CACHE") != "off":
-        env["JAXBEAM_TEST_JAX_CACHE"] = str(cache)
+    env = {**os.environ, "JAXBEAM_TEST_JAX_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(root), *JOBS],
         stdout=subprocess.PIPE,
