@@ -15,6 +15,7 @@ import importlib
 import time
 
 from experiments.common import BUDGETS, budget_from_args, parse_args
+from jaxbeam.jobs.compiled import release_compiled_programs
 from jaxbeam.jobs.runs import CPU_STEPS_PER_SECOND
 
 # name: (pre-training budgets it adds to the cache, fine-tunings it runs); UBERT counts 3 budgets.
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
         print(f"\n=== {name} ===", flush=True)
         importlib.import_module(f"experiments.{name}").main(shared if name in SAO_EXPERIMENTS else passthrough)
         times[name] = time.perf_counter() - t0
+        release_compiled_programs(0.5)  # one process compiles every experiment's programs: Linux's map limit
     print("\nrun times:")
     for name, s in times.items():
         print(f"  {name:32s} {s / 60:7.1f} min")

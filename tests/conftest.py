@@ -40,7 +40,8 @@ code), and JAX keeps every executable it compiled (its caches are per process). 
 map memory inside LLVM and the process dies of a segmentation fault; an xdist worker that runs half the
 suite compiles more than that (two CI runs on 2026-12-06 lost a worker so, at 84-94 % of the run). After
 each test the worker counts its mappings and, past half the limit, drops JAX's in-process caches
-(``jax.clear_caches()``: later tests compile again, or read the persistent cache). ``--max-worker-restart=0``
+(:func:`jaxbeam.jobs.compiled.release_compiled_programs`: later tests compile again, or read the persistent
+cache). ``--max-worker-restart=0``
 (pyproject) makes any crashed worker end the run at once, with the crash reported, instead of leaving
 pytest-xdist waiting for it until CI's time limit.
 """
@@ -100,22 +101,13 @@ if os.environ["JAXBEAM_TEST_JIT_CACHE"] != "off":
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
-def _max_map_count() -> int:
-    try:
-        return int(Path("/proc/sys/vm/max_map_count").read_text())
-    except (OSError, ValueError):  # not Linux: no such limit to watch
-        return 0
-
-
-_MAP_LIMIT = _max_map_count()
-_MAPS = Path("/proc/self/maps")
-
-
 def pytest_runtest_teardown(item, nextitem):
     """Drop JAX's compiled programs when this process holds more than half the memory maps Linux allows
     (module docstring: past the limit XLA:CPU segfaults in its next compilation)."""
-    if _MAP_LIMIT and nextitem is not None and _MAPS.read_bytes().count(b"\n") > _MAP_LIMIT // 2:
-        jax.clear_caches()
+    if nextitem is not None:
+        from jaxbeam.jobs.compiled import release_compiled_programs
+
+        release_compiled_programs(0.5)
 
 
 @pytest.fixture
