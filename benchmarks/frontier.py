@@ -19,7 +19,9 @@ at 20 dB (SR), where RZF is far from WMMSE. The classical ladder on every panel:
 (closed forms); SR: WMMSE-k (:func:`jaxbeam.wmmse_fixed`, k in 1, 2, 3, 5, 10, 20, 50 from RZF; at 20 dB every k
 up to 8 and 10, 12, 15, 20, 30, 50: :data:`DENSE_BUDGETS`) and WMMSE to
 convergence (``tol=1e-5``, reference); MR: the exact max-min optimum (reference); EE: the power search on RZF's
-and ZF's directions (:func:`jaxbeam.power_search`, 13 levels 1.5 dB apart) and SCA (reference). Learned models:
+and ZF's directions (:func:`jaxbeam.power_search`, 13 levels 1.5 dB apart, each level with its own RZF), the
+continuous power search on the fixed full-power RZF and ZF directions (:func:`jaxbeam.ee_scale`: 24 golden-section
+steps on the gains computed once) and SCA (reference). Learned models:
 the ``cpu`` models of the experiment cache (``--runs``; BERT per utility and UBERT at (6, 12) and (8, 16)),
 MT-SAO runs (``--sao RUN``) and deep-unfolded WMMSE runs (``--unfolded RUN``), any number, loaded with
 :func:`jaxbeam.jobs.load.load_beamformer`. Each learned
@@ -83,8 +85,9 @@ def classical(utility: str, K: int, N: int, sigma2: float, budgets=BUDGETS) -> t
     for d in ("rzf", "zf"):
         if not (d == "zf" and K > N):
             out[f"{d.upper()} power search"] = lambda H, d=d: jb.power_search(H, P, sigma2, PC, direction=d)
+            out[f"{d.upper()} + EE scale"] = lambda H, d=d: jb.ee_scale(H, linear_beams(d, H, P, sigma2), sigma2, PC)
     out["SCA"] = lambda H: jb.sca(H, P, sigma2, "ee", PC)
-    return out, {"SCA", *(n for n in out if n.endswith("power search"))}
+    return out, {"SCA", *(n for n in out if n.endswith(("power search", "EE scale")))}
 
 
 def _once(f, x) -> float:
@@ -204,6 +207,8 @@ def run(args) -> list[dict]:
         sigma2 = P / 10 ** (snr_db / 10)
         H = jb.rayleigh(jax.random.fold_in(key, 1000 * K + N), (args.samples,), K, N)
         for utility in utilities:
+            if utility not in args.utilities:
+                continue
             budgets = QUICK_BUDGETS if args.quick else DENSE_BUDGETS if snr_db >= 20 else BUDGETS
             methods, refs = classical(utility, K, N, sigma2, budgets)
             learned = learned_methods(args, utility, K, N, sigma2, notes)
@@ -306,6 +311,7 @@ def main(argv=None) -> int:
         default=[],
         help="a deep-unfolded WMMSE run directory (repeatable; jaxbeam pretrain --model unfolded)",
     )
+    p.add_argument("--utilities", default="sr,mr,ee", help="the panels' utilities, comma-separated (default all)")
     p.add_argument("--seed", type=int, default=20261206, help="channel seed (one no design was chosen on)")
     p.add_argument("--out", type=Path, default=Path("results/frontier.json"))
     p.add_argument("--quiet", dest="progress", action="store_false")
@@ -315,6 +321,11 @@ def main(argv=None) -> int:
         args.batches = sorted({int(b) for b in args.batches.split(",")})
     except ValueError:
         p.error(f"--batches must be comma-separated positive ints; got {args.batches!r}")
+    args.utilities = tuple(u.strip() for u in args.utilities.split(","))
+    if not args.utilities or any(u not in jb.TASKS for u in args.utilities):
+        p.error(
+            f"--utilities must be a comma-separated subset of {','.join(jb.TASKS)}; got {','.join(args.utilities)}"
+        )
     if args.quick:
         args.samples, args.repeats, args.runs, args.sao = min(args.samples, 32), 2, None, []
         args.rounds = 2

@@ -35,6 +35,7 @@ from jaxbeam.core.utility import (
     utility,
 )
 from jaxbeam.solvers import (
+    ee_scale,
     maxmin_exact,
     power_search,
     refine,
@@ -79,6 +80,7 @@ __all__ = [
     "user_tokens",
     "utility",
     "power_search",
+    "ee_scale",
     "wmmse",
     "wmmse_antenna",
     "wmmse_beams",

@@ -5,6 +5,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 import jaxbeam as jb
 from benchmarks.frontier import classical, main, mark_frontier, match, quality
@@ -79,6 +80,12 @@ def test_quick_run_writes_the_json_the_table_and_the_plot(tmp_path, capsys):
         )
     assert {"WMMSE-1", "WMMSE-5", "WMMSE (converged)"} <= {r["method"] for r in rows if r["utility"] == "sr"}
     assert "max-min optimum" in {r["method"] for r in rows if r["utility"] == "mr"}
-    assert {"RZF power search", "SCA"} <= {r["method"] for r in rows if r["utility"] == "ee"}
+    assert {"RZF power search", "RZF + EE scale", "SCA"} <= {r["method"] for r in rows if r["utility"] == "ee"}
     assert out.with_suffix(".png").stat().st_size > 0 and "## (3, 4), 10 dB, EE" in out.with_suffix(".md").read_text()
     assert "cheapest classical" in capsys.readouterr().out
+
+
+def test_bad_utilities_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--quick", "--utilities", "sr,xx"])
+    assert e.value.code == 2 and "--utilities must be a comma-separated subset of sr,mr,ee" in capsys.readouterr().err

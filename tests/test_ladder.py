@@ -68,3 +68,35 @@ def test_power_search_arguments():
         with pytest.raises(ValueError, match=match):
             jb.power_search(H, 1.0, **kw)
     chex.assert_trees_all_close(jb.power_search(H, 1.0, utility="sr"), jb.rzf(H, 1.0, 0.1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures("x64")
+def test_ee_scale_finds_the_best_power_on_a_fixed_direction():
+    """Against a dense numpy grid of 4,001 scales on the same direction (per-user noise, a mask, P = 3 W)."""
+    K, N, Pc = 4, 8, 0.5
+    H = jb.rayleigh(jax.random.key(4), (32,), K, N, dtype=jnp.complex128)
+    s2 = jnp.asarray([0.1, 0.05, 0.2, 0.1])
+    mask = jnp.ones((32, K), bool).at[:4, 3].set(False)
+    W0 = jb.rzf(H, 3.0, s2, mask=mask)
+    W, t = jb.ee_scale(H, W0, s2, Pc, mask=mask, return_scale=True)
+    chex.assert_shape(W, (32, K, N))
+    chex.assert_shape(t, (32,))
+    chex.assert_trees_all_close(W, W0 * jnp.sqrt(t)[:, None, None], rtol=1e-12)
+    Hn, Wn, m = np.asarray(H), np.asarray(W0), np.asarray(mask)
+
+    def ee(scale):  # (S,) scales -> (S, 32), numpy
+        G2 = np.abs(np.einsum("bkn,bin->bki", np.conj(Hn), Wn)) ** 2 * m[:, None, :]
+        sig = np.einsum("bkk->bk", G2)
+        sc = scale[:, None, None]
+        rate = np.sum(m * np.log2(1 + sc * sig / (sc * (G2.sum(-1) - sig) + np.asarray(s2))), -1)
+        return rate / (scale[:, None] * np.sum(np.abs(Wn) ** 2, (-2, -1)) + Pc)
+
+    grid = np.exp(np.linspace(np.log(2.0**-12), 0.0, 4001))
+    best = ee(grid).max(0)
+    found = np.asarray(jb.energy_efficiency(H, W, s2, Pc, mask))
+    np.testing.assert_allclose(found, best, rtol=1e-6)  # the grid's best, to its resolution
+    assert np.all(found >= ee(np.ones(1))[0] * (1 - 1e-12))  # never below the direction at full power
+    assert np.mean(np.asarray(t) < 0.9) > 0.5  # at 3 W the optimum spends less than the budget
+    for kw, match in (({"steps": 0}, "steps must be"), ({"t_min": 1.0}, "t_min must be a number in")):
+        with pytest.raises(ValueError, match=match):
+            jb.ee_scale(H, W0, s2, Pc, **kw)

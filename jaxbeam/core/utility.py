@@ -65,6 +65,16 @@ def _gains(H, W):
 
 
 def _sinr(H, W, sigma2, mask):
+    signal, interference, sigma2 = _signal_interference(H, W, sigma2)
+    sinr = signal / jnp.maximum(interference + sigma2, jnp.finfo(signal.dtype).tiny)  # module docstring
+    if mask is not None:
+        sinr = jnp.where(mask, sinr, 0.0)
+    return sinr
+
+
+def _signal_interference(H, W, sigma2):
+    """``(signal, interference, noise)``, each ``(..., K)``: ``|h_k^H w_k|^2``, ``sum_{i != k} |h_k^H w_i|^2`` and
+    ``sigma2``, all divided by the same per-sample ``c^2`` (the SINR's parts, scaled for range)."""
     G = _gains(H, W)
     # SINR_k(G / c, sigma2 / c^2) == SINR_k(G, sigma2) for any c > 0: dividing by the largest |G| per sample
     # keeps |G|^2 finite for inputs near the float range's end (x 1e30); sigma2 / c^2 may underflow to 0 there,
@@ -77,10 +87,7 @@ def _sinr(H, W, sigma2, mask):
     eye = jnp.eye(K, dtype=bool)
     signal = jnp.diagonal(G2, axis1=-2, axis2=-1)
     interference = jnp.sum(jnp.where(eye, 0.0, G2), axis=-1)  # not total - signal: no cancellation
-    sinr = signal / jnp.maximum(interference + sigma2, jnp.finfo(G2.dtype).tiny)  # module docstring
-    if mask is not None:
-        sinr = jnp.where(mask, sinr, 0.0)
-    return sinr
+    return signal, interference, jnp.broadcast_to(sigma2, signal.shape)
 
 
 @public()

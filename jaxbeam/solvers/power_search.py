@@ -13,6 +13,17 @@ with ``dir`` RZF (at each power its own regularisation ``K sigma2 / (P r^j)``), 
 ``P / 64``). The levels are evaluated one after another inside one jitted call (a ``lax.scan`` keeping the
 running best: the memory of one batch); the search is a grid, not an adaptive 1-D search, so its cost is fixed
 and its result is the exact maximum over the grid.
+
+:func:`ee_scale` is the continuous, cheaper variant on a *fixed* direction: the beams ``W`` scaled by
+``sqrt(t)``, ``t`` in ``[t_min, 1]``, with the best EE found by a golden-section search from the gains of ``W``
+computed once. Each rate ``log2(1 + t s_k / (t i_k + sigma2_k))`` is concave in ``t`` (a concave increasing
+SINR inside a concave increasing log), so
+
+.. math:: \mathrm{EE}(t) = \frac{\sum_k \log_2\left(1 + \frac{t s_k}{t i_k + \sigma_k^2}\right)}{t \|W\|_F^2 + P_c}
+
+is a concave function over an affine positive one: quasi-concave, so unimodal in ``t`` (and in ``log t``), and
+the search converges to its maximum over the interval. One search costs one gains computation
+(``O(K^2 N)``, about one RZF) plus ``O(K)`` per step.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from jax.typing import ArrayLike
 from jaxbeam.core import _checks
 from jaxbeam.core._jit import public
 from jaxbeam.core.precoders import mrt, rzf, zf
-from jaxbeam.core.utility import TASKS
+from jaxbeam.core.utility import TASKS, _prepare, _signal_interference
 from jaxbeam.core.utility import utility as utility_fn
 from jaxbeam.solvers._common import check_count
 from jaxbeam.solvers._wmmse_total import wmmse_fixed
@@ -109,4 +120,75 @@ def power_search(
     return W
 
 
-__all__ = ["DIRECTIONS", "power_search"]
+_GOLDEN = (5**0.5 - 1) / 2  # 0.618...: the interval kept per golden-section step
+
+
+@public(static=("steps", "t_min", "return_scale"))
+def ee_scale(
+    H: ArrayLike,
+    W: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    Pc: ArrayLike = 0.5,
+    *,
+    steps: int = 24,
+    t_min: float = 2.0**-12,
+    mask: ArrayLike | None = None,
+    return_scale: bool = False,
+):
+    """EE's best power on the direction of ``W``: ``sqrt(t*) W`` with ``t*`` the maximiser of EE over
+    ``[t_min, 1]`` (module docstring), by ``steps`` golden-section steps in ``log t``, batched.
+
+    The interval in ``log t`` shrinks by 0.618 per step (24 steps: from ``log(1/t_min)`` to ``~1e-5`` of it); the
+    result is the best of the last two probes and ``t = 1``, so it is never below ``W`` itself (up to rounding).
+
+    Args:
+      H: complex ``(..., K, N)`` channels.
+      W: complex ``(..., K, N)`` beams, the direction and the largest power ``||W||_F^2`` [W] (e.g. RZF at ``P``).
+      sigma2: noise power [W], as :func:`jaxbeam.sinr`; Pc: circuit power [W] (EE, eq. 3a; >= 0).
+      steps: golden-section steps (int >= 1); t_min: the smallest power share searched, in (0, 1).
+      mask: optional bool ``(..., K)``.
+      return_scale: also return ``t*`` ``(...,)``.
+
+    Returns:
+      complex ``(..., K, N)`` beams ``sqrt(t*) W`` (and ``t*`` if asked).
+    """
+    steps = check_count(steps, "steps", 1)
+    if not (isinstance(t_min, float | int) and 0.0 < float(t_min) < 1.0):
+        raise ValueError(f"t_min must be a number in (0, 1); got {t_min!r}")
+    H, W, s2, mask, batch = _prepare(H, W, sigma2, mask)
+    rdtype = s2.dtype
+    Pc = _checks.real_param("Pc", Pc, batch, low=0.0, strict=False, what="circuit power in W").astype(rdtype)
+    signal, interference, s2 = _signal_interference(H, W, s2)
+    present = jnp.ones(signal.shape, bool) if mask is None else mask
+    power = jnp.sum(W.real**2 + W.imag**2, axis=(-2, -1))
+    tiny = jnp.finfo(rdtype).tiny
+
+    def ee(log_t):  # (...,) -> (...,)
+        t = jnp.exp(log_t)[..., None]
+        rate = jnp.log1p(t * signal / jnp.maximum(t * interference + s2, tiny))
+        sr = jnp.sum(jnp.where(present, rate, 0.0), axis=-1) / jnp.log(2.0)
+        return sr / jnp.maximum(jnp.exp(log_t) * power + Pc, tiny)
+
+    g = jnp.asarray(_GOLDEN, rdtype)
+    lo = jnp.full(batch, jnp.log(jnp.asarray(t_min, rdtype)))
+    hi = jnp.zeros(batch, rdtype)
+    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+    state = (lo, hi, x1, x2, ee(x1), ee(x2))
+
+    def step(_, c):
+        lo, hi, x1, x2, f1, f2 = c
+        left = f1 >= f2  # the maximum is in [lo, x2]: keep it (NaN-free: EE is finite for finite inputs)
+        lo, hi = jnp.where(left, lo, x1), jnp.where(left, x2, hi)
+        n1, n2 = hi - g * (hi - lo), lo + g * (hi - lo)
+        x1, x2 = jnp.where(left, n1, x2), jnp.where(left, x1, n2)  # one probe is reused, one is new
+        new = ee(jnp.where(left, x1, x2))
+        return lo, hi, x1, x2, jnp.where(left, new, f2), jnp.where(left, f1, new)
+
+    _, _, x1, x2, f1, f2 = jax.lax.fori_loop(0, steps, step, state)
+    best, f_best = jnp.where(f1 >= f2, x1, x2), jnp.maximum(f1, f2)
+    t = jnp.where(f_best > ee(jnp.zeros(batch, rdtype)), jnp.exp(best), 1.0)
+    out = W * jnp.sqrt(t)[..., None, None].astype(W.dtype)
+    return (out, t) if return_scale else out
+
+
+__all__ = ["DIRECTIONS", "ee_scale", "power_search"]
