@@ -21,7 +21,8 @@ up to 8 and 10, 12, 15, 20, 30, 50: :data:`DENSE_BUDGETS`) and WMMSE to
 convergence (``tol=1e-5``, reference); MR: the exact max-min optimum (reference); EE: the power search on RZF's
 and ZF's directions (:func:`jaxbeam.power_search`, 13 levels 1.5 dB apart, each level with its own RZF), the
 continuous power search on the fixed full-power RZF and ZF directions (:func:`jaxbeam.ee_scale`: 24 golden-section
-steps on the gains computed once) and SCA (reference). Learned models:
+steps on the gains computed once), RZF at its EE-best power by alternating power and regulariser
+(:func:`jaxbeam.rzf_ee`, 2 and 3 passes) and SCA (reference). Learned models:
 the ``cpu`` models of the experiment cache (``--runs``; BERT per utility and UBERT at (6, 12) and (8, 16)),
 MT-SAO runs (``--sao RUN``) and deep-unfolded WMMSE runs (``--unfolded RUN``), any number, loaded with
 :func:`jaxbeam.jobs.load.load_beamformer`. Each learned
@@ -86,8 +87,10 @@ def classical(utility: str, K: int, N: int, sigma2: float, budgets=BUDGETS) -> t
         if not (d == "zf" and K > N):
             out[f"{d.upper()} power search"] = lambda H, d=d: jb.power_search(H, P, sigma2, PC, direction=d)
             out[f"{d.upper()} + EE scale"] = lambda H, d=d: jb.ee_scale(H, linear_beams(d, H, P, sigma2), sigma2, PC)
+    for m in (2, 3):
+        out[f"RZF EE, {m} passes"] = lambda H, m=m: jb.rzf_ee(H, P, sigma2, PC, passes=m)
     out["SCA"] = lambda H: jb.sca(H, P, sigma2, "ee", PC)
-    return out, {"SCA", *(n for n in out if n.endswith(("power search", "EE scale")))}
+    return out, {"SCA", *(n for n in out if n.endswith(("power search", "EE scale", "passes")))}
 
 
 def _once(f, x) -> float:
@@ -323,9 +326,7 @@ def main(argv=None) -> int:
         p.error(f"--batches must be comma-separated positive ints; got {args.batches!r}")
     args.utilities = tuple(u.strip() for u in args.utilities.split(","))
     if not args.utilities or any(u not in jb.TASKS for u in args.utilities):
-        p.error(
-            f"--utilities must be a comma-separated subset of {','.join(jb.TASKS)}; got {','.join(args.utilities)}"
-        )
+        p.error(f"--utilities must be a comma-separated subset of {','.join(jb.TASKS)}; got {','.join(args.utilities)}")
     if args.quick:
         args.samples, args.repeats, args.runs, args.sao = min(args.samples, 32), 2, None, []
         args.rounds = 2

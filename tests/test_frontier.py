@@ -80,7 +80,9 @@ def test_quick_run_writes_the_json_the_table_and_the_plot(tmp_path, capsys):
         )
     assert {"WMMSE-1", "WMMSE-5", "WMMSE (converged)"} <= {r["method"] for r in rows if r["utility"] == "sr"}
     assert "max-min optimum" in {r["method"] for r in rows if r["utility"] == "mr"}
-    assert {"RZF power search", "RZF + EE scale", "SCA"} <= {r["method"] for r in rows if r["utility"] == "ee"}
+    assert {"RZF power search", "RZF + EE scale", "RZF EE, 2 passes", "SCA"} <= {
+        r["method"] for r in rows if r["utility"] == "ee"
+    }
     assert out.with_suffix(".png").stat().st_size > 0 and "## (3, 4), 10 dB, EE" in out.with_suffix(".md").read_text()
     assert "cheapest classical" in capsys.readouterr().out
 

@@ -100,3 +100,30 @@ def test_ee_scale_finds_the_best_power_on_a_fixed_direction():
     for kw, match in (({"steps": 0}, "steps must be"), ({"t_min": 1.0}, "t_min must be a number in")):
         with pytest.raises(ValueError, match=match):
             jb.ee_scale(H, W0, s2, Pc, **kw)
+
+
+@pytest.mark.usefixtures("x64")
+def test_rzf_ee_alternates_power_and_regulariser_like_numpy():
+    """Pass 2 against numpy: RZF (eq. 5, N x N form) regularised at pass 1's power, then a 4,001-point grid."""
+    K, N, s2, Pc, P = 3, 6, 0.1, 0.5, 2.0
+    H = jb.rayleigh(jax.random.key(5), (8,), K, N, dtype=jnp.complex128)
+    W1 = jb.rzf_ee(H, P, s2, Pc, passes=1)
+    chex.assert_trees_all_close(W1, jb.ee_scale(H, jb.rzf(H, P, s2), s2, Pc), rtol=1e-12)
+    W2, p2 = jb.rzf_ee(H, P, s2, Pc, passes=2, return_power=True)
+    chex.assert_shape((W2, p2), ((8, K, N), (8,)))
+    _, p1 = jb.rzf_ee(H, P, s2, Pc, passes=1, return_power=True)
+    grid = np.exp(np.linspace(np.log(2.0**-12), 0.0, 4001))
+    for b in range(8):
+        h = np.asarray(H[b])  # row k is h_k (gains h_k^H w_i); row k of W is w_k
+        A = s2 * np.eye(N) + (float(p1[b]) / K) * sum(np.outer(h[k], np.conj(h[k])) for k in range(K))
+        V = np.stack([np.linalg.solve(A, h[k]) for k in range(K)])
+        V = np.sqrt(P / K) * V / np.linalg.norm(V, axis=1, keepdims=True)  # full power P, regularised at p1
+
+        def ee(scale, h=h, V=V):
+            G2 = np.abs(np.conj(h) @ (np.sqrt(scale) * V).T) ** 2
+            sig = np.diag(G2)
+            return np.sum(np.log2(1 + sig / (G2.sum(1) - sig + s2))) / (scale * P + Pc)
+
+        np.testing.assert_allclose(float(jb.energy_efficiency(H[b], W2[b], s2, Pc)), max(map(ee, grid)), rtol=1e-6)
+    with pytest.raises(ValueError, match="passes must be"):
+        jb.rzf_ee(H, P, passes=0)

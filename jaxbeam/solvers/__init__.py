@@ -8,7 +8,7 @@ float64.
 """
 
 from jaxbeam.solvers.maxmin import maxmin_exact
-from jaxbeam.solvers.power_search import ee_scale, power_search
+from jaxbeam.solvers.power_search import ee_scale, power_search, rzf_ee
 from jaxbeam.solvers.refine import refine
 from jaxbeam.solvers.sca import UTILITIES, SCAState, sca
 from jaxbeam.solvers.unfolded import unfolded_wmmse
@@ -23,6 +23,7 @@ __all__ = [
     "maxmin_exact",
     "power_search",
     "refine",
+    "rzf_ee",
     "sca",
     "unfolded_wmmse",
     "wmmse",

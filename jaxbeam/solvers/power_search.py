@@ -191,4 +191,51 @@ def ee_scale(
     return (out, t) if return_scale else out
 
 
-__all__ = ["DIRECTIONS", "ee_scale", "power_search"]
+@public(static=("passes", "steps", "return_power"))
+def rzf_ee(
+    H: ArrayLike,
+    P: ArrayLike,
+    sigma2: ArrayLike = 0.1,
+    Pc: ArrayLike = 0.5,
+    *,
+    passes: int = 2,
+    steps: int = 24,
+    mask: ArrayLike | None = None,
+    return_power: bool = False,
+):
+    r"""RZF at its EE-best power, found by alternating the power and RZF's regulariser, batched.
+
+    Pass 1 is :func:`ee_scale` on RZF at the full budget; each further pass re-regularises RZF at the power the
+    last pass chose (``K sigma2 / (P t)``, the RZF of that budget), scales it back to ``P`` and searches again:
+
+    .. math:: W_{m} = \mathrm{ee\_scale}\Big(\sqrt{1/t_{m-1}}\ \mathrm{rzf}(H, P t_{m-1})\Big), \quad
+              t_0 = 1, \quad \|W_m\|_F^2 = P t_m .
+
+    Each pass costs one RZF and one golden-section search; the power is continuous in ``[P t_min, P]``, where
+    :func:`power_search` evaluates 13 RZFs on a grid 1.5 dB apart.
+
+    Args:
+      H: complex ``(..., K, N)`` channels.
+      P: power budget [W] (> 0), scalar or per sample ``(...,)``.
+      sigma2: noise power [W], as :func:`jaxbeam.rzf`; Pc: circuit power [W] (EE, eq. 3a; >= 0).
+      passes: the number of passes (int >= 1; 1 is ``ee_scale(H, rzf(H, P))``).
+      steps: golden-section steps per pass (:func:`ee_scale`).
+      mask: optional bool ``(..., K)``.
+      return_power: also return the chosen power [W] ``(...,)``.
+
+    Returns:
+      complex ``(..., K, N)`` beams with ``||W||_F^2 = P t`` (and ``P t`` if asked).
+    """
+    passes = check_count(passes, "passes", 1)
+    H = _checks.complex_kn("H", H)
+    batch = H.shape[:-2]
+    P = jnp.broadcast_to(_checks.real_param("P", P, batch, low=0.0, what="power budget in W"), batch)
+    P = P.astype(H.real.dtype)
+    t = jnp.ones(batch, H.real.dtype)
+    for _ in range(passes):  # a handful: unrolled
+        W = rzf(H, P * t, sigma2, mask=mask) * jax.lax.rsqrt(t)[..., None, None].astype(H.dtype)
+        W, t = ee_scale(H, W, sigma2, Pc, steps=steps, mask=mask, return_scale=True)
+    return (W, P * t) if return_power else W
+
+
+__all__ = ["DIRECTIONS", "ee_scale", "power_search", "rzf_ee"]
