@@ -98,3 +98,13 @@ def test_sionna_snr_quick_run_writes_both_reports(tmp_path):
         assert r["after"]["p50"] - r["before"]["p50"] == pytest.approx(shift, abs=1e-6)
     md = (tmp_path / "sionna_snr.md").read_text()
     assert all(f"{s.upper()} |  after" in md for s in SCENARIOS) and payload["commit"] in md
+
+
+def test_ee_power_headroom_refuses_bad_arguments(capsys):
+    from benchmarks.ee_power_headroom import main as headroom
+
+    for argv, what in ((["--errors", "a,b"], "--errors must be comma-separated numbers"),
+                       (["--samples", "1"], "--samples must be >= 2")):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            headroom(argv)
+        assert e.value.code == 2 and what in capsys.readouterr().err
