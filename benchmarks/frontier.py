@@ -22,7 +22,7 @@ convergence (``tol=1e-5``, reference); MR: the exact max-min optimum (reference)
 and ZF's directions (:func:`jaxbeam.power_search`, 13 levels 1.5 dB apart, each level with its own RZF), the
 continuous power search on the fixed full-power RZF and ZF directions (:func:`jaxbeam.ee_scale`: 24 golden-section
 steps on the gains computed once), RZF at its EE-best power by alternating power and regulariser
-(:func:`jaxbeam.rzf_ee`, 2 and 3 passes) and SCA (reference). Learned models:
+(:func:`jaxbeam.rzf_ee`, 2 and 3 passes) and SCA; the references are SCA and every power search. Learned models:
 the ``cpu`` models of the experiment cache (``--runs``; BERT per utility and UBERT at (6, 12) and (8, 16)),
 MT-SAO runs (``--sao RUN``) and deep-unfolded WMMSE runs (``--unfolded RUN``), any number, loaded with
 :func:`jaxbeam.jobs.load.load_beamformer`. Each learned
@@ -325,7 +325,7 @@ def main(argv=None) -> int:
     except ValueError:
         p.error(f"--batches must be comma-separated positive ints; got {args.batches!r}")
     args.utilities = tuple(u.strip() for u in args.utilities.split(","))
-    if not args.utilities or any(u not in jb.TASKS for u in args.utilities):
+    if any(u not in jb.TASKS for u in args.utilities):
         p.error(f"--utilities must be a comma-separated subset of {','.join(jb.TASKS)}; got {','.join(args.utilities)}")
     if args.quick:
         args.samples, args.repeats, args.runs, args.sao = min(args.samples, 32), 2, None, []

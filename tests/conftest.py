@@ -34,16 +34,15 @@ entry (a run killed mid-write) is only a warning and a recompile. Worker scripts
 (``multiprocess_worker.py``; ``resume_worker.py`` has a cache of its own per test) do not use it.
 Tracing, and with it every trace-time check, still runs on a cache hit.
 
-Memory maps: every XLA:CPU executable alive in a process holds about 20-24 memory mappings (its JIT-linked
+Memory maps: every XLA:CPU executable alive in a process holds 3 to about 24 memory mappings (its JIT-linked
 code), and JAX keeps every executable it compiled (its caches are per process). Past Linux's
-``vm.max_map_count`` (65,530 by default: about 2,700 executables) the next compilation or cache read fails to
-map memory inside LLVM and the process dies of a segmentation fault; an xdist worker that runs half the
-suite compiles more than that (two CI runs on 2026-12-06 lost a worker so, at 84-94 % of the run). After
-each test the worker counts its mappings and, past half the limit, drops JAX's in-process caches
-(:func:`jaxbeam.jobs.compiled.release_compiled_programs`: later tests compile again, or read the persistent
-cache). ``--max-worker-restart=0``
-(pyproject) makes any crashed worker end the run at once, with the crash reported, instead of leaving
-pytest-xdist waiting for it until CI's time limit.
+``vm.max_map_count`` (65,530 by default: a few thousand executables, 2,700 of the 24-mapping kind) the next
+compilation or cache read fails to map memory inside LLVM and the process dies of a segmentation fault; an
+xdist worker that runs half the suite compiles more than that (two CI runs on 2026-12-06 lost a worker so, at
+84-94 % of the run). After each test the worker counts its mappings and, past half the limit, drops JAX's
+in-process caches (:func:`jaxbeam.jobs.compiled.release_compiled_programs`: later tests compile again, or read
+the persistent cache). ``--max-worker-restart=0`` (pyproject) makes any crashed worker end the run at once,
+with the crash reported, instead of leaving pytest-xdist waiting for it until CI's time limit.
 """
 
 import hashlib
